@@ -1,0 +1,47 @@
+# slipway — every target is a verb; the CLI does the work.
+# `make run` and `make test` work on a fresh clone: they install uv and the locked environment first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+RUN := $(UV) run --locked --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-unit lint format compile-pipeline bench serve rollback clean seed-data
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: ## install uv if missing, then the locked environment (and the Debian tools tests need)
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --locked
+	@scripts/ensure-debian-tools.sh
+
+run: install ## seed the DVC remote if empty, run the training pipeline end to end, print a summary
+	$(RUN) slipway run
+
+seed-data: install ## write the dataset versions, track them with DVC, push to the remote
+	$(RUN) slipway data seed
+
+test: install ## the whole test suite
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: install ## only the fast unit tests
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
+	$(RUN) slipway compile
+
+bench: install ## benchmarks; results go to docs/benchmarks.md
+	$(RUN) python bench/pipeline.py
+
+clean: ## remove local state (.slipway/) and caches
+	rm -rf .slipway .pytest_cache .ruff_cache

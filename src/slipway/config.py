@@ -1,0 +1,137 @@
+"""The one configuration object, built at each entry point and passed down.
+
+Every setting is read from an environment variable ``SLIPWAY_<NAME>`` (or a ``.env`` file) with
+a type and a default. The defaults are the *embedded* deployment: everything lives under a local
+state folder. Production differs only by configuration, for example::
+
+    SLIPWAY_TRACKING_URI=http://mlflow.mlflow:5000
+    SLIPWAY_MODEL_STORE_URL=s3://acme-ml/models
+    SLIPWAY_DVC_REMOTE_URL=s3://acme-ml/dvc
+
+Library code never reads ``os.environ``; it receives a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from slipway.errors import ConfigError
+
+PACKAGE_VERSION = "0.1.0"
+
+
+class Settings(BaseSettings):
+    """Where slipway keeps things and how it reaches its backends.
+
+    Fields left at ``None`` are derived from ``state_dir`` after validation, so that setting
+    ``SLIPWAY_STATE_DIR`` alone moves the whole embedded deployment.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLIPWAY_", env_file=".env", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Field(Path(".slipway"), description="Local state folder (embedded default).")
+    project_dir: Path = Field(Path("."), description="The project checkout (params.yaml, data/).")
+    tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI.")
+    experiment_name: str = "slipway"
+    model_name: str = Field("slipway", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    model_store_url: str | None = Field(None, description="Root of model packages (path or s3://).")
+    efs_root: Path | None = Field(None, description="The EFS mount (a folder here).")
+    dvc_repo: str | None = Field(None, description="DVC project: a path or a git URL.")
+    dvc_remote_url: str | None = Field(None, description="DVC remote: a path or s3://bucket/prefix.")
+    aws_endpoint_url: str | None = Field(None, description="AWS endpoint (moto server in tests).")
+    aws_region: str = "us-east-1"
+    image_registry: str = Field("", description="Registry prefix, e.g. 1234.dkr.ecr.../")
+    image_tag: str = PACKAGE_VERSION
+    git_commit: str | None = Field(None, description="Code version; found with git if unset.")
+    pushgateway_url: str | None = None
+    efs_keep_versions: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        state = self.state_dir.expanduser().resolve()
+        project = self.project_dir.expanduser().resolve()
+        # frozen model: fill derived values through object.__setattr__ once, at construction
+        derived: dict[str, Any] = {
+            "state_dir": state,
+            "project_dir": project,
+            "tracking_uri": self.tracking_uri or f"sqlite:///{state / 'mlflow.db'}",
+            "model_store_url": self.model_store_url or str(state / "store" / "models"),
+            "efs_root": (self.efs_root or state / "efs").expanduser().resolve(),
+            "dvc_repo": self.dvc_repo or str(project),
+            "dvc_remote_url": self.dvc_remote_url or str(state / "dvc-remote"),
+            "git_commit": self.git_commit or _git_commit(project),
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)
+        return self
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow stores artifacts when the tracking URI is a local database."""
+        return str(self.state_dir / "mlartifacts")
+
+    @property
+    def params_file(self) -> Path:
+        return self.project_dir / "params.yaml"
+
+    def image(self, name: str, tag: str | None = None) -> str:
+        """Full image reference, e.g. ``image("slipway-components")``."""
+        return f"{self.image_registry}{name}:{tag or self.image_tag}"
+
+    @property
+    def component_image(self) -> str:
+        return self.image("slipway-components")
+
+    @property
+    def server_image(self) -> str:
+        return self.image("slipway-server")
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``SLIPWAY_*`` variables, to hand to a subprocess or a pod."""
+        env = {}
+        for key, value in self.model_dump().items():
+            if value is not None:
+                env[f"SLIPWAY_{key.upper()}"] = str(value)
+        return env
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from the environment, turning validation errors into one sentence.
+
+    Raises:
+        ConfigError: a variable is malformed; the message names it and the value received.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"SLIPWAY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: "
+            f"{err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from e
+
+
+def _git_commit(project: Path) -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files changed; ``unknown`` off git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit

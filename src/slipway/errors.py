@@ -1,0 +1,44 @@
+"""The exceptions slipway raises.
+
+One base class, and a few specific subclasses that also inherit the matching builtin, so that
+callers can catch either ``SlipwayError`` or the builtin they already expect. Every message says
+what was wrong, the value received and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class SlipwayError(Exception):
+    """Base class of every error slipway raises on purpose."""
+
+
+class ConfigError(SlipwayError, ValueError):
+    """A setting or a ``params.yaml`` value is missing or malformed."""
+
+
+class DatasetVersionError(SlipwayError, LookupError):
+    """The requested dataset version is unknown, or its content does not match its hash."""
+
+
+class DatasetValidationError(SlipwayError, ValueError):
+    """The dataset broke its schema; ``report`` lists every violation."""
+
+    def __init__(self, message: str, report: str = "") -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class RemoteUnavailableError(SlipwayError, ConnectionError):
+    """A storage remote (DVC remote, S3, MLflow server) could not be reached."""
+
+
+class ModelPackageError(SlipwayError, ValueError):
+    """A model package is missing, incomplete or fails its checksum."""
+
+
+class VersionExistsError(SlipwayError, FileExistsError):
+    """A model version code is already in the store; versions are never overwritten."""
+
+
+class RegistryError(SlipwayError, RuntimeError):
+    """The MLflow registry is not in the state an operation expects."""
