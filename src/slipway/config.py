@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     model_store_url: str | None = Field(None, description="Root of model packages (path or s3://).")
     efs_root: Path | None = Field(None, description="The EFS mount (a folder here).")
     dvc_repo: str | None = Field(None, description="DVC project: a path or a git URL.")
-    dvc_remote_url: str | None = Field(None, description="DVC remote: a path or s3://bucket/prefix.")
+    dvc_remote_url: str | None = Field(
+        None, description="DVC remote: a path or s3://bucket/prefix."
+    )
     aws_endpoint_url: str | None = Field(None, description="AWS endpoint (moto server in tests).")
     aws_region: str = "us-east-1"
     image_registry: str = Field("", description="Registry prefix, e.g. 1234.dkr.ecr.../")

@@ -98,7 +98,9 @@ def load_params(path: Path) -> Params:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError as e:
-        raise ConfigError(f"params file {path} does not exist; create it (see docs/pipeline.md)") from e
+        raise ConfigError(
+            f"params file {path} does not exist; create it (see docs/pipeline.md)"
+        ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"params file {path} is not valid YAML: {e}") from e
     return parse_params(raw, source=str(path))

@@ -83,7 +83,9 @@ def seed_datasets(
                 "the endpoint and the credentials (SLIPWAY_DVC_REMOTE_URL, SLIPWAY_AWS_ENDPOINT_URL)"
             ) from e
     return [
-        DatasetRef(spec.version, spec.path.as_posix(), md5_file(project_dir / spec.path), "workspace")
+        DatasetRef(
+            spec.version, spec.path.as_posix(), md5_file(project_dir / spec.path), "workspace"
+        )
         for spec in specs
     ]
 
@@ -132,7 +134,9 @@ def pull_dataset(
         ) from e
     expected = (info.get("dvc_info") or {}).get("md5")
     if not expected:
-        raise DatasetVersionError(f"{path} in {repo!r} is not tracked by DVC; run `slipway data seed`")
+        raise DatasetVersionError(
+            f"{path} in {repo!r} is not tracked by DVC; run `slipway data seed`"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part")
     try:

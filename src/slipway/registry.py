@@ -1,0 +1,97 @@
+"""The MLflow model registry: versions, the ``champion`` alias, and reading the champion back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway.errors import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_VERSION_CODE = "version_code"
+
+
+def get_client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def get_alias_version(client: Any, name: str, alias: str = CHAMPION):
+    """The model version an alias points at, or ``None`` (no model or no alias yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def find_version_for_run(client: Any, name: str, run_id: str):
+    """The registry version already made from ``run_id``, if any (promotion is idempotent)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException:
+        return None
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_version(client: Any, name: str, model_uri: str, run_id: str):
+    """Register ``model_uri`` under ``name``, or return the version already made from the run."""
+    from mlflow.exceptions import MlflowException
+
+    existing = find_version_for_run(client, name, run_id)
+    if existing is not None:
+        return existing
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(name, model_uri, run_id=run_id)
+    return client.get_model_version(name, version.version)
+
+
+def move_alias(
+    client: Any, name: str, version: str, expected: str | None, alias: str = CHAMPION
+) -> None:
+    """Point ``alias`` at ``version`` if it still points at ``expected``, then read it back.
+
+    Read, compare, set, read back: if another run moved the alias since this run compared itself
+    with the champion, the comparison is stale and nothing is changed.
+
+    Raises:
+        RegistryError: the alias moved meanwhile, or did not take.
+    """
+    current = get_alias_version(client, name, alias)
+    current_version = current.version if current is not None else None
+    if current_version == version:
+        return
+    if current_version != expected:
+        raise RegistryError(
+            f"alias {alias!r} of model {name!r} now points at version {current_version}, not "
+            f"{expected} as when this candidate was evaluated; rerun the pipeline to compare "
+            "against the new champion"
+        )
+    client.set_registered_model_alias(name, alias, version)
+    after = get_alias_version(client, name, alias)
+    if after is None or after.version != version:
+        raise RegistryError(f"alias {alias!r} of model {name!r} did not move to version {version}")
+
+
+def champion_version_code(client: Any, name: str) -> tuple[str, str] | None:
+    """``(registry version, version code)`` of the champion, or ``None`` without one."""
+    version = get_alias_version(client, name, CHAMPION)
+    if version is None:
+        return None
+    code = version.tags.get(TAG_VERSION_CODE)
+    if not code:
+        raise RegistryError(
+            f"champion version {version.version} of {name!r} has no {TAG_VERSION_CODE!r} tag; it "
+            "was not promoted by slipway. Tag it or move the alias to a slipway version"
+        )
+    return version.version, code
