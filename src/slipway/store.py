@@ -72,7 +72,7 @@ class LocalModelStore:
         try:
             for name, data in ordered:
                 (tmp / name).write_bytes(data)
-            os.chmod(tmp, 0o755)
+            os.chmod(tmp, 0o755)  # noqa: S103 - packages are world-readable on purpose (EFS readers)
             try:
                 # rename(2) onto an existing non-empty folder fails: create-only even in a race
                 os.rename(tmp, final)
