@@ -41,6 +41,8 @@ RESOURCELESS_ACTIONS = {
     "cloudwatch:PutMetricData",
 }
 
+KMS_DATA_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
+
 # SLIPWAY_* variables of the Lambda that slipway.config.Settings does not declare yet
 # (pydantic-settings silently ignores unknown variables, so a typo would go unnoticed).
 NOT_YET_SETTINGS = {"SLIPWAY_IDEMPOTENCY_TABLE"}
@@ -476,18 +478,27 @@ def test_pipeline_role_uploads_models_but_never_deletes(resources: dict[str, Any
     statements = _role_statements(resources, "PipelineRole")
     actions = _allowed_actions(statements)
     assert not any("Delete" in a for a in actions)
-    on_models = {
-        a
+    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", *KMS_DATA_ACTIONS}
+    object_access = {
+        r["Fn::Sub"]: set(_as_list(s["Action"]))
         for s in statements
+        if s["Sid"] != "UseTheDataKey" and s["Action"] != "s3:ListBucket"
         for r in _as_list(s["Resource"])
-        if r == {"Fn::Sub": "${ArtifactBucket.Arn}/models/*"}
-        for a in _as_list(s["Action"])
     }
-    assert on_models == {"s3:PutObject"}
-    read_write = next(s for s in statements if s["Sid"] == "ReadWriteDvcAndMlflow")
-    assert read_write["Resource"] == [
-        {"Fn::Sub": "${ArtifactBucket.Arn}/dvc/*"},
-        {"Fn::Sub": "${ArtifactBucket.Arn}/mlflow/*"},
+    assert object_access == {
+        "${ArtifactBucket.Arn}/dvc/*": {"s3:GetObject", "s3:PutObject"},
+        "${ArtifactBucket.Arn}/mlflow/*": {"s3:GetObject", "s3:PutObject"},
+        "${ArtifactBucket.Arn}/kfp/*": {"s3:GetObject", "s3:PutObject"},
+        "${ArtifactBucket.Arn}/models/*": {"s3:GetObject", "s3:PutObject"},
+    }
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Resource"] == {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
+    prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert sorted(p for p in prefixes if p.endswith("/*")) == [
+        "dvc/*",
+        "kfp/*",
+        "mlflow/*",
+        "models/*",
     ]
 
 
