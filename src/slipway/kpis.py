@@ -309,10 +309,13 @@ def _describe(err: Any, data: Any) -> str:
                 name = entries[index].get("name")
         where = f"KPI {name!r} (entry {index + 1})" if name else f"KPI entry {index + 1}"
         loc = loc[2:]
-    field = ".".join("for" if part == "for_" else str(part) for part in loc) or "(whole entry)"
+    field = ".".join("for" if part == "for_" else str(part) for part in loc)
     message = str(err["msg"]).removeprefix("Value error, ")
-    shown = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
-    return f"  {where}, field {field}: {message}{shown}"
+    # our own checks (value_error) already quote the bad value in their message
+    shown = (
+        "" if err["type"] in ("missing", "value_error") else f" (got {_short(err.get('input'))})"
+    )
+    return f"  {where}{', field ' + field if field else ''}: {message}{shown}"
 
 
 def _short(value: Any) -> str:

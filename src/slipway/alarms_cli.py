@@ -1,0 +1,112 @@
+"""``slipway alarms``: generate the files derived from the KPI catalog, diff and apply alarms.
+
+Mounted by the main CLI as ``app.add_typer(alarms_cli.app, name="alarms")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from slipway.errors import SlipwayError
+
+if TYPE_CHECKING:
+    from slipway.kpis import KpiCatalog
+
+app = typer.Typer(help="KPI alert rules, CloudWatch alarms and dashboards.", no_args_is_help=True)
+
+CatalogOption = Annotated[Path, typer.Option("--catalog", help="The KPI catalog.", dir_okay=False)]
+EndpointOption = Annotated[
+    str | None, typer.Option("--endpoint-url", help="CloudWatch endpoint (moto in tests).")
+]
+RegionOption = Annotated[str, typer.Option("--region", help="AWS region.")]
+TopicOption = Annotated[
+    list[str] | None,
+    typer.Option("--sns-topic-arn", help="SNS topic for alarm and OK actions (repeatable)."),
+]
+
+
+def _catalog(path: Path) -> KpiCatalog:
+    from slipway.kpis import load_kpi_catalog
+
+    try:
+        return load_kpi_catalog(path)
+    except SlipwayError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def generate(
+    catalog: CatalogOption = Path("monitoring/kpis.yaml"),
+    root: Annotated[Path, typer.Option("--root", help="Project checkout to write into.")] = Path(
+        "."
+    ),
+) -> None:
+    """Write the alert rules, PrometheusRule, promtool tests, dashboards and agent config."""
+    from slipway.generated import write_generated
+    from slipway.kpis import check_runbook_anchors
+
+    kpis = _catalog(catalog)
+    try:
+        check_runbook_anchors(kpis, (root / "docs" / "kpis.md").read_text(encoding="utf-8"))
+        paths = write_generated(kpis, root)
+    except (SlipwayError, OSError) as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def diff(
+    catalog: CatalogOption = Path("monitoring/kpis.yaml"),
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = "us-east-1",
+    sns_topic_arn: TopicOption = None,
+) -> None:
+    """Show what `apply` would create, update or delete; exit 1 when something differs."""
+    from slipway.cloudwatch import cloudwatch_client, diff_alarms
+
+    kpis = _catalog(catalog)
+    changes = diff_alarms(cloudwatch_client(region, endpoint_url), kpis, sns_topic_arn or [])
+    for change in changes:
+        typer.echo(str(change))
+        for name, (old, new) in change.details.items():
+            typer.echo(f"    {name}: {old!r} -> {new!r}")
+    if not changes:
+        typer.echo("no changes")
+    raise typer.Exit(1 if changes else 0)
+
+
+@app.command()
+def apply(
+    catalog: CatalogOption = Path("monitoring/kpis.yaml"),
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = "us-east-1",
+    sns_topic_arn: TopicOption = None,
+    prune: Annotated[
+        bool, typer.Option(help="Delete slipway- alarms that are not in the catalog.")
+    ] = True,
+) -> None:
+    """Create or update the CloudWatch alarms and dashboard; idempotent."""
+    from slipway.cloudwatch import apply_alarms, apply_dashboard, cloudwatch_client
+
+    kpis = _catalog(catalog)
+    if not sns_topic_arn:
+        typer.echo("warning: no --sns-topic-arn given, the alarms notify nobody", err=True)
+    client = cloudwatch_client(region, endpoint_url)
+    try:
+        changes = apply_alarms(client, kpis, sns_topic_arn or [], prune=prune)
+        dashboard_changed = apply_dashboard(client, kpis, region)
+    except SlipwayError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    for change in changes:
+        typer.echo(str(change))
+    if dashboard_changed:
+        typer.echo("put dashboard slipway")
+    if not changes and not dashboard_changed:
+        typer.echo("no changes")

@@ -1,0 +1,378 @@
+"""CloudWatch alarms and dashboard generated from the KPI catalog, applied idempotently.
+
+:func:`alarm_specs` turns each KPI into the keyword arguments of ``put_metric_alarm`` (alarm
+``slipway-<kpi>``, explicit ``TreatMissingData``, ``DatapointsToAlarm`` <= ``EvaluationPeriods``,
+the SNS topics given as alarm and OK actions, tags). :func:`diff_alarms` compares them with the
+alarms that exist (every alarm whose name starts with ``slipway-``), field by field;
+:func:`apply_alarms` makes the account match and returns what it changed, so a second run
+returns nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from slipway.errors import SlipwayError
+from slipway.kpis import Kpi, KpiCatalog
+
+ALARM_PREFIX = "slipway-"
+MANAGED_TAG = "slipway:managed-by"
+DASHBOARD_NAME = "slipway"
+
+#: put_metric_alarm fields compared by diff_alarms (besides the slipway tags).
+COMPARED_FIELDS = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "AlarmActions",
+    "OKActions",
+    "InsufficientDataActions",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Period",
+    "Statistic",
+    "ExtendedStatistic",
+    "Metrics",
+    "Threshold",
+    "ComparisonOperator",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "TreatMissingData",
+)
+
+
+class CloudWatchApplyError(SlipwayError, RuntimeError):
+    """A CloudWatch call failed while applying alarms; the message names the alarm."""
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """One difference between the catalog and the account."""
+
+    action: Literal["create", "update", "delete"]
+    alarm_name: str
+    fields: tuple[str, ...] = ()
+    details: dict[str, tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        if self.action == "update":
+            return f"update {self.alarm_name}: {', '.join(self.fields)}"
+        return f"{self.action} {self.alarm_name}"
+
+
+def cloudwatch_client(region: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 CloudWatch client; ``endpoint_url`` points it at moto in tests."""
+    import boto3
+
+    return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+
+
+def alarm_tags(kpi: Kpi) -> list[dict[str, str]]:
+    return [
+        {"Key": MANAGED_TAG, "Value": "slipway"},
+        {"Key": "slipway:kpi", "Value": kpi.name},
+        {"Key": "slipway:severity", "Value": kpi.severity},
+        {"Key": "slipway:category", "Value": kpi.category},
+        {"Key": "slipway:rollback", "Value": "true" if kpi.rollback else "false"},
+    ]
+
+
+def alarm_spec(kpi: Kpi, catalog: KpiCatalog, actions: Sequence[str]) -> dict[str, Any]:
+    """The ``put_metric_alarm`` keyword arguments for one KPI.
+
+    Args:
+        kpi: the KPI.
+        catalog: its catalog (runbook base URL).
+        actions: SNS topic ARNs notified when the alarm fires and when it recovers.
+
+    Returns:
+        A dict to pass as ``client.put_metric_alarm(**spec)``.
+    """
+    cw = kpi.cloudwatch
+    description = f"{kpi.summary}. {kpi.description.strip()} Runbook: {catalog.runbook_url(kpi)}"
+    spec: dict[str, Any] = {
+        "AlarmName": kpi.alarm_name,
+        "AlarmDescription": description[:1024],
+        "ActionsEnabled": True,
+        "AlarmActions": list(actions),
+        "OKActions": list(actions),
+        "InsufficientDataActions": [],
+    }
+    if cw.expression is None:
+        spec["Namespace"] = cw.namespace
+        spec["MetricName"] = cw.metric_name
+        spec["Dimensions"] = _dimensions(cw.dimensions)
+        spec["Period"] = cw.period
+        if cw.statistic is not None:
+            spec["Statistic"] = cw.statistic
+        else:
+            spec["ExtendedStatistic"] = cw.extended_statistic
+    else:
+        queries: list[dict[str, Any]] = [
+            {"Id": "kpi", "Expression": cw.expression, "Label": kpi.name, "ReturnData": True}
+        ]
+        for query_id, query in cw.metrics.items():
+            queries.append(
+                {
+                    "Id": query_id,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": cw.namespace,
+                            "MetricName": query.metric_name,
+                            "Dimensions": _dimensions(query.dimensions),
+                        },
+                        "Period": cw.period,
+                        "Stat": query.stat,
+                    },
+                    "ReturnData": False,
+                }
+            )
+        spec["Metrics"] = queries
+    spec.update(
+        {
+            "Threshold": float(kpi.threshold),
+            "ComparisonOperator": kpi.comparison,
+            "EvaluationPeriods": kpi.evaluation_periods,
+            "DatapointsToAlarm": kpi.datapoints_to_alarm,
+            "TreatMissingData": kpi.treat_missing_data,
+            "Tags": alarm_tags(kpi),
+        }
+    )
+    return spec
+
+
+def alarm_specs(catalog: KpiCatalog, actions: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``put_metric_alarm`` arguments of every KPI, in catalog order."""
+    return [alarm_spec(kpi, catalog, actions) for kpi in catalog.kpis]
+
+
+def diff_alarms(client: Any, catalog: KpiCatalog, actions: Sequence[str]) -> list[AlarmChange]:
+    """What :func:`apply_alarms` would change, without changing anything.
+
+    Returns:
+        ``create`` for KPIs without an alarm, ``update`` (with the differing fields) for alarms
+        whose compared fields or slipway tags differ, ``delete`` for ``slipway-`` alarms that
+        are not in the catalog.
+    """
+    return [change for change, _ in _plan(client, catalog, actions)]
+
+
+def apply_alarms(
+    client: Any, catalog: KpiCatalog, actions: Sequence[str], *, prune: bool = True
+) -> list[AlarmChange]:
+    """Create, update and (with ``prune``) delete alarms so that the account matches the catalog.
+
+    Idempotent: when nothing differs, it makes no write call and returns an empty list.
+
+    Args:
+        client: a boto3 CloudWatch client.
+        catalog: the KPI catalog.
+        actions: SNS topic ARNs for AlarmActions and OKActions.
+        prune: delete ``slipway-`` alarms that are no longer in the catalog.
+
+    Returns:
+        The changes made.
+
+    Raises:
+        CloudWatchApplyError: a call failed; changes before it were applied.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    done: list[AlarmChange] = []
+    for change, spec in _plan(client, catalog, actions):
+        try:
+            if change.action == "delete":
+                if not prune:
+                    continue
+                client.delete_alarms(AlarmNames=[change.alarm_name])
+            else:
+                client.put_metric_alarm(**spec)
+                if change.action == "update" and "Tags" in change.fields:
+                    _sync_tags(client, change.alarm_name, spec["Tags"])
+        except (ClientError, BotoCoreError) as e:
+            raise CloudWatchApplyError(
+                f"could not {change.action} alarm {change.alarm_name}: {e}; applied before it: "
+                f"{[str(c) for c in done] or 'nothing'}"
+            ) from e
+        done.append(change)
+    return done
+
+
+def _plan(
+    client: Any, catalog: KpiCatalog, actions: Sequence[str]
+) -> list[tuple[AlarmChange, dict[str, Any]]]:
+    existing = {alarm["AlarmName"]: alarm for alarm in _existing_alarms(client)}
+    plan: list[tuple[AlarmChange, dict[str, Any]]] = []
+    for spec in alarm_specs(catalog, actions):
+        name = spec["AlarmName"]
+        current = existing.pop(name, None)
+        if current is None:
+            plan.append((AlarmChange("create", name), spec))
+            continue
+        want, have = _comparable(spec), _comparable(current)
+        details = {key: (have[key], want[key]) for key in COMPARED_FIELDS if have[key] != want[key]}
+        want_tags = {tag["Key"]: tag["Value"] for tag in spec["Tags"]}
+        have_tags = _slipway_tags(client, current["AlarmArn"])
+        if have_tags != want_tags:
+            details["Tags"] = (have_tags, want_tags)
+        if details:
+            plan.append((AlarmChange("update", name, tuple(details), details), spec))
+    for name in sorted(existing):
+        plan.append((AlarmChange("delete", name), {}))
+    return plan
+
+
+def _existing_alarms(client: Any) -> list[dict[str, Any]]:
+    alarms: list[dict[str, Any]] = []
+    paginator = client.get_paginator("describe_alarms")
+    for page in paginator.paginate(AlarmNamePrefix=ALARM_PREFIX, AlarmTypes=["MetricAlarm"]):
+        alarms.extend(page.get("MetricAlarms", []))
+    return alarms
+
+
+def _slipway_tags(client: Any, arn: str) -> dict[str, str]:
+    tags = client.list_tags_for_resource(ResourceARN=arn).get("Tags", [])
+    return {tag["Key"]: tag["Value"] for tag in tags if tag["Key"].startswith("slipway:")}
+
+
+def _sync_tags(client: Any, name: str, tags: list[dict[str, str]]) -> None:
+    # put_metric_alarm ignores Tags on an existing alarm: tags change through the tagging API.
+    arn = client.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+    stale = set(_slipway_tags(client, arn)) - {tag["Key"] for tag in tags}
+    if stale:
+        client.untag_resource(ResourceARN=arn, TagKeys=sorted(stale))
+    client.tag_resource(ResourceARN=arn, Tags=tags)
+
+
+def _dimensions(dimensions: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Name": key, "Value": value} for key, value in sorted(dimensions.items())]
+
+
+def _comparable(alarm: dict[str, Any]) -> dict[str, Any]:
+    """The compared fields of a spec or a described alarm, in one normal form."""
+    out: dict[str, Any] = {}
+    for key in COMPARED_FIELDS:
+        value = alarm.get(key)
+        if key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+            value = sorted(value or [])
+        elif key == "Dimensions":
+            value = _norm_dims(value)
+        elif key == "Metrics":
+            value = [_norm_query(query) for query in value or []] or None
+        elif key == "Threshold" and value is not None:
+            value = float(value)
+        elif key in ("Period", "EvaluationPeriods", "DatapointsToAlarm") and value is not None:
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def _norm_dims(dims: list[dict[str, str]] | None) -> list[tuple[str, str]]:
+    return sorted((d["Name"], d["Value"]) for d in dims or [])
+
+
+def _norm_query(query: dict[str, Any]) -> dict[str, Any]:
+    stat = query.get("MetricStat")
+    norm_stat = None
+    if stat:
+        metric = stat.get("Metric", {})
+        norm_stat = {
+            "Namespace": metric.get("Namespace"),
+            "MetricName": metric.get("MetricName"),
+            "Dimensions": _norm_dims(metric.get("Dimensions")),
+            "Period": int(stat["Period"]) if stat.get("Period") is not None else None,
+            "Stat": stat.get("Stat"),
+        }
+    return_data = query.get("ReturnData")
+    if isinstance(return_data, str):
+        return_data = return_data.lower() == "true"
+    return {
+        "Id": query.get("Id"),
+        "Expression": query.get("Expression"),
+        "Label": query.get("Label"),
+        "ReturnData": True if return_data is None else bool(return_data),
+        "MetricStat": norm_stat,
+    }
+
+
+def render_dashboard(catalog: KpiCatalog, region: str) -> str:
+    """The CloudWatch dashboard body: one graph per KPI with its threshold, by category."""
+    widgets: list[dict[str, Any]] = []
+    y = 0
+    for category in ("service", "model", "pipeline"):
+        kpis = [kpi for kpi in catalog.kpis if kpi.category == category]
+        if not kpis:
+            continue
+        widgets.append(
+            {
+                "type": "text",
+                "x": 0,
+                "y": y,
+                "width": 24,
+                "height": 1,
+                "properties": {"markdown": f"## {category.capitalize()} KPIs"},
+            }
+        )
+        y += 1
+        for index, kpi in enumerate(kpis):
+            widgets.append(
+                _dashboard_widget(kpi, region, x=(index % 3) * 8, y=y + (index // 3) * 6)
+            )
+        y += ((len(kpis) + 2) // 3) * 6
+    return json.dumps({"widgets": widgets}, indent=2, sort_keys=True) + "\n"
+
+
+def apply_dashboard(client: Any, catalog: KpiCatalog, region: str) -> bool:
+    """Put the dashboard when its body differs; returns whether it changed."""
+    body = render_dashboard(catalog, region)
+    try:
+        current = client.get_dashboard(DashboardName=DASHBOARD_NAME)["DashboardBody"]
+    except client.exceptions.ResourceNotFound:
+        current = None
+    if current is not None and json.loads(current) == json.loads(body):
+        return False
+    client.put_dashboard(DashboardName=DASHBOARD_NAME, DashboardBody=body)
+    return True
+
+
+def _dashboard_widget(kpi: Kpi, region: str, x: int, y: int) -> dict[str, Any]:
+    cw = kpi.cloudwatch
+    metrics: list[list[Any]]
+    if cw.expression is None:
+        dims = [item for key, value in sorted(cw.dimensions.items()) for item in (key, value)]
+        stat = cw.statistic or cw.extended_statistic
+        metrics = [[cw.namespace, cw.metric_name, *dims, {"stat": stat, "label": kpi.name}]]
+    else:
+        metrics = [[{"expression": cw.expression, "label": kpi.name, "id": "kpi"}]]
+        for query_id, query in cw.metrics.items():
+            dims = [
+                item for key, value in sorted(query.dimensions.items()) for item in (key, value)
+            ]
+            metrics.append(
+                [
+                    cw.namespace,
+                    query.metric_name,
+                    *dims,
+                    {"id": query_id, "stat": query.stat, "visible": False},
+                ]
+            )
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 8,
+        "height": 6,
+        "properties": {
+            "title": f"{kpi.name} ({kpi.severity})",
+            "region": region,
+            "view": "timeSeries",
+            "period": cw.period,
+            "metrics": metrics,
+            "annotations": {
+                "horizontal": [{"label": f"threshold {kpi.comparison}", "value": kpi.threshold}]
+            },
+        },
+    }
