@@ -196,3 +196,28 @@ def test_threshold_change_shows_in_the_generated_rule(catalog) -> None:
     rules = alerts.render_rules_file(parse_kpi_catalog(changed))
     assert "> 0.5\n" in rules
     assert "> 0.25\n" not in rules
+
+
+def test_cli_generate_writes_the_files_and_checks_runbook_anchors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from slipway.alarms_cli import app
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "monitoring" / "prometheus").mkdir(parents=True)
+    shutil.copy(ROOT / alerts.RULE_CASES_FILE, tmp_path / alerts.RULE_CASES_FILE)
+    kpi_doc = (ROOT / "docs" / "kpis.md").read_text()
+    (tmp_path / "docs" / "kpis.md").write_text(kpi_doc.replace("### feature-drift", "### drift"))
+    argv = ["generate", "--catalog", str(CATALOG_PATH), "--root", str(tmp_path)]
+
+    refused = CliRunner().invoke(app, argv)
+    assert refused.exit_code == 2
+    assert "feature-drift -> #feature-drift" in refused.output
+    assert not (tmp_path / alerts.RULES_FILE).exists()
+
+    (tmp_path / "docs" / "kpis.md").write_text(kpi_doc)
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("wrote ") == 7
+    generated = (tmp_path / alerts.RULES_FILE).read_text()
+    assert generated == (ROOT / alerts.RULES_FILE).read_text()
