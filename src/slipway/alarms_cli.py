@@ -92,7 +92,8 @@ def apply(
     ] = True,
 ) -> None:
     """Create or update the CloudWatch alarms and dashboard; idempotent."""
-    from slipway.cloudwatch import apply_alarms, apply_dashboard, cloudwatch_client
+    from slipway.cloudwatch import apply_alarms, cloudwatch_client
+    from slipway.dashboards import apply_cloudwatch_dashboard
 
     kpis = _catalog(catalog)
     if not sns_topic_arn:
@@ -100,7 +101,7 @@ def apply(
     client = cloudwatch_client(region, endpoint_url)
     try:
         changes = apply_alarms(client, kpis, sns_topic_arn or [], prune=prune)
-        dashboard_changed = apply_dashboard(client, kpis, region)
+        dashboard_changed = apply_cloudwatch_dashboard(client, kpis, region)
     except SlipwayError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e

@@ -1,4 +1,4 @@
-"""CloudWatch alarms and dashboard generated from the KPI catalog, applied idempotently.
+"""CloudWatch alarms generated from the KPI catalog, applied idempotently.
 
 :func:`alarm_specs` turns each KPI into the keyword arguments of ``put_metric_alarm`` (alarm
 ``slipway-<kpi>``, explicit ``TreatMissingData``, ``DatapointsToAlarm`` <= ``EvaluationPeriods``,
@@ -10,7 +10,6 @@ returns nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +19,6 @@ from slipway.kpis import Kpi, KpiCatalog
 
 ALARM_PREFIX = "slipway-"
 MANAGED_TAG = "slipway:managed-by"
-DASHBOARD_NAME = "slipway"
 
 #: put_metric_alarm fields compared by diff_alarms (besides the slipway tags).
 COMPARED_FIELDS = (
@@ -295,84 +293,4 @@ def _norm_query(query: dict[str, Any]) -> dict[str, Any]:
         "Label": query.get("Label"),
         "ReturnData": True if return_data is None else bool(return_data),
         "MetricStat": norm_stat,
-    }
-
-
-def render_dashboard(catalog: KpiCatalog, region: str) -> str:
-    """The CloudWatch dashboard body: one graph per KPI with its threshold, by category."""
-    widgets: list[dict[str, Any]] = []
-    y = 0
-    for category in ("service", "model", "pipeline"):
-        kpis = [kpi for kpi in catalog.kpis if kpi.category == category]
-        if not kpis:
-            continue
-        widgets.append(
-            {
-                "type": "text",
-                "x": 0,
-                "y": y,
-                "width": 24,
-                "height": 1,
-                "properties": {"markdown": f"## {category.capitalize()} KPIs"},
-            }
-        )
-        y += 1
-        for index, kpi in enumerate(kpis):
-            widgets.append(
-                _dashboard_widget(kpi, region, x=(index % 3) * 8, y=y + (index // 3) * 6)
-            )
-        y += ((len(kpis) + 2) // 3) * 6
-    return json.dumps({"widgets": widgets}, indent=2, sort_keys=True) + "\n"
-
-
-def apply_dashboard(client: Any, catalog: KpiCatalog, region: str) -> bool:
-    """Put the dashboard when its body differs; returns whether it changed."""
-    body = render_dashboard(catalog, region)
-    try:
-        current = client.get_dashboard(DashboardName=DASHBOARD_NAME)["DashboardBody"]
-    except client.exceptions.ResourceNotFound:
-        current = None
-    if current is not None and json.loads(current) == json.loads(body):
-        return False
-    client.put_dashboard(DashboardName=DASHBOARD_NAME, DashboardBody=body)
-    return True
-
-
-def _dashboard_widget(kpi: Kpi, region: str, x: int, y: int) -> dict[str, Any]:
-    cw = kpi.cloudwatch
-    metrics: list[list[Any]]
-    if cw.expression is None:
-        dims = [item for key, value in sorted(cw.dimensions.items()) for item in (key, value)]
-        stat = cw.statistic or cw.extended_statistic
-        metrics = [[cw.namespace, cw.metric_name, *dims, {"stat": stat, "label": kpi.name}]]
-    else:
-        metrics = [[{"expression": cw.expression, "label": kpi.name, "id": "kpi"}]]
-        for query_id, query in cw.metrics.items():
-            dims = [
-                item for key, value in sorted(query.dimensions.items()) for item in (key, value)
-            ]
-            metrics.append(
-                [
-                    cw.namespace,
-                    query.metric_name,
-                    *dims,
-                    {"id": query_id, "stat": query.stat, "visible": False},
-                ]
-            )
-    return {
-        "type": "metric",
-        "x": x,
-        "y": y,
-        "width": 8,
-        "height": 6,
-        "properties": {
-            "title": f"{kpi.name} ({kpi.severity})",
-            "region": region,
-            "view": "timeSeries",
-            "period": cw.period,
-            "metrics": metrics,
-            "annotations": {
-                "horizontal": [{"label": f"threshold {kpi.comparison}", "value": kpi.threshold}]
-            },
-        },
     }

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from slipway import alerts, cwagent, grafana
-from slipway.cloudwatch import alarm_specs, render_dashboard
+from slipway import alerts, cwagent, dashboards
+from slipway.cloudwatch import alarm_specs
 from slipway.kpis import KpiCatalog, KpiCatalogError
 
 CLOUDWATCH_DASHBOARD_FILE = "monitoring/cloudwatch/dashboard.json"
@@ -50,9 +50,9 @@ def render_generated(
         alerts.RULES_FILE: alerts.render_rules_file(catalog),
         alerts.RULE_TESTS_FILE: alerts.render_rule_tests(catalog, cases),
         alerts.PROMETHEUS_RULE_FILE: alerts.render_prometheus_rule(catalog),
-        grafana.DASHBOARD_FILE: grafana.render_grafana_dashboard(catalog),
+        dashboards.GRAFANA_FILE: dashboards.render_grafana_dashboard(catalog),
         cwagent.AGENT_FILE: cwagent.render_agent_configmaps(catalog),
-        CLOUDWATCH_DASHBOARD_FILE: render_dashboard(catalog, region),
+        CLOUDWATCH_DASHBOARD_FILE: dashboards.render_cloudwatch_dashboard(catalog, region),
         CLOUDWATCH_ALARMS_FILE: json.dumps(specs, indent=2) + "\n",
     }
     return {root / relative: content for relative, content in files.items()}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slipway import alerts, cwagent, grafana
-from slipway.cloudwatch import alarm_specs, render_dashboard
+from slipway import alerts, cwagent, dashboards
+from slipway.cloudwatch import alarm_specs
 from slipway.generated import render_generated, write_generated
 from slipway.kpis import KpiCatalogError, load_kpi_catalog, parse_kpi_catalog
 
@@ -43,7 +43,7 @@ def test_write_generated_writes_every_file_and_no_temporary(catalog, tmp_path: P
         alerts.RULES_FILE,
         alerts.PROMETHEUS_RULE_FILE,
         alerts.RULE_TESTS_FILE,
-        grafana.DASHBOARD_FILE,
+        dashboards.GRAFANA_FILE,
         cwagent.AGENT_FILE,
     }
     for path in written:
@@ -167,7 +167,7 @@ def test_every_alarm_metric_is_in_the_allowlist_with_its_dimensions(catalog) -> 
 
 
 def test_grafana_dashboard_has_a_panel_per_kpi_with_its_threshold(catalog) -> None:
-    dashboard = json.loads(grafana.render_grafana_dashboard(catalog))
+    dashboard = json.loads(dashboards.render_grafana_dashboard(catalog))
     panels = [p for p in dashboard["panels"] if p["type"] == "timeseries"]
     assert len(panels) == len(catalog.kpis)
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
@@ -181,7 +181,7 @@ def test_grafana_dashboard_has_a_panel_per_kpi_with_its_threshold(catalog) -> No
 
 
 def test_cloudwatch_dashboard_widgets(catalog) -> None:
-    body = json.loads(render_dashboard(catalog, "eu-west-1"))
+    body = json.loads(dashboards.render_cloudwatch_dashboard(catalog, "eu-west-1"))
     metric_widgets = [w for w in body["widgets"] if w["type"] == "metric"]
     assert len(metric_widgets) == len(catalog.kpis)
     assert {w["properties"]["region"] for w in metric_widgets} == {"eu-west-1"}

@@ -1,7 +1,8 @@
-"""The Grafana dashboard generated from the KPI catalog: one panel per KPI, by category.
+"""Dashboards generated from the KPI catalog: Grafana (Prometheus) and CloudWatch.
 
-Each panel plots the KPI's PromQL value (the same expression the alert compares) with its
-threshold drawn as a red line, and links to the KPI's runbook.
+Both show one graph per KPI, grouped by category, with the threshold drawn on it. The Grafana
+panel plots the KPI's PromQL value (the expression the alert compares) and links to the runbook;
+the CloudWatch widget plots the metric or metric-math expression its alarm watches.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 from slipway.kpis import Kpi, KpiCatalog
 
-DASHBOARD_FILE = "monitoring/grafana/slipway.json"
+GRAFANA_FILE = "monitoring/grafana/slipway.json"
+CLOUDWATCH_DASHBOARD_NAME = "slipway"
 _UNITS = {"seconds": "s", "ratio": "percentunit", "number": "short"}
 
 
@@ -105,3 +107,83 @@ def _threshold_steps(kpi: Kpi) -> list[dict[str, Any]]:
     if kpi.comparison.startswith("Greater"):
         return [{"color": "green", "value": None}, {"color": "red", "value": kpi.threshold}]
     return [{"color": "red", "value": None}, {"color": "green", "value": kpi.threshold}]
+
+
+def render_cloudwatch_dashboard(catalog: KpiCatalog, region: str) -> str:
+    """The CloudWatch dashboard body: one graph per KPI with its threshold, by category."""
+    widgets: list[dict[str, Any]] = []
+    y = 0
+    for category in ("service", "model", "pipeline"):
+        kpis = [kpi for kpi in catalog.kpis if kpi.category == category]
+        if not kpis:
+            continue
+        widgets.append(
+            {
+                "type": "text",
+                "x": 0,
+                "y": y,
+                "width": 24,
+                "height": 1,
+                "properties": {"markdown": f"## {category.capitalize()} KPIs"},
+            }
+        )
+        y += 1
+        for index, kpi in enumerate(kpis):
+            widgets.append(
+                _dashboard_widget(kpi, region, x=(index % 3) * 8, y=y + (index // 3) * 6)
+            )
+        y += ((len(kpis) + 2) // 3) * 6
+    return json.dumps({"widgets": widgets}, indent=2, sort_keys=True) + "\n"
+
+
+def apply_cloudwatch_dashboard(client: Any, catalog: KpiCatalog, region: str) -> bool:
+    """Put the dashboard when its body differs; returns whether it changed."""
+    body = render_cloudwatch_dashboard(catalog, region)
+    try:
+        current = client.get_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME)["DashboardBody"]
+    except client.exceptions.ResourceNotFound:
+        current = None
+    if current is not None and json.loads(current) == json.loads(body):
+        return False
+    client.put_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME, DashboardBody=body)
+    return True
+
+
+def _dashboard_widget(kpi: Kpi, region: str, x: int, y: int) -> dict[str, Any]:
+    cw = kpi.cloudwatch
+    metrics: list[list[Any]]
+    if cw.expression is None:
+        dims = [item for key, value in sorted(cw.dimensions.items()) for item in (key, value)]
+        stat = cw.statistic or cw.extended_statistic
+        metrics = [[cw.namespace, cw.metric_name, *dims, {"stat": stat, "label": kpi.name}]]
+    else:
+        metrics = [[{"expression": cw.expression, "label": kpi.name, "id": "kpi"}]]
+        for query_id, query in cw.metrics.items():
+            dims = [
+                item for key, value in sorted(query.dimensions.items()) for item in (key, value)
+            ]
+            metrics.append(
+                [
+                    cw.namespace,
+                    query.metric_name,
+                    *dims,
+                    {"id": query_id, "stat": query.stat, "visible": False},
+                ]
+            )
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 8,
+        "height": 6,
+        "properties": {
+            "title": f"{kpi.name} ({kpi.severity})",
+            "region": region,
+            "view": "timeSeries",
+            "period": cw.period,
+            "metrics": metrics,
+            "annotations": {
+                "horizontal": [{"label": f"threshold {kpi.comparison}", "value": kpi.threshold}]
+            },
+        },
+    }
