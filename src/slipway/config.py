@@ -52,8 +52,18 @@ class Settings(BaseSettings):
     image_registry: str = Field("", description="Registry prefix, e.g. 1234.dkr.ecr.../")
     image_tag: str = PACKAGE_VERSION
     git_commit: str | None = Field(None, description="Code version; found with git if unset.")
-    pushgateway_url: str | None = None
-    efs_keep_versions: int = Field(10, ge=1)
+    pushgateway_url: str | None = Field(
+        None, description="Prometheus Pushgateway for pipeline metrics."
+    )
+    efs_keep_versions: int = Field(
+        10, ge=1, description="Versions kept on EFS (>= revisionHistoryLimit)."
+    )
+    idempotency_table: str | None = Field(
+        None, description="DynamoDB table of the efs-sync Lambda."
+    )
+    model_version: str | None = Field(None, description="Version code the model server serves.")
+    kfp_host: str | None = Field(None, description="Kubeflow Pipelines API endpoint for `submit`.")
+    alarm_topic_arn: str | None = Field(None, description="SNS topic that KPI alarms notify.")
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from slipway.errors import ConfigError
+from slipway.versions import VERSION_CODE_PATTERN
 
 __all__ = [
     "MODEL_VERSION_ANNOTATION",
@@ -30,7 +31,6 @@ __all__ = [
     "set_model_version",
 ]
 
-VERSION_CODE_PATTERN = r"^v[0-9]+-[0-9]{8}-[0-9a-f]{8}$"
 MODEL_VERSION_FILE = "model-version.yaml"
 MODEL_VERSION_ANNOTATION = "slipway.io/model-version"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slipway.errors import ConfigError
 
@@ -34,6 +34,16 @@ class Candidate(_Section):
 
     estimator: Literal["logistic_regression", "random_forest", "gradient_boosting"]
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _integral_floats_to_int(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        # Kubeflow passes run parameters through protobuf, where every number is a double:
+        # n_estimators 100 arrives as 100.0, which scikit-learn rejects.
+        return {
+            key: [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+            for key, values in grid.items()
+        }
 
     @model_validator(mode="after")
     def _check_grid(self) -> Candidate:

@@ -12,8 +12,16 @@ TAG_VERSION_CODE = "version_code"
 
 
 def get_client(tracking_uri: str):
+    """A client for the registry at ``tracking_uri``.
+
+    The global URIs are set too: the SQL registry store resolves ``models:/m-…`` sources through
+    the *global* tracking URI, not the client's.
+    """
+    import mlflow
     from mlflow import MlflowClient
 
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

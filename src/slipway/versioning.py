@@ -66,28 +66,48 @@ def seed_datasets(
     Raises:
         RemoteUnavailableError: the push failed (remote unreachable or not writable).
     """
-    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     specs = list(DATASET_VERSIONS.values())
     for spec in specs:
         write_csv(build_dataset(spec), project_dir / spec.path)
-    _ensure_local_remote(remote_url)
     with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
         repo.add([str(project_dir / spec.path) for spec in specs])
-        try:
-            repo.push(remote=REMOTE_NAME)
-        except DvcException as e:
-            raise RemoteUnavailableError(
-                f"could not push datasets to DVC remote {remote_url!r}: {e}; check the URL, "
-                "the endpoint and the credentials (SLIPWAY_DVC_REMOTE_URL, SLIPWAY_AWS_ENDPOINT_URL)"
-            ) from e
+    push_datasets(project_dir, remote_url, endpoint_url)
     return [
         DatasetRef(
             spec.version, spec.path.as_posix(), md5_file(project_dir / spec.path), "workspace"
         )
         for spec in specs
     ]
+
+
+def push_datasets(project_dir: Path, remote_url: str, endpoint_url: str | None = None) -> int:
+    """Push every DVC-tracked dataset in the local cache to the remote.
+
+    Returns:
+        How many files were uploaded (0 when the remote already had them all).
+
+    Raises:
+        RemoteUnavailableError: the remote cannot be written.
+        DatasetVersionError: the local cache lacks a tracked file (run ``slipway data seed``).
+    """
+    from dvc.exceptions import CheckoutError, DvcException
+    from dvc.repo import Repo
+
+    _ensure_local_remote(remote_url)
+    with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+        try:
+            return int(repo.push(remote=REMOTE_NAME) or 0)
+        except CheckoutError as e:
+            raise DatasetVersionError(
+                f"the DVC cache lacks tracked data ({e}); run `slipway data seed` first"
+            ) from e
+        except DvcException as e:
+            raise RemoteUnavailableError(
+                f"could not push datasets to DVC remote {remote_url!r}: {e}; check the URL, the "
+                "endpoint and the credentials (SLIPWAY_DVC_REMOTE_URL, SLIPWAY_AWS_ENDPOINT_URL)"
+            ) from e
 
 
 def pull_dataset(
@@ -161,3 +181,15 @@ def pull_dataset(
 def _ensure_local_remote(remote_url: str) -> None:
     if "://" not in remote_url:
         Path(remote_url).mkdir(parents=True, exist_ok=True)
+
+
+def unpushed_datasets(
+    project_dir: Path, remote_url: str, endpoint_url: str | None = None
+) -> list[str]:
+    """Tracked dataset files that the remote does not hold (so ``seed``/``push`` is needed)."""
+    from dvc.repo import Repo
+
+    _ensure_local_remote(remote_url)
+    with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+        status = repo.status(cloud=True, remote=REMOTE_NAME)
+    return sorted(path for path, state in status.items() if state in ("missing", "new"))

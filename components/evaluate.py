@@ -1,0 +1,44 @@
+"""evaluate: holdout metrics, the champion on the same holdout, and the promotion decision."""
+
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+
+def evaluate(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    run_id: str,
+    data_params: dict,
+    search_params: dict,
+    evaluate_params: dict,
+    metrics: Output[Metrics],
+    curves: Output[ClassificationMetrics],
+    decision: Output[Artifact],
+) -> bool:
+    """Score candidate and champion; returns whether to promote (gates the promote task)."""
+    import json
+    from pathlib import Path
+
+    from slipway.config import load_settings
+    from slipway.evaluate import evaluate_candidate
+    from slipway.params import DataParams, EvaluateParams, SearchParams
+
+    result = evaluate_candidate(
+        Path(dataset.path),
+        Path(model.path),
+        run_id,
+        DataParams.model_validate(data_params),
+        SearchParams.model_validate(search_params),
+        EvaluateParams.model_validate(evaluate_params),
+        load_settings(),
+    )
+    for name, value in result.decision.candidate.items():
+        metrics.log_metric(f"holdout_{name}", value)
+    for name, value in (result.decision.champion or {}).items():
+        metrics.log_metric(f"champion_holdout_{name}", value)
+    curves.log_confusion_matrix(result.curves["labels"], result.curves["matrix"])
+    curves.log_roc_curve(result.curves["fpr"], result.curves["tpr"], result.curves["thresholds"])
+    print(
+        f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
+    )
+    Path(decision.path).write_text(json.dumps(result.decision.to_dict(), indent=2))
+    return result.decision.promote

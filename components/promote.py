@@ -1,0 +1,45 @@
+"""promote: registry version, version code, immutable package, champion alias (idempotent)."""
+
+from typing import NamedTuple
+
+from kfp.dsl import Artifact, Dataset, Input, Model
+
+
+def promote(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    run_id: str,
+    model_uri: str,
+    decision: Input[Artifact],
+    data_params: dict,
+    search_params: dict,
+) -> NamedTuple("PromoteOutputs", [("version_code", str), ("package_uri", str)]):
+    """Promote the candidate that evaluate approved; a rerun for the same run changes nothing."""
+    import json
+    from collections import namedtuple
+    from pathlib import Path
+
+    from slipway.config import load_settings
+    from slipway.params import DataParams, SearchParams
+    from slipway.promotion import promote_candidate
+    from slipway.versioning import DatasetRef
+
+    verdict = json.loads(Path(decision.path).read_text())
+    result = promote_candidate(
+        Path(dataset.path),
+        Path(model.path),
+        run_id,
+        model_uri,
+        DatasetRef(**{k: dataset.metadata[k] for k in ("version", "path", "md5", "rev")}),
+        verdict["champion_version"],
+        verdict["candidate"],
+        DataParams.model_validate(data_params),
+        SearchParams.model_validate(search_params),
+        load_settings(),
+    )
+    print(
+        f"promoted {result.version_code} (registry version {result.registry_version}) -> {result.package_uri}"
+    )
+    return namedtuple("PromoteOutputs", ["version_code", "package_uri"])(
+        result.version_code, result.package_uri
+    )

@@ -1,0 +1,23 @@
+"""pull-data: fetch exactly one DVC dataset version and verify its hash."""
+
+from kfp.dsl import Dataset, Output
+
+
+def pull_data(dataset_version: str, dataset_rev: str, dataset: Output[Dataset]) -> None:
+    """Fetch ``dataset_version`` as read at git revision ``dataset_rev`` of the DVC project."""
+    from pathlib import Path
+
+    from slipway.config import load_settings
+    from slipway.versioning import pull_dataset
+
+    settings = load_settings()
+    ref = pull_dataset(
+        settings.dvc_repo,
+        dataset_version,
+        Path(dataset.path),
+        settings.dvc_remote_url,
+        settings.aws_endpoint_url,
+        rev=dataset_rev,
+    )
+    dataset.metadata.update(ref.to_dict())
+    print(f"pulled dataset {ref.label} ({ref.path}) from {settings.dvc_remote_url}")

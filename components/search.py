@@ -1,0 +1,40 @@
+"""search: grid search over whole scikit-learn Pipelines, recorded in a new MLflow run."""
+
+from typing import NamedTuple
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+
+def search(
+    dataset: Input[Dataset],
+    data_params: dict,
+    search_params: dict,
+    model: Output[Model],
+    cv_metrics: Output[Metrics],
+) -> NamedTuple("SearchOutputs", [("run_id", str), ("model_uri", str)]):
+    """Fit ``GridSearchCV`` on the training split; log everything to MLflow; save the model."""
+    from collections import namedtuple
+    from pathlib import Path
+
+    import skops.io as sio
+
+    from slipway.config import load_settings
+    from slipway.params import DataParams, SearchParams
+    from slipway.training import train_candidate
+    from slipway.versioning import DatasetRef
+
+    params = SearchParams.model_validate(search_params)
+    ref = DatasetRef(**{k: dataset.metadata[k] for k in ("version", "path", "md5", "rev")})
+    trained = train_candidate(
+        Path(dataset.path), ref, DataParams.model_validate(data_params), params, load_settings()
+    )
+    Path(model.path).write_bytes(sio.dumps(trained.model))
+    model.metadata.update(
+        {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}
+    )
+    cv_metrics.log_metric(f"cv_{params.scoring}", trained.search.best_cv_score)
+    cv_metrics.log_metric(f"cv_{params.scoring}_std", trained.search.cv_std)
+    print(
+        f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} run {trained.run_id}"
+    )
+    return namedtuple("SearchOutputs", ["run_id", "model_uri"])(trained.run_id, trained.model_uri)

@@ -1,0 +1,19 @@
+"""validate-data: the pandera schema, every violation in one report; a failure stops the run."""
+
+from kfp.dsl import Dataset, Input, Markdown, Output
+
+
+def validate_data(dataset: Input[Dataset], data_params: dict, report: Output[Markdown]) -> None:
+    """Validate lazily, write the report artifact, and fail the task if anything is wrong."""
+    from pathlib import Path
+
+    from slipway.data import read_csv
+    from slipway.params import DataParams
+    from slipway.schema import ensure_valid, validate_dataset
+
+    params = DataParams.model_validate(data_params)
+    label = f"{dataset.metadata['version']}@{dataset.metadata['md5'][:8]}"
+    result = validate_dataset(read_csv(Path(dataset.path)), **params.model_dump())
+    Path(report.path).write_text(result.to_markdown(label))
+    print(result.to_markdown(label))
+    ensure_valid(result, label)

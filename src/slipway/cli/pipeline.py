@@ -1,0 +1,136 @@
+"""``slipway compile`` and ``slipway run``: the training pipeline, compiled and run locally."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from slipway.cli.common import console, err_console, fails_cleanly
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_cmd)
+    app.command("run")(run_cmd)
+
+
+@fails_cleanly
+def compile_cmd(
+    output: Annotated[Path | None, typer.Option(help="Where to write the YAML.")] = None,
+    check: Annotated[bool, typer.Option(help="Fail if the committed YAML is out of date.")] = False,
+) -> None:
+    """Compile the training pipeline to pipelines/training_pipeline.yaml (committed)."""
+    from slipway.config import load_settings
+    from slipway.pipeline_files import compile_pipeline, compiled_is_current
+
+    settings = load_settings()
+    if check:
+        if not compiled_is_current(settings):
+            err_console.print(
+                "[red]pipelines/training_pipeline.yaml is out of date: run `make compile-pipeline`[/]"
+            )
+            raise typer.Exit(1)
+        console.print("compiled pipeline is up to date")
+        return
+    path = compile_pipeline(settings, output)
+    console.print(
+        f"compiled [bold]slipway-training[/] -> {path} (image {settings.component_image})"
+    )
+
+
+@fails_cleanly
+def run_cmd(
+    dataset_version: Annotated[
+        str, typer.Option(help="Readable dataset version, e.g. v1 or v2.")
+    ] = "v2",
+    dataset_rev: Annotated[str, typer.Option(help="Git revision of the DVC pointers.")] = "HEAD",
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="params.yaml to use instead of the project's.")
+    ] = None,
+) -> None:
+    """Run the compiled training pipeline end to end on this machine and print a summary."""
+    from slipway.config import load_settings
+    from slipway.data import dataset_spec
+    from slipway.local_run import run_compiled_pipeline
+    from slipway.params import load_params
+    from slipway.pipeline_files import COMPILED, ensure_compiled_current
+    from slipway.versioning import seed_datasets, unpushed_datasets
+
+    settings = load_settings()
+    # validate everything a user typed before the first side effect
+    params = load_params(params_file or settings.params_file)
+    dataset_spec(dataset_version)
+    ensure_compiled_current(settings)
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if unpushed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url):
+        with console.status(f"seeding the empty DVC remote {settings.dvc_remote_url} …"):
+            seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
+        console.print(f"seeded dataset versions into {settings.dvc_remote_url}")
+    console.rule(
+        f"slipway-training: dataset {dataset_version} ({COMPILED.name}, state {settings.state_dir})"
+    )
+    started = time.monotonic()
+    arguments: dict[str, Any] = {
+        "dataset_version": dataset_version,
+        "dataset_rev": dataset_rev,
+        "data_params": params.data.model_dump(),
+        "search_params": params.search.model_dump(),
+        "evaluate_params": params.evaluate.model_dump(),
+    }
+    try:
+        run_id = run_compiled_pipeline(COMPILED, settings, arguments)
+    except Exception as e:
+        report = _latest_report(settings.state_dir)
+        where = f" Validation report: {report}" if report else ""
+        err_console.print(
+            f"[bold red]pipeline failed:[/] {e}.{where} Nothing was promoted.", soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    _print_summary(settings, run_id, time.monotonic() - started)
+
+
+def _latest_report(state_dir: Path) -> Path | None:
+    reports = sorted(
+        (state_dir / "kfp").glob("*/validate-data/report"), key=lambda p: p.stat().st_mtime
+    )
+    return reports[-1] if reports else None
+
+
+def _print_summary(settings: Any, run_id: str, seconds: float) -> None:
+    from slipway.tracking import run_summary
+
+    run = run_summary(settings.tracking_uri, run_id)
+    tags, metrics, params = run["tags"], run["metrics"], run["params"]
+    promoted = tags.get("slipway.promoted") == "true"
+    console.rule("summary")
+    console.print(
+        f"dataset version  {tags.get('slipway.dataset_version')}@{tags.get('slipway.dataset_md5', '')[:8]}"
+        f"  ({tags.get('slipway.dataset_path')}, md5 {tags.get('slipway.dataset_md5')})"
+    )
+    best = {k.removeprefix("best."): v for k, v in params.items() if k.startswith("best.")}
+    console.print(f"best parameters  {json.dumps(best)}")
+    table = Table("holdout metric", "candidate", "champion")
+    for name in ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"):
+        champion = metrics.get(f"champion_holdout_{name}")
+        table.add_row(
+            name,
+            f"{metrics.get(f'holdout_{name}', float('nan')):.4f}",
+            "-" if champion is None else f"{champion:.4f}",
+        )
+    console.print(table)
+    verdict = "[bold green]PROMOTED[/]" if promoted else "[bold yellow]NOT PROMOTED[/]"
+    console.print(f"decision         {verdict}: {tags.get('slipway.decision_reason')}")
+    console.print(f"champion before  {tags.get('slipway.champion_version')}")
+    if promoted:
+        console.print(
+            f"version code     [bold]{tags.get('slipway.version_code')}[/] "
+            f"(registry version {tags.get('slipway.registry_version')})"
+        )
+        console.print(f"model package    {tags.get('slipway.package_uri')}")
+    console.print(f"MLflow run       {run_id}  (tracking {settings.tracking_uri})")
+    console.print(f"finished in {seconds:.1f} s")
