@@ -42,3 +42,11 @@ class VersionExistsError(SlipwayError, FileExistsError):
 
 class RegistryError(SlipwayError, RuntimeError):
     """The MLflow registry is not in the state an operation expects."""
+
+
+class KubectlError(SlipwayError, RuntimeError):
+    """kubectl is missing, timed out, or a kubectl command failed (its message included)."""
+
+
+class RolloutError(SlipwayError, RuntimeError):
+    """A deploy or rollback stopped part-way; the message says what is left and how to finish."""
