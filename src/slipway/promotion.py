@@ -102,10 +102,10 @@ def promote_candidate(
             )
 
     move_alias(client, name, version.version, expected_champion)
-    promotion = Promotion(code, version.version, store.package_uri(name, code), created)
+    promotion = Promotion(code, str(version.version), store.package_uri(name, code), created)
     for key, value in {
         "slipway.version_code": code,
-        "slipway.registry_version": version.version,
+        "slipway.registry_version": str(version.version),
         "slipway.package_uri": promotion.package_uri,
         "slipway.promoted": "true",
     }.items():

@@ -75,8 +75,10 @@ def move_alias(
     Raises:
         RegistryError: the alias moved meanwhile, or did not take.
     """
+    version = str(version)
+    expected = None if expected is None else str(expected)
     current = get_alias_version(client, name, alias)
-    current_version = current.version if current is not None else None
+    current_version = str(current.version) if current is not None else None
     if current_version == version:
         return
     if current_version != expected:
@@ -87,7 +89,7 @@ def move_alias(
         )
     client.set_registered_model_alias(name, alias, version)
     after = get_alias_version(client, name, alias)
-    if after is None or after.version != version:
+    if after is None or str(after.version) != version:
         raise RegistryError(f"alias {alias!r} of model {name!r} did not move to version {version}")
 
 
@@ -102,4 +104,4 @@ def champion_version_code(client: Any, name: str) -> tuple[str, str] | None:
             f"champion version {version.version} of {name!r} has no {TAG_VERSION_CODE!r} tag; it "
             "was not promoted by slipway. Tag it or move the alias to a slipway version"
         )
-    return version.version, code
+    return str(version.version), code
