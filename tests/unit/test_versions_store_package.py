@@ -42,7 +42,7 @@ def test_version_code_round_trips(version, run_id):
     ],
 )
 def test_bad_version_codes_are_refused_with_the_expected_form(bad):
-    with pytest.raises(ConfigError, match="v<registry version>|impossible date"):
+    with pytest.raises(ConfigError, match=r"v<registry version>|impossible date"):
         parse_version_code(bad)
 
 
@@ -104,7 +104,7 @@ def test_store_is_create_only(tmp_path, trained):
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     store = LocalModelStore(tmp_path)
-    with pytest.raises(ModelPackageError, match="needs a manifest.json"):
+    with pytest.raises(ModelPackageError, match=r"needs a manifest\.json"):
         store.put_package("slipway", "v1-20261128-0123abcd", {"model.skops": b"x"})
     assert not (tmp_path / "slipway" / "v1-20261128-0123abcd").exists()
 
@@ -127,7 +127,7 @@ def test_tampered_or_truncated_model_is_refused_before_loading(
 
     calls = []
     monkeypatch.setattr(skops.io, "loads", lambda *a, **k: calls.append(a))
-    with pytest.raises(ModelPackageError, match="SHA-256|bytes, the manifest says"):
+    with pytest.raises(ModelPackageError, match=r"SHA-256|bytes, the manifest says"):
         load_package(store, "slipway", "v1-20261128-0123abcd")
     assert calls == []  # never deserialised
 
