@@ -180,16 +180,29 @@ def pull_dataset(
 
 def _ensure_local_remote(remote_url: str) -> None:
     if "://" not in remote_url:
-        Path(remote_url).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(remote_url).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RemoteUnavailableError(
+                f"DVC remote folder {remote_url!r} cannot be created ({e.strerror}); set "
+                "SLIPWAY_DVC_REMOTE_URL to a writable folder or an s3:// URL"
+            ) from e
 
 
 def unpushed_datasets(
     project_dir: Path, remote_url: str, endpoint_url: str | None = None
 ) -> list[str]:
     """Tracked dataset files that the remote does not hold (so ``seed``/``push`` is needed)."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     _ensure_local_remote(remote_url)
-    with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
-        status = repo.status(cloud=True, remote=REMOTE_NAME)
+    try:
+        with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+            status = repo.status(cloud=True, remote=REMOTE_NAME)
+    except DvcException as e:
+        raise RemoteUnavailableError(
+            f"cannot read DVC remote {remote_url!r}: {e}; check SLIPWAY_DVC_REMOTE_URL, "
+            "SLIPWAY_AWS_ENDPOINT_URL and the credentials"
+        ) from e
     return sorted(path for path, state in status.items() if state in ("missing", "new"))

@@ -1,0 +1,56 @@
+"""Golden test: recompiling the pipeline gives exactly the committed YAML."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slipway.config import load_settings
+from slipway.params import load_params
+from slipway.pipeline_files import COMPILED, compile_pipeline
+
+pytestmark = pytest.mark.integration
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(project_dir=PROJECT, image_registry="", image_tag="0.1.0")
+
+
+def test_committed_yaml_is_current(settings, tmp_path):
+    fresh = compile_pipeline(settings, tmp_path / "training_pipeline.yaml")
+    assert fresh.read_text() == COMPILED.read_text(), (
+        "run `make compile-pipeline` and commit the YAML"
+    )
+
+
+def test_dashboard_parameters_have_the_params_yaml_defaults(settings):
+    spec = yaml.safe_load(COMPILED.read_text())
+    params = load_params(PROJECT / "params.yaml")
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["dataset_version"]["defaultValue"] == "v2"
+    assert inputs["dataset_rev"]["defaultValue"] == "HEAD"
+    assert inputs["evaluate_params"]["defaultValue"]["min_delta"] == params.evaluate.min_delta
+    assert inputs["search_params"]["defaultValue"]["scoring"] == params.search.scoring
+    assert len(inputs["search_params"]["defaultValue"]["candidates"]) == len(
+        params.search.candidates
+    )
+
+
+def test_every_task_runs_in_our_component_image(settings):
+    spec = yaml.safe_load(COMPILED.read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) == 5
+    for name, executor in executors.items():
+        assert executor["container"]["image"] == settings.component_image, name
+        # nothing is pip-installed when a task starts: the image has kfp and slipway
+        assert "pip install" not in " ".join(executor["container"]["command"]), name
+
+
+def test_promote_runs_only_when_the_gate_passes():
+    spec = yaml.safe_load(COMPILED.read_text())
+    dag = spec["root"]["dag"]["tasks"]
+    condition = next(t for name, t in dag.items() if name.startswith("condition"))
+    assert "evaluate-Output" in condition["triggerPolicy"]["condition"]
+    assert condition["dependentTasks"] == ["evaluate"]

@@ -1,0 +1,219 @@
+"""The compiled training pipeline, run for real under kfp.local through the CLI.
+
+The runs share one state folder (one MLflow store, one model store, one DVC remote) in order:
+first run promotes, the same data again does not, a worse candidate does not, a poisoned dataset
+stops at validation. Each run is a ``slipway run`` subprocess, exactly what ``make run`` starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slipway.config import load_settings
+from slipway.data import DATASET_VERSIONS, build_dataset, write_csv
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(
+    state: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    full_env.update({"SLIPWAY_STATE_DIR": str(state), "COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "slipway", *args],
+        cwd=PROJECT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def first_run(state):
+    result = run_cli(state, "run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def registry(state: Path):
+    from slipway.registry import get_client
+
+    settings = load_settings(state_dir=state)
+    return get_client(settings.tracking_uri), settings
+
+
+def champion(state: Path):
+    from slipway.registry import get_alias_version
+
+    client, _ = registry(state)
+    return get_alias_version(client, "slipway")
+
+
+def test_first_run_promotes_and_links_everything(first_run, state):
+    out = first_run.stdout
+    assert "PROMOTED" in out
+    assert "NOT PROMOTED" not in out
+    client, settings = registry(state)
+    version = champion(state)
+    assert version is not None
+    code = version.tags["version_code"]
+    assert f"version code     {code}" in out
+    assert version.tags["dataset_version"] == "v2"
+    pointer = yaml.safe_load((PROJECT / "data/breast-cancer/v2.csv.dvc").read_text())
+    assert version.tags["dataset_md5"] == pointer["outs"][0]["md5"]
+    assert version.tags["git_commit"] == settings.git_commit
+    run_id = version.tags["mlflow_run_id"]
+    assert run_id.startswith(code.split("-")[-1])
+    assert f"MLflow run       {run_id}" in out
+
+    package = state / "store" / "models" / "slipway" / code
+    manifest = json.loads((package / "manifest.json").read_text())
+    digest = hashlib.sha256((package / "model.skops").read_bytes()).hexdigest()
+    assert manifest["files"]["model.skops"]["sha256"] == digest
+    assert manifest["mlflow_run_id"] == run_id
+    assert manifest["dataset"]["md5"] == pointer["outs"][0]["md5"]
+    assert len(manifest["features"]) == 30
+    assert manifest["training_stats"]["mean_radius"]["edges"]
+
+    run = client.get_run(run_id)
+    inputs = run.inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == ["breast-cancer-v2"]
+    assert inputs[0].dataset.digest == pointer["outs"][0]["md5"][:10]
+    assert run.data.tags["slipway.decision"] == "promote"
+    assert run.data.metrics["holdout_roc_auc"] >= 0.95
+    assert "cv_roc_auc_mean" in run.data.metrics
+    assert run.data.params["best.estimator"] in {"LogisticRegression", "RandomForestClassifier"}
+
+
+def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
+    from slipway.params import load_params
+    from slipway.promotion import promote_candidate
+    from slipway.versioning import DatasetRef
+
+    client, settings = registry(state)
+    before = champion(state)
+    run_dir = max((state / "kfp").glob("slipway-training-*"), key=lambda p: p.stat().st_mtime)
+    search_out = json.loads((run_dir / "search" / "executor_output.json").read_text())[
+        "parameterValues"
+    ]
+    dataset_meta = json.loads((run_dir / "pull-data" / "executor_output.json").read_text())
+    meta = dataset_meta["artifacts"]["dataset"]["artifacts"][0]["metadata"]
+    params = load_params(PROJECT / "params.yaml")
+    again = promote_candidate(
+        run_dir / "pull-data" / "dataset",
+        run_dir / "search" / "model",
+        search_out["run_id"],
+        search_out["model_uri"],
+        DatasetRef(**{k: meta[k] for k in ("version", "path", "md5", "rev")}),
+        str(before.version),
+        {"roc_auc": 1.0},
+        params.data,
+        params.search,
+        settings,
+    )
+    assert again.created is False
+    assert again.version_code == before.tags["version_code"]
+    assert len(client.search_model_versions("name='slipway'")) == 1
+    assert len(list((state / "store" / "models" / "slipway").iterdir())) == 1
+
+
+def test_same_data_again_is_not_promoted(first_run, state):
+    before = champion(state)
+    result = run_cli(state, "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NOT PROMOTED: not better than the champion" in result.stdout
+    assert champion(state).version == before.version
+    assert len(list((state / "store" / "models" / "slipway").iterdir())) == 1
+
+
+def test_worse_candidate_is_not_promoted(first_run, state, tmp_path):
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["search"]["candidates"] = [
+        {
+            "estimator": "gradient_boosting",
+            "grid": {"scaler": ["none"], "n_estimators": [1], "max_depth": [1]},
+        }
+    ]
+    params["evaluate"]["thresholds"] = {}  # only the champion comparison can stop it
+    worse = tmp_path / "params.yaml"
+    worse.write_text(yaml.safe_dump(params))
+    before = champion(state)
+    result = run_cli(state, "run", "--params", str(worse))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NOT PROMOTED: not better than the champion" in result.stdout
+    assert champion(state).version == before.version
+
+
+def _poisoned_dvc_project(root: Path, remote: Path) -> None:
+    from dvc.repo import Repo
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(root)], check=True)
+    Repo.init(str(root))
+    frame = build_dataset(DATASET_VERSIONS["v2"]).drop(columns=["mean_area"]).head(80).copy()
+    frame.loc[3, "mean_radius"] = float("nan")
+    frame.loc[4, "diagnosis"] = 7
+    path = write_csv(frame, root / DATASET_VERSIONS["v2"].path)
+    with Repo(str(root)) as repo:
+        repo.add([str(path)])
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "poisoned"], cwd=root, check=True)
+
+
+def test_poisoned_dataset_stops_at_validation(first_run, state, tmp_path):
+    from slipway.versioning import push_datasets
+
+    project, remote = tmp_path / "poisoned", tmp_path / "remote"
+    _poisoned_dvc_project(project, remote)
+    push_datasets(project, str(remote))
+    client, _ = registry(state)
+    before = champion(state)
+    runs_before = len(client.search_runs([client.get_experiment_by_name("slipway").experiment_id]))
+    result = run_cli(
+        state, "run", env={"SLIPWAY_DVC_REPO": str(project), "SLIPWAY_DVC_REMOTE_URL": str(remote)}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for violation in ("column_in_dataframe", "not_nullable", "isin((0, 1))", "fewer than 100 rows"):
+        assert violation in output, violation
+    assert "Nothing was promoted" in output
+    assert champion(state).version == before.version
+    assert (
+        len(client.search_runs([client.get_experiment_by_name("slipway").experiment_id]))
+        == runs_before
+    )
+
+
+def test_bad_input_fails_before_side_effects(tmp_path):
+    fresh = tmp_path / "never-created"
+    unknown = run_cli(fresh, "run", "--dataset-version", "v9")
+    assert unknown.returncode == 1
+    assert "unknown dataset version 'v9'; known versions: v1, v2" in unknown.stderr
+    bad_params = tmp_path / "params.yaml"
+    bad_params.write_text("search:\n  cv_folds: one\n  candidates: []\n")
+    malformed = run_cli(fresh, "run", "--params", str(bad_params))
+    assert malformed.returncode == 1
+    assert "search.cv_folds='one'" in malformed.stderr
+    unreachable = run_cli(fresh, "run", env={"SLIPWAY_DVC_REMOTE_URL": "/dev/null/remote"})
+    assert unreachable.returncode == 1
+    assert "DVC remote folder '/dev/null/remote' cannot be created" in unreachable.stderr
+    for result in (unknown, malformed, unreachable):
+        assert "Traceback" not in result.stderr
+    assert not fresh.exists()
