@@ -6,6 +6,7 @@ pull-data -> validate-data -> search -> evaluate -> (if the gate passes) promote
 from pathlib import Path
 from typing import Any
 
+from pipelines.platform_config import PlatformConfig, apply_platform, platform_config_for
 from slipway.params import Params
 
 PIPELINE_NAME = "slipway-training"
@@ -14,13 +15,23 @@ DEFAULT_DATASET_VERSION = "v2"
 DEFAULT_DATASET_REV = "HEAD"
 
 
-def build_training_pipeline(image: str, params: Params) -> Any:
-    """The pipeline function, with run-parameter defaults taken from ``params.yaml``."""
+def build_training_pipeline(
+    image: str, params: Params, platform: PlatformConfig | None = None
+) -> Any:
+    """The pipeline function, with run-parameter defaults taken from ``params.yaml``.
+
+    Args:
+        image: the component image every task runs in (``Settings.component_image``).
+        params: ``params.yaml``; its sections become the run parameters' defaults.
+        platform: Kubernetes settings of the tasks; ``None`` = :func:`platform_config_for`
+            ``(image)``, the committed defaults.
+    """
     from kfp import dsl
 
     from components import build_components
 
     c = build_components(image)
+    platform = platform or platform_config_for(image)
     data_defaults = params.data.model_dump()
     search_defaults = params.search.model_dump()
     evaluate_defaults = params.evaluate.model_dump()
@@ -37,18 +48,16 @@ def build_training_pipeline(image: str, params: Params) -> Any:
         search_params: dict = search_defaults,
         evaluate_params: dict = evaluate_defaults,
     ) -> str:
-        # No task is cached: dataset_rev may name a moving branch, and search/evaluate/promote
-        # write to MLflow and the registry, so a cache hit would skip real side effects.
+        # Resources, deadlines, retries (I/O steps only), caching (off), ConfigMap env, labels:
+        # pipelines/platform_config.py, one call per task.
         pull = c["pull-data"](dataset_version=dataset_version, dataset_rev=dataset_rev)
-        pull.set_caching_options(False).set_retry(
-            num_retries=3, backoff_duration="30s", backoff_factor=2
-        )
+        apply_platform(pull, "pull-data", platform)
         validate = c["validate-data"](dataset=pull.outputs["dataset"], data_params=data_params)
-        validate.set_caching_options(False)
+        apply_platform(validate, "validate-data", platform)
         trained = c["search"](
             dataset=pull.outputs["dataset"], data_params=data_params, search_params=search_params
         ).after(validate)
-        trained.set_caching_options(False)
+        apply_platform(trained, "search", platform)
         evaluated = c["evaluate"](
             dataset=pull.outputs["dataset"],
             model=trained.outputs["model"],
@@ -57,7 +66,7 @@ def build_training_pipeline(image: str, params: Params) -> Any:
             search_params=search_params,
             evaluate_params=evaluate_params,
         )
-        evaluated.set_caching_options(False)
+        apply_platform(evaluated, "evaluate", platform)
         with dsl.If(evaluated.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
             promoted = c["promote"](
                 dataset=pull.outputs["dataset"],
@@ -68,20 +77,22 @@ def build_training_pipeline(image: str, params: Params) -> Any:
                 data_params=data_params,
                 search_params=search_params,
             )
-            promoted.set_caching_options(False).set_retry(num_retries=2, backoff_duration="30s")
+            apply_platform(promoted, "promote", platform)
         return trained.outputs["run_id"]
 
     return training_pipeline
 
 
-def compile_training_pipeline(image: str, params: Params, output: Path = COMPILED) -> Path:
+def compile_training_pipeline(
+    image: str, params: Params, output: Path = COMPILED, platform: PlatformConfig | None = None
+) -> Path:
     """Compile to ``output`` (temp name, then rename) and return its path."""
     import os
 
     from kfp import compiler
 
     tmp = output.with_name(f".{output.stem}.tmp.yaml")
-    compiler.Compiler().compile(build_training_pipeline(image, params), str(tmp))
+    compiler.Compiler().compile(build_training_pipeline(image, params, platform), str(tmp))
     tmp.write_text(_stable_header(tmp.read_text()))
     os.replace(tmp, output)
     return output
