@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint format compile-pipeline bench serve rollback clean seed-data
+.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## list the targets
 install: ## install uv if missing, then the locked environment (and the Debian tools tests need)
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --locked
-	@scripts/ensure-debian-tools.sh
+	@scripts/ensure-debian-tools.sh promtool:prometheus prometheus-pushgateway:prometheus-pushgateway
 
 run: install ## seed the DVC remote if empty, run the training pipeline end to end, print a summary
 	$(RUN) slipway run
@@ -42,6 +42,12 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 
 bench: install ## benchmarks; results go to docs/benchmarks.md
 	$(RUN) python bench/pipeline.py
+
+images: ## build both images, tagged <registry><name>:<version> and :<git commit>
+	scripts/images.sh build
+
+push: ## push both tags of both images (ECR login when SLIPWAY_IMAGE_REGISTRY is an ECR host)
+	scripts/images.sh push
 
 clean: ## remove local state (.slipway/) and caches
 	rm -rf .slipway .pytest_cache .ruff_cache
