@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from slipway.errors import ModelPackageError
+from slipway.onnx_model import ONNX_FILE
 from slipway.store import MANIFEST, ModelStore
 
 MODEL_FILE = "model.skops"
@@ -68,9 +69,23 @@ class PackageInfo:
 
 
 def build_package(
-    model: Any, train_x: pd.DataFrame, info: PackageInfo, positive_rate: float
+    model: Any,
+    train_x: pd.DataFrame,
+    info: PackageInfo,
+    positive_rate: float,
+    check_rows: pd.DataFrame | None = None,
+    onnx: bool = True,
 ) -> dict[str, bytes]:
     """Serialise ``model`` with skops and write the manifest that describes and protects it.
+
+    With ``onnx`` (the default) the package also gets ``model.onnx`` when the model converts and
+    its probabilities agree with scikit-learn's on ``check_rows`` (default: ``train_x``) within
+    :data:`slipway.onnx_model.ONNX_TOLERANCE`; the manifest's ``onnx`` entry records the measured
+    difference, or why there is no ONNX file. The skops file is always there: it is the reference.
+
+    Args:
+        check_rows: rows (feature columns only) on which ONNX must agree with scikit-learn.
+        onnx: ``False`` skips the conversion (the package holds the skops model only).
 
     Returns:
         ``{file name: bytes}`` with ``manifest.json`` last, ready for a :class:`ModelStore`.
@@ -105,7 +120,46 @@ def build_package(
         "files": {MODEL_FILE: {"sha256": sha256_bytes(blob), "size": len(blob), "format": "skops"}},
         "trusted_types": list(TRUSTED_TYPES),
     }
-    return {MODEL_FILE: blob, MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode()}
+    files = {MODEL_FILE: blob}
+    if onnx:
+        onnx_blob, manifest["onnx"] = _onnx_copy(
+            model, train_x if check_rows is None else check_rows
+        )
+        if onnx_blob is not None:
+            files[ONNX_FILE] = onnx_blob
+            manifest["files"][ONNX_FILE] = {
+                "sha256": sha256_bytes(onnx_blob),
+                "size": len(onnx_blob),
+                "format": "onnx",
+            }
+    files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    return files
+
+
+def _onnx_copy(model: Any, rows: pd.DataFrame) -> tuple[bytes | None, dict[str, Any]]:
+    """The ONNX bytes (or ``None``) and the manifest record of the conversion and its check."""
+    from slipway.onnx_model import (
+        ONNX_TOLERANCE,
+        convert_to_onnx,
+        max_probability_difference,
+    )
+
+    record: dict[str, Any] = {"tolerance": ONNX_TOLERANCE, "check_rows": len(rows)}
+    try:
+        blob = convert_to_onnx(model, rows.shape[1])
+        diff = max_probability_difference(blob, model, rows)
+    except Exception as e:  # converters and runtimes raise many kinds; the skops model remains
+        return None, {**record, "used": False, "reason": f"{type(e).__name__}: {e}"[:500]}
+    if not np.isfinite(diff):
+        return None, {
+            **record,
+            "used": False,
+            "reason": "predicted labels differ from scikit-learn",
+        }
+    record["max_abs_probability_difference"] = diff
+    if diff > ONNX_TOLERANCE:
+        return None, {**record, "used": False, "reason": "probabilities differ beyond tolerance"}
+    return blob, {**record, "used": True}
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:

@@ -1,0 +1,283 @@
+"""The model server: an Open Inference Protocol (v2) REST app around one verified model.
+
+``create_app(settings)`` builds the app; the model loads in a background thread at start-up so
+that liveness answers at once and readiness turns 200 only once the package is verified and
+deserialised. See docs/serving.md for the routes, the error table and the measured speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry
+from starlette.responses import Response
+
+from slipway.config import PACKAGE_VERSION, Settings
+from slipway.serving.drift import DriftWindow
+from slipway.serving.errors import (
+    BatchTooLarge,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    add_exception_handlers,
+)
+from slipway.serving.metrics import ServerMetrics, render_metrics
+from slipway.serving.middleware import ServingMiddleware
+from slipway.serving.model import ModelState
+from slipway.serving.protocol import (
+    INPUT_NAME,
+    ErrorBody,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    parse_infer_request,
+)
+
+log = logging.getLogger("slipway.serving")
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Backpressure: what one worker accepts.
+
+    Attributes:
+        max_batch_rows: rows per infer request; more is 413 (``rejected{reason="batch_size"}``).
+        max_concurrency: infer requests in progress per worker; more is 429 at once.
+        max_body_bytes: request body size (Content-Length and streamed bytes); more is 413.
+        psi_window: input rows kept per worker for PSI.
+        psi_every: PSI is recomputed every this many infer requests.
+    """
+
+    max_batch_rows: int = 1024
+    max_concurrency: int = 64
+    max_body_bytes: int = 2 * 1024 * 1024
+    psi_window: int = 1000
+    psi_every: int = 100
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise InvalidInput("Content-Length must be a number of bytes")
+        if int(length) > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    limits: ServingLimits | None = None,
+    registry: CollectorRegistry | None = None,
+    multiproc_dir: str | None = None,
+    background_load: bool = True,
+) -> FastAPI:
+    """Build the server for ``settings.model_name`` version ``settings.model_version``.
+
+    Args:
+        limits: backpressure limits (default :class:`ServingLimits`).
+        registry: where metrics register (a fresh one by default; tests pass their own).
+        multiproc_dir: prometheus-client multiprocess folder, when several workers serve.
+        background_load: load the model in a thread at start-up (``False`` loads before serving,
+            which tests use).
+    """
+    limits = limits or ServingLimits()
+    name = settings.model_name
+    metrics = ServerMetrics(registry or CollectorRegistry(), name, settings.model_version or "")
+    state = ModelState(name, settings.model_version)
+    efs_root = Path(settings.efs_root)
+    drift: list[DriftWindow] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background_load:
+            threading.Thread(
+                target=state.load, args=(efs_root, metrics), name="model-load", daemon=True
+            ).start()
+        else:
+            state.load(efs_root, metrics)
+        yield
+        if multiproc_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), multiproc_dir)
+
+    app = FastAPI(
+        title="slipway model server",
+        version=PACKAGE_VERSION,
+        description="Open Inference Protocol (v2) REST; see docs/serving.md.",
+        lifespan=lifespan,
+    )
+    app.state.model = state
+    app.state.metrics = metrics
+    add_exception_handlers(app)
+    app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
+    errors = {s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)}
+
+    def ready_model(model_name: str):
+        if model_name != name:
+            raise ModelNotFound(f"this server serves model '{name}' only")
+        if state.model is None:
+            raise ModelNotReady(f"model '{name}' is not ready ({state.reason})")
+        return state.model
+
+    @app.get("/v2/health/live", tags=["health"])
+    async def live() -> Response:
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
+    async def ready() -> Response:
+        ready_model(name)
+        return _json({"ready": True})
+
+    @app.get("/v2", tags=["metadata"])
+    async def server_metadata() -> Response:
+        return _json({"name": "slipway", "version": PACKAGE_VERSION, "extensions": []})
+
+    @app.get(
+        "/v2/models/{model_name}",
+        tags=["metadata"],
+        responses={200: {"model": ModelMetadata}, **errors},
+    )
+    async def model_metadata(model_name: str) -> Response:
+        model = ready_model(model_name)
+        n = len(model.features)
+        return _json(
+            {
+                "name": name,
+                "versions": [model.version],
+                "platform": model.runtime,
+                "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n]}],
+                "outputs": [
+                    {"name": "label", "datatype": "INT64", "shape": [-1]},
+                    {"name": "probability", "datatype": "FP64", "shape": [-1]},
+                ],
+                "parameters": {
+                    "features": model.features,
+                    "positive_class": model.manifest.get("positive_class", 1),
+                    "max_batch_rows": limits.max_batch_rows,
+                },
+            }
+        )
+
+    @app.get("/v2/models/{model_name}/ready", tags=["health"], responses=errors)
+    async def model_ready(model_name: str) -> Response:
+        ready_model(model_name)
+        return _json({"name": name, "ready": True})
+
+    def update_psi(window: DriftWindow, version: str) -> None:
+        for feature, value in window.compute().items():
+            metrics.feature_psi.labels(name, version, feature).set(value)
+
+    @app.post(
+        "/v2/models/{model_name}/infer",
+        tags=["inference"],
+        responses={200: {"model": InferenceResponse}, **errors},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/InferenceRequest"}
+                    }
+                },
+            }
+        },
+    )
+    async def infer(model_name: str, request: Request) -> Response:
+        model = ready_model(model_name)
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType("send the request as Content-Type: application/json")
+        body = await _read_body(request, limits.max_body_bytes)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidInput(
+                "the body is not valid JSON (NaN and Infinity are not JSON)"
+            ) from None
+        try:
+            rows, request_id = parse_infer_request(payload, model.features, limits.max_batch_rows)
+        except BatchTooLarge:
+            metrics.rejected.labels("batch_size").inc()
+            raise
+        labels, proba = model.predict(rows)
+        metrics.observe_predictions(labels, proba)
+        if not drift:
+            drift.append(
+                DriftWindow(
+                    model.features,
+                    model.manifest["training_stats"],
+                    window=limits.psi_window,
+                    every=limits.psi_every,
+                )
+            )
+        if drift[0].add(rows):
+            asyncio.get_running_loop().call_soon(update_psi, drift[0], model.version)
+        n = len(rows)
+        return Response(
+            orjson.dumps(
+                {
+                    "model_name": name,
+                    "model_version": model.version,
+                    "id": request_id or str(uuid.uuid4()),
+                    "outputs": [
+                        {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
+                        {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
+                    ],
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            ),
+            media_type="application/json",
+        )
+
+    @app.get("/metrics", tags=["metrics"])
+    async def metrics_route() -> Response:
+        body, content_type = render_metrics(metrics.registry, multiproc_dir)
+        return Response(body, media_type=content_type)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            request_schema = InferenceRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request_schema.pop("$defs", {}))
+            components["InferenceRequest"] = request_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app

@@ -1,0 +1,79 @@
+"""Population stability index (PSI) of recent inputs against the training distribution.
+
+Each worker keeps the last ``window`` rows it served in a ring buffer (a copy into a numpy array:
+microseconds) and recomputes PSI every ``every`` requests, outside the request that triggers it
+(the app schedules it with ``loop.call_soon``): 30 features x 1,000 rows cost ~1 ms, so per request
+the cost is ~10 µs at ``every=100``. The bins are the training deciles recorded in the package
+manifest (``training_stats[feature].edges`` and ``.fractions``).
+
+PSI = sum over bins of (a - e) * ln(a / e), with a and e the served and training shares of a bin,
+both floored at :data:`EPSILON` so that an empty bin gives a large but finite value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+EPSILON = 1e-4
+
+
+def population_stability_index(
+    values: np.ndarray, edges: Sequence[float], fractions: Sequence[float]
+) -> float:
+    """PSI of ``values`` binned by ``edges`` against the expected ``fractions`` of those bins."""
+    expected = np.maximum(np.asarray(fractions, dtype=float), EPSILON)
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=float), values, side="right"),
+        minlength=len(expected),
+    )
+    actual = np.maximum(counts / max(len(values), 1), EPSILON)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+class DriftWindow:
+    """The last ``window`` input rows and the PSI of each feature over them."""
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        training_stats: dict[str, dict[str, Any]],
+        window: int = 1000,
+        every: int = 100,
+        min_rows: int = 100,
+    ) -> None:
+        self.features = list(features)
+        self.stats = [training_stats[f] for f in self.features]
+        self.rows = np.zeros((window, len(self.features)), dtype=np.float64)
+        self.size = 0  # rows held (<= window)
+        self.next = 0  # where the next row goes
+        self.every = every
+        self.min_rows = min_rows
+        self.requests = 0
+
+    def add(self, batch: np.ndarray) -> bool:
+        """Keep ``batch``'s rows; True when it is time to recompute PSI."""
+        window = len(self.rows)
+        batch = batch[-window:]
+        n = len(batch)
+        end = self.next + n
+        if end <= window:
+            self.rows[self.next : end] = batch
+        else:
+            first = window - self.next
+            self.rows[self.next :] = batch[:first]
+            self.rows[: n - first] = batch[first:]
+        self.next = end % window
+        self.size = min(window, self.size + n)
+        self.requests += 1
+        return self.requests % self.every == 0 and self.size >= self.min_rows
+
+    def compute(self) -> dict[str, float]:
+        """PSI per feature over the rows held now."""
+        held = self.rows[: self.size]
+        return {
+            name: population_stability_index(held[:, i], s["edges"], s["fractions"])
+            for i, (name, s) in enumerate(zip(self.features, self.stats, strict=True))
+        }

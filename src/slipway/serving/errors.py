@@ -1,0 +1,96 @@
+"""The one place where exceptions become HTTP statuses and JSON error bodies.
+
+Routes raise; they never build an error body. Every body is ``{"error": "<fixed sentence>"}``,
+at most 2 KB, and never contains what the caller sent (values, names, ids) or a stack trace:
+messages describe what was *expected*, so a caller can fix the request without the server
+reflecting untrusted input back (log injection, XSS in dashboards, data leaks in shared logs).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("slipway.serving")
+
+MAX_ERROR_BYTES = 2048
+
+
+class ServingError(Exception):
+    """Base of the errors a route may raise; ``status`` is the HTTP status it maps to."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServingError):
+    status = 400
+
+
+class ModelNotFound(ServingError):
+    status = 404
+
+
+class PayloadTooLarge(ServingError):
+    status = 413
+
+
+class BatchTooLarge(PayloadTooLarge):
+    """More rows than the batch limit (counted as ``rejected{reason="batch_size"}``)."""
+
+
+class UnsupportedMediaType(ServingError):
+    status = 415
+
+
+class TooManyRequests(ServingError):
+    status = 429
+
+
+class ModelNotReady(ServingError):
+    status = 503
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON ``{"error": ...}`` response, truncated so the body stays under 2 KB."""
+    body = orjson.dumps({"error": message[:1500]})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+_STATUS_MESSAGES = {
+    404: "no such route; see /docs for the routes this server has",
+    405: "method not allowed on this route; see /docs",
+}
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Install the mapping: ServingError -> its status; framework errors -> 4xx; anything else 500."""
+
+    async def serving_error(_: Request, exc: ServingError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        # starlette's own 404/405: a fixed sentence, not exc.detail (which may name the path)
+        message = _STATUS_MESSAGES.get(exc.status_code, "request refused")
+        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        # only path parameters are validated by FastAPI here; never echo their values
+        return error_response(400, "invalid request parameters; see /docs")
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error while serving a request")
+        return error_response(500, "internal error; the server log has the details")
+
+    app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,152 @@
+"""Every metric the model server exports, in one place (names: docs/metrics.md).
+
+The registry is injected: tests pass a fresh :class:`CollectorRegistry`. With several uvicorn
+workers, prometheus-client's multiprocess mode is used: ``PROMETHEUS_MULTIPROC_DIR`` must be set
+in the environment *before* prometheus-client is imported (``slipway serve`` does it), each worker
+writes its samples to files there, and a scrape of any worker aggregates all of them
+(:func:`render_metrics` with ``multiproc_dir``). Counters and histograms are summed across
+workers; gauges say how they combine in ``multiprocess_mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# The mean-confidence KPI selects buckets by these literal ``le`` values: keep them literals.
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# A prediction takes well under a millisecond; the p95 alert threshold is 250 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LOAD_FAILURE_REASONS = ("missing", "manifest", "checksum", "untrusted", "deserialise", "other")
+REJECT_REASONS = ("concurrency", "batch_size")
+CLASSES = ("0", "1")
+
+
+class ServerMetrics:
+    """The server's metrics, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry, model: str, version: str) -> None:
+        self.registry = registry
+        self.model = model
+        self.version = version
+        self.requests = Counter(
+            "slipway_http_requests",
+            "HTTP requests by route template, method and status class.",
+            ["route", "method", "status_class"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "slipway_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "slipway_inflight_requests",
+            "Requests being served.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "slipway_rejected_requests",
+            "Requests refused before prediction.",
+            ["reason"],
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "slipway_predictions",
+            "Predictions by predicted class (1 = malignant, the positive class).",
+            ["model", "version", "class"],
+            registry=registry,
+        )
+        self.score = Histogram(
+            "slipway_prediction_score",
+            "Positive-class probability of each prediction.",
+            ["model", "version"],
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.load_failures = Counter(
+            "slipway_model_load_failures",
+            "Failed model loads (each worker process loads the model once).",
+            ["model", "reason"],
+            registry=registry,
+        )
+        self.model_ready = Gauge(
+            "slipway_model_ready",
+            "1 when the model is loaded and serving, else 0 (the minimum over live workers).",
+            ["model"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.model_info = Gauge(
+            "slipway_model_info",
+            "Always 1; tells which model version is served.",
+            ["model", "version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.feature_psi = Gauge(
+            "slipway_feature_psi",
+            "PSI of the last window of inputs against the training distribution "
+            "(the maximum over live workers, each with its own window).",
+            ["model", "version", "feature"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.training_positive_rate = Gauge(
+            "slipway_training_positive_rate",
+            "Positive-class rate of the training data.",
+            ["model", "version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)
+        for reason in LOAD_FAILURE_REASONS:
+            self.load_failures.labels(model, reason)
+        self.model_ready.labels(model).set(0)
+        # bound children: the hot path skips the label lookup
+        self.predicted = tuple(self.predictions.labels(model, version, c) for c in CLASSES)
+        self.scores = self.score.labels(model, version)
+
+    def model_loaded(self, positive_rate: float, features: Iterable[str]) -> None:
+        """Publish a loaded model: info, training baseline, PSI gauges at 0, ready."""
+        self.model_info.labels(self.model, self.version).set(1)
+        self.training_positive_rate.labels(self.model, self.version).set(positive_rate)
+        for feature in features:
+            self.feature_psi.labels(self.model, self.version, feature).set(0)
+        self.model_ready.labels(self.model).set(1)
+
+    def load_failed(self, reason: str) -> None:
+        self.load_failures.labels(self.model, reason).inc()
+        self.model_ready.labels(self.model).set(0)
+
+    def observe_predictions(self, labels, proba) -> None:
+        """Count predictions by class and record positive-class scores (numpy arrays)."""
+        positives = int(labels.sum())
+        if positives:
+            self.predicted[1].inc(positives)
+        if len(labels) - positives:
+            self.predicted[0].inc(len(labels) - positives)
+        for p in proba.tolist():
+            self.scores.observe(p)
+
+
+def render_metrics(registry: CollectorRegistry, multiproc_dir: str | None) -> tuple[bytes, str]:
+    """The exposition text: ``registry``'s, or every worker's when ``multiproc_dir`` is set."""
+    if multiproc_dir:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,88 @@
+"""Pure ASGI middleware: request metrics for every route, a concurrency limit for infer only.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so it adds microseconds, not a task per request. The
+concurrency limit applies to ``POST /v2/models/{name}/infer`` alone: probes and ``/metrics``
+always answer, even when inference is saturated. The limit is per worker process; a request
+beyond it gets 429 at once instead of queueing behind the others (callers retry, the HPA scales).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from slipway.serving.metrics import ServerMetrics
+
+INFER_ROUTE = "/v2/models/{name}/infer"
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REJECT_BODY = orjson.dumps({"error": "too many concurrent requests; retry shortly"})
+
+
+class ServingMiddleware:
+    def __init__(self, app: Any, metrics: ServerMetrics, max_concurrency: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_concurrency = max_concurrency
+        self.active = 0  # infer requests in progress in this worker
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, f"{status // 100}xx")
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(*key),
+                self.metrics.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"] if scope["method"] in _METHODS else "other"
+        infer = method == "POST" and path.startswith("/v2/models/") and path.endswith("/infer")
+        if infer and self.active >= self.max_concurrency:
+            self.metrics.rejected.labels("concurrency").inc()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_REJECT_BODY)).encode()),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _REJECT_BODY})
+            self._observe(INFER_ROUTE, method, 429, time.perf_counter() - started)
+            return
+
+        status = 500  # an exception before the response started is a 5xx
+
+        async def send_with_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.inflight.inc()
+        if infer:
+            self.active += 1
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            if infer:
+                self.active -= 1
+            self.metrics.inflight.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            self._observe(template, method, status, time.perf_counter() - started)

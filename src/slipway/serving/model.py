@@ -1,0 +1,157 @@
+"""Loading the served model: verify every file against the manifest, then deserialise, then ready.
+
+The server prefers the package's ONNX copy (``model.onnx``, checked against scikit-learn at
+promotion) and falls back to the skops model when there is none, when the recorded check did not
+pass, or when ONNX Runtime cannot open it. A package that is missing, tampered with or truncated
+leaves the model *not ready*: the process keeps running (liveness stays 200, readiness 503), the
+reason is logged and counted, and nothing from the package is deserialised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slipway.errors import ModelPackageError
+from slipway.onnx_model import ONNX_FILE, ONNX_TOLERANCE, open_session, predict_onnx
+from slipway.package import MODEL_FILE, loads_model, parse_manifest, verify_file
+from slipway.store import MANIFEST, LocalModelStore
+
+log = logging.getLogger("slipway.serving")
+
+
+class LoadFailure(Exception):
+    """A load failed for ``reason`` (a ``slipway_model_load_failures_total`` label)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class LoadedModel:
+    """A verified, deserialised model and what its manifest says about it."""
+
+    version: str
+    runtime: str  # "onnxruntime" or "sklearn"
+    manifest: dict[str, Any]
+    features: list[str]
+    predictor: Any = field(repr=False)
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(labels int64 [N], positive-class probabilities float64 [N])`` for float64 rows."""
+        if self.runtime == "onnxruntime":
+            return predict_onnx(self.predictor, rows)
+        import pandas as pd
+
+        proba = self.predictor.predict_proba(pd.DataFrame(rows, columns=self.features))
+        classes = np.asarray(self.predictor.classes_, dtype=np.int64)
+        return classes[np.argmax(proba, axis=1)], np.ascontiguousarray(
+            proba[:, 1], dtype=np.float64
+        )
+
+
+def load_model(efs_root: Path, model: str, version: str | None) -> LoadedModel:
+    """Read ``<efs_root>/<model>/<version>/``, verify it, deserialise it.
+
+    Raises:
+        LoadFailure: with a reason among ``missing``, ``manifest``, ``checksum``, ``untrusted``,
+            ``deserialise``.
+    """
+    if not version:
+        raise LoadFailure(
+            "missing", "no model version configured; set SLIPWAY_MODEL_VERSION (or MODEL_VERSION)"
+        )
+    store = LocalModelStore(efs_root)
+    where = store.package_uri(model, version)
+    try:
+        manifest = parse_manifest(store.read(model, version, MANIFEST), where)
+    except ModelPackageError as e:
+        reason = "missing" if not (Path(where) / MANIFEST).is_file() else "manifest"
+        raise LoadFailure(reason, str(e)) from e
+    features = [f.get("name") for f in manifest.get("features", [])]
+    if manifest.get("version_code") != version or not features or None in features:
+        raise LoadFailure(
+            "manifest",
+            f"{where}/{MANIFEST} does not describe version {version} with named features",
+        )
+    blobs = {}
+    for name in manifest.get("files", {}):
+        try:
+            blobs[name] = store.read(model, version, name)
+            verify_file(manifest, name, blobs[name], where)
+        except ModelPackageError as e:
+            raise LoadFailure("checksum", str(e)) from e
+    if MODEL_FILE not in blobs:
+        raise LoadFailure("manifest", f"{where}/{MANIFEST} lists no {MODEL_FILE}")
+
+    if ONNX_FILE in blobs and _onnx_check_passed(manifest):
+        try:
+            session = open_session(blobs[ONNX_FILE])
+            return LoadedModel(version, "onnxruntime", manifest, features, session)
+        except Exception as e:  # ONNX Runtime raises its own types; the skops model remains
+            log.warning("ONNX model of %s does not open (%s); using the skops model", version, e)
+    try:
+        predictor = loads_model(blobs[MODEL_FILE])
+    except ModelPackageError as e:
+        raise LoadFailure("untrusted", str(e)) from e
+    except Exception as e:  # a verified file that still fails to load: a bug or a version skew
+        raise LoadFailure("deserialise", f"{where}/{MODEL_FILE} does not load: {e}") from e
+    return LoadedModel(version, "sklearn", manifest, features, predictor)
+
+
+def _onnx_check_passed(manifest: dict[str, Any]) -> bool:
+    record = manifest.get("onnx") or {}
+    diff = record.get("max_abs_probability_difference")
+    return bool(record.get("used")) and isinstance(diff, float) and diff <= ONNX_TOLERANCE
+
+
+class ModelState:
+    """What the routes see: the loaded model, or why there is none yet."""
+
+    def __init__(self, name: str, version: str | None) -> None:
+        self.name = name
+        self.version = version or ""
+        self.model: LoadedModel | None = None
+        self.reason = "loading"
+        self.done = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def load(self, efs_root: Path, metrics: Any) -> None:
+        """Load once; on failure log the reason, count it and stay not ready (never raise)."""
+        started = time.perf_counter()
+        try:
+            self.model = load_model(efs_root, self.name, self.version or None)
+        except LoadFailure as e:
+            self.reason = e.reason
+            log.error("model %s %s not loaded (%s): %s", self.name, self.version, e.reason, e)
+            metrics.load_failed(e.reason)
+        except Exception as e:
+            self.reason = "other"
+            log.exception("model %s %s not loaded: unexpected error", self.name, self.version)
+            metrics.load_failed("other")
+            del e
+        else:
+            manifest = self.model.manifest
+            metrics.model_loaded(
+                float(manifest.get("training_positive_rate", 0.0)), self.model.features
+            )
+            self.reason = "ready"
+            log.info(
+                "model %s %s ready with %s in %.2f s",
+                self.name,
+                self.version,
+                self.model.runtime,
+                time.perf_counter() - started,
+            )
+        finally:
+            self.done.set()

@@ -1,0 +1,71 @@
+"""Model packages for the serving tests: a small pipeline trained on the bundled data."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from slipway.data import DATASET_VERSIONS, TARGET, build_dataset
+from slipway.package import PackageInfo, build_package
+from slipway.store import MANIFEST, LocalModelStore
+
+MODEL = "slipway"
+VERSION = "v3-20260101-0a1b2c3d"
+
+
+@functools.cache
+def dataset() -> pd.DataFrame:
+    return build_dataset(DATASET_VERSIONS["v2"])
+
+
+def features() -> pd.DataFrame:
+    return dataset().drop(columns=[TARGET])
+
+
+@functools.cache
+def trained(kind: str = "logistic_regression"):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logistic_regression":
+        model = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(max_iter=5000))])
+    else:
+        model = Pipeline(
+            [
+                ("scaler", "passthrough"),
+                ("clf", RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)),
+            ]
+        )
+    return model.fit(features(), dataset()[TARGET])
+
+
+@functools.cache
+def package_files(
+    kind: str = "logistic_regression", version: str = VERSION, onnx: bool = True
+) -> dict[str, bytes]:
+    info = PackageInfo(
+        model_name=MODEL,
+        version_code=version,
+        run_id="0a1b2c3d" * 4,
+        registry_version=3,
+        dataset={"version": "v2", "path": "data/breast-cancer/v2.csv", "md5": "0" * 32, "rev": ""},
+        git_commit="test",
+        metrics={"roc_auc": 0.99},
+    )
+    return build_package(
+        trained(kind), features(), info, float(dataset()[TARGET].mean()), onnx=onnx
+    )
+
+
+def install_package(efs_root: Path, files: dict[str, bytes], version: str = VERSION) -> Path:
+    """Write ``files`` as ``<efs_root>/slipway/<version>/`` and return that folder."""
+    return Path(LocalModelStore(efs_root).put_package(MODEL, version, files))
+
+
+def manifest_of(files: dict[str, bytes]) -> dict:
+    return json.loads(files[MANIFEST])
