@@ -76,9 +76,12 @@ def with_group_stop(proc: subprocess.Popen, grace: float = 10) -> None:
 
 
 @contextmanager
-def moto_server(log: Path) -> Iterator[str]:
-    """A real ``moto_server`` on 127.0.0.1 at a free port; yields its endpoint URL."""
-    port = free_port()
+def moto_server(log: Path, port: int | None = None) -> Iterator[str]:
+    """A real ``moto_server`` on 127.0.0.1 (at ``port``, or a free one); yields its endpoint URL.
+
+    Pass the port of a stopped server to restart it at the same endpoint (with empty state).
+    """
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with running(
         [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
