@@ -28,6 +28,7 @@ class Promotion:
     registry_version: str
     package_uri: str
     created: bool  # False when this run had been promoted before
+    efs_path: str | None = None  # local store: where the package is on the EFS folder
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +104,14 @@ def promote_candidate(
 
     move_alias(client, name, version.version, expected_champion)
     promotion = Promotion(code, str(version.version), store.package_uri(name, code), created)
+
+    # --- EFS (issue #3): the champion marker that efs-sync retention reads (it cannot reach
+    # MLflow), and on a local store the embedded stand-in of the Lambda (same verify + rename
+    # code). On S3 the bucket notification runs the Lambda instead. Idempotent.
+    from slipway.efs import publish_champion
+
+    promotion.efs_path = publish_champion(store, name, code, int(version.version), settings)
+    # --- end EFS
     for key, value in {
         "slipway.version_code": code,
         "slipway.registry_version": str(version.version),

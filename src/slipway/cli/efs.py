@@ -1,0 +1,55 @@
+"""``slipway efs-sync``: copy a model package from the model store to the EFS folder by hand.
+
+The same code as the ``efs-sync`` Lambda and the embedded promotion (:mod:`slipway.efs`): verify
+every SHA-256, write to a temporary folder, rename into ``<efs_root>/<model>/<version>/``, then
+retention. Use it to resync a version after a failure, or to fill a fresh EFS volume.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from slipway.cli.common import console, fails_cleanly
+
+
+def register(app: typer.Typer) -> None:
+    app.command("efs-sync")(efs_sync_cmd)
+
+
+@fails_cleanly
+def efs_sync_cmd(
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version code, e.g. v3-20261128-1f2e3d4c; default: the champion."),
+    ] = None,
+) -> None:
+    """Copy one model version from SLIPWAY_MODEL_STORE_URL to SLIPWAY_EFS_ROOT (verified)."""
+    from slipway.config import load_settings
+    from slipway.efs import read_champion_marker, sync_from_store
+    from slipway.errors import ConfigError
+    from slipway.store import open_model_store
+    from slipway.versions import parse_version_code
+
+    settings = load_settings()
+    if version is not None:
+        parse_version_code(version)
+    store = open_model_store(
+        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
+    )
+    model = settings.model_name
+    if version is None:
+        version = read_champion_marker(store, model)
+        if version is None:
+            raise ConfigError(
+                f"no champion marker for model {model} in {store.url}; name the version: "
+                "`slipway efs-sync <version-code>`"
+            )
+    result = sync_from_store(store, model, version, settings)
+    state = "copied" if result.created else "already present"
+    console.print(f"{model} {version} {state}: {result.path}", soft_wrap=True)
+    if result.champion is None:
+        console.print("retention skipped: no readable champion marker")
+    elif result.pruned:
+        console.print(f"retention removed {', '.join(result.pruned)} (champion {result.champion})")
