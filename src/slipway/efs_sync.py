@@ -137,6 +137,12 @@ def sync_event(package: PackageEvent, settings: Settings, context: Any = None) -
         store = S3ModelStore(package.bucket, package.prefix, client, settings.aws_endpoint_url)
         manifest = store.read(package.model, package.version, MANIFEST, data["version_id"])
         result = sync_from_store(store, package.model, package.version, settings, manifest)
+        # counted here, where the work happens: a replayed duplicate returns the record only
+        if result.created:
+            metrics.add_metric("slipway_efs_sync_copied_total", MetricUnit.Count, 1)
+        if result.pruned:
+            pruned = len(result.pruned)
+            metrics.add_metric("slipway_efs_sync_pruned_total", MetricUnit.Count, pruned)
         return result.to_dict()
 
     try:
@@ -179,11 +185,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 logger.error(f"package rejected: {e}", extra=_fields(package))
                 raise
             results.append(result)
-            if result.get("created"):
-                metrics.add_metric("slipway_efs_sync_copied_total", MetricUnit.Count, 1)
-            if result.get("pruned"):
-                pruned = len(result["pruned"])
-                metrics.add_metric("slipway_efs_sync_pruned_total", MetricUnit.Count, pruned)
             logger.info("package on EFS", extra={**_fields(package), "result": result})
     except Exception:
         metrics.add_metric("slipway_efs_sync_failures_total", MetricUnit.Count, 1)
