@@ -1,0 +1,270 @@
+"""The mirror end to end: a real prometheus_client exporter -> the mirror -> moto_server.
+
+What the alarms will read is checked with ``get_metric_data`` over HTTP: gauges, counter
+increases, histogram distributions; a CloudWatch outage (moto stopped, restarted on the same
+port) loses and duplicates nothing; N points take ceil(N / 1000) calls and no call exceeds 1 MB.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from slipway.kpis import load_kpi_catalog
+from slipway.mirror import (
+    Converter,
+    DimensionRules,
+    Mirror,
+    MirrorMetrics,
+    Publisher,
+    mirror_client,
+)
+from tests.support.processes import free_port, moto_server
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+INFER = "/v2/models/{name}/infer"
+
+
+@pytest.fixture
+def exporter() -> Iterator[tuple[CollectorRegistry, str]]:
+    """A registry we control, exposed over HTTP on 127.0.0.1."""
+    registry = CollectorRegistry()
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        yield registry, f"http://127.0.0.1:{port}/metrics"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def _creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def _mirror(target: str, endpoint: str, rules: DimensionRules, **publisher: Any) -> Mirror:
+    metrics = MirrorMetrics(CollectorRegistry())
+    client = mirror_client(
+        "us-east-1", endpoint, max_attempts=2, connect_timeout=1, read_timeout=10
+    )
+    return Mirror([target], Converter(rules), Publisher(client, metrics, **publisher), metrics)
+
+
+def _stat(endpoint: str, name: str, dims: dict[str, str], stat: str) -> float | None:
+    """One statistic over the last hour (one period), as an alarm would query it."""
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=endpoint)
+    now = datetime.now(UTC)
+    metric = {
+        "Namespace": "Slipway",
+        "MetricName": name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+    }
+    result = cw.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "q", "MetricStat": {"Metric": metric, "Period": 7200, "Stat": stat}}
+        ],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+    )["MetricDataResults"][0]
+    assert len(result["Values"]) <= 1, result
+    return result["Values"][0] if result["Values"] else None
+
+
+def test_gauge_counter_and_histogram_reach_cloudwatch(
+    exporter: tuple[CollectorRegistry, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _creds(monkeypatch)
+    registry, url = exporter
+    model = f"m-{uuid.uuid4().hex[:8]}"  # the shared moto server: our own dimension values
+    route = f"/test/{uuid.uuid4().hex[:8]}"
+    requests = Counter(
+        "slipway_http_requests", "r", ["route", "method", "status_class"], registry=registry
+    )
+    latency = Histogram(
+        "slipway_http_request_duration_seconds", "l", ["route", "method"], registry=registry
+    )
+    score = Histogram(
+        "slipway_prediction_score",
+        "s",
+        ["model", "version"],
+        buckets=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        registry=registry,
+    )
+    psi = Gauge("slipway_feature_psi", "p", ["model", "version", "feature"], registry=registry)
+    requests.labels(route, "POST", "2xx").inc(3)
+    requests.labels(route, "POST", "5xx").inc(1)
+    psi.labels(model, "v1", "mean_radius").set(0.1)
+    psi.labels(model, "v1", "mean_area").set(0.3)
+    score.labels(model, "v1").observe(0.5)
+
+    rules = DimensionRules.from_catalog(load_kpi_catalog(REPO / "monitoring" / "kpis.yaml"))
+    mirror = _mirror(url, moto_endpoint, rules)
+    assert mirror.tick() > 0  # baseline: gauges only
+    requests.labels(route, "POST", "2xx").inc(5)
+    requests.labels(route, "GET", "2xx").inc(1)
+    requests.labels(route, "POST", "5xx").inc(2)
+    for value in (0.003, 0.003, 0.003, 0.003, 0.3):
+        latency.labels(route, "POST").observe(value)
+    for value in (0.05, 0.05, 0.35, 0.95):
+        score.labels(model, "v1").observe(value)
+    psi.labels(model, "v1", "mean_radius").set(0.5)
+    mirror.tick()
+    assert mirror.publisher.pending == 0
+
+    # counters: the increase between the two scrapes, summed over the other labels
+    assert _stat(moto_endpoint, "slipway_http_requests_total", {"route": route}, "Sum") == 8
+    five = {"route": route, "status_class": "5xx"}
+    assert _stat(moto_endpoint, "slipway_http_requests_total", five, "Sum") == 2
+    # gauges: every series value of each scrape
+    dims = {"model": model}
+    assert _stat(moto_endpoint, "slipway_feature_psi", dims, "Maximum") == 0.5
+    assert _stat(moto_endpoint, "slipway_feature_psi", dims, "Minimum") == 0.1
+    assert _stat(moto_endpoint, "slipway_feature_psi", dims, "SampleCount") == 4
+    # the latency histogram as a distribution at the bucket upper bounds (p95 reads this)
+    name, dims = "slipway_http_request_duration_seconds", {"route": route}
+    assert _stat(moto_endpoint, name, dims, "SampleCount") == 5
+    assert _stat(moto_endpoint, name, dims, "Minimum") == 0.005
+    assert _stat(moto_endpoint, name, dims, "Maximum") == 0.5
+    assert math.isclose(_stat(moto_endpoint, name, dims, "Sum"), 4 * 0.005 + 0.5)
+    # the prediction-score buckets and count the mean-confidence alarm reads
+    bucket = "slipway_prediction_score_bucket"
+    assert _stat(moto_endpoint, bucket, {"model": model, "le": "0.1"}, "Sum") == 2
+    assert _stat(moto_endpoint, bucket, {"model": model, "le": "0.4"}, "Sum") == 3
+    assert _stat(moto_endpoint, bucket, {"model": model, "le": "1.0"}, "Sum") == 4
+    assert _stat(moto_endpoint, "slipway_prediction_score_count", {"model": model}, "Sum") == 4
+    # metrics no alarm reads are not published
+    assert (
+        _stat(moto_endpoint, "slipway_feature_psi", {"model": model, "version": "v1"}, "Sum")
+        is None
+    )
+
+    registry_metrics = mirror.metrics.registry
+    assert registry_metrics.get_sample_value("slipway_mirror_buffered_points") == 0
+    assert (
+        registry_metrics.get_sample_value("slipway_mirror_put_calls_total", {"outcome": "ok"}) == 2
+    )
+
+
+def test_outage_buffers_and_delivers_every_point_exactly_once(
+    exporter: tuple[CollectorRegistry, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our own moto_server, stopped for a while and restarted on the same port."""
+    _creds(monkeypatch)
+    registry, url = exporter
+    tick_gauge = Gauge("outage_tick", "tick number", ["job"], registry=registry)
+    events = Counter("outage_events", "events", ["job"], registry=registry)
+    rules = DimensionRules.from_mapping(
+        {"outage_tick": [["job"]], "outage_events_total": [["job"]]}
+    )
+    port = free_port()
+    dims = {"job": "outage"}
+
+    with moto_server(tmp_path / "moto-1.log", port=port) as endpoint:
+        mirror = _mirror(url, endpoint, rules, backoff_base=0.2, backoff_max=1.0)
+        for tick in (1, 2, 3):
+            tick_gauge.labels("outage").set(tick)
+            events.labels("outage").inc(tick)  # baseline at tick 1, then +2, +3
+            mirror.tick()
+        assert mirror.publisher.pending == 0
+        assert _stat(endpoint, "outage_tick", dims, "Sum") == 1 + 2 + 3
+        assert _stat(endpoint, "outage_events_total", dims, "Sum") == 2 + 3
+
+    # CloudWatch unreachable: ticks 4..7 are buffered
+    for tick in (4, 5, 6, 7):
+        tick_gauge.labels("outage").set(tick)
+        events.labels("outage").inc(tick)
+        mirror.tick()
+        time.sleep(0.3)
+    assert mirror.publisher.pending == 8  # one gauge and one counter point per tick
+    samples = mirror.metrics.registry.get_sample_value
+    assert samples("slipway_mirror_buffered_points") == 8
+    assert samples("slipway_mirror_lag_seconds") > 0
+    assert samples("slipway_mirror_put_calls_total", {"outcome": "error"}) >= 1
+
+    with moto_server(tmp_path / "moto-2.log", port=port) as endpoint:
+        deadline = time.monotonic() + 30
+        while mirror.publisher.pending and time.monotonic() < deadline:
+            time.sleep(0.3)
+            mirror.publisher.flush()
+        assert mirror.publisher.pending == 0
+        # the restarted server saw exactly the outage points, once each
+        assert _stat(endpoint, "outage_tick", dims, "SampleCount") == 4
+        assert _stat(endpoint, "outage_tick", dims, "Sum") == 4 + 5 + 6 + 7
+        assert _stat(endpoint, "outage_tick", dims, "Minimum") == 4
+        assert _stat(endpoint, "outage_events_total", dims, "SampleCount") == 4
+        assert _stat(endpoint, "outage_events_total", dims, "Sum") == 4 + 5 + 6 + 7
+        assert samples("slipway_mirror_lag_seconds") == 0
+        assert samples("slipway_mirror_dropped_points_total", {"reason": "buffer_full"}) == 0
+
+
+def _count_calls(client: Any) -> list[int]:
+    """Body size (uncompressed, as urlencoded) of every PutMetricData call the client makes."""
+    sizes: list[int] = []
+
+    def hook(params: dict, **_: Any) -> None:
+        body = params["body"]
+        sizes.append(len(urlencode(body) if isinstance(body, dict) else body))
+
+    client.meta.events.register("before-call.cloudwatch.PutMetricData", hook)
+    return sizes
+
+
+@pytest.mark.parametrize("series", [1000, 2500])
+def test_n_points_take_ceil_n_over_1000_calls(
+    series: int,
+    exporter: tuple[CollectorRegistry, str],
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _creds(monkeypatch)
+    registry, url = exporter
+    gauge = Gauge("batch_gauge", "g", ["series", "run"], registry=registry)
+    run = uuid.uuid4().hex[:8]
+    for i in range(series):
+        gauge.labels(str(i), run).set(i)
+    mirror = _mirror(
+        url, moto_endpoint, DimensionRules.from_mapping({"batch_gauge": [["run", "series"]]})
+    )
+    sizes = _count_calls(mirror.publisher.client)
+    assert mirror.tick() == series
+    assert len(sizes) == math.ceil(series / 1000)
+    assert mirror.publisher.pending == 0
+    for i in (0, series - 1):
+        assert _stat(moto_endpoint, "batch_gauge", {"run": run, "series": str(i)}, "Maximum") == i
+
+
+def test_no_call_exceeds_1_mb(
+    exporter: tuple[CollectorRegistry, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _creds(monkeypatch)
+    registry, url = exporter
+    labels = [f"d{i:02d}" for i in range(30)]  # CloudWatch's maximum
+    gauge = Gauge("big_gauge", "g", ["series", *labels], registry=registry)
+    run = uuid.uuid4().hex
+    long_value = run + "x" * (1024 - len(run))  # the longest dimension value CloudWatch takes
+    count = 120
+    for i in range(count):
+        gauge.labels(str(i), *([long_value] * 30)).set(i)
+    rules = DimensionRules.from_mapping({"big_gauge": [[*labels[:29], "series"]]})
+    mirror = _mirror(url, moto_endpoint, rules)
+    sizes = _count_calls(mirror.publisher.client)
+    mirror.tick()
+    assert mirror.publisher.pending == 0
+    assert max(sizes) <= 1_000_000 < sum(sizes)  # more than 1 MB in all, under 1 MB a call
+    assert len(sizes) == math.ceil(sum(sizes) / 1_000_000)  # and no more calls than needed
+    dims = {label: long_value for label in labels[:29]} | {"series": str(count - 1)}
+    assert _stat(moto_endpoint, "big_gauge", dims, "Maximum") == count - 1
