@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
+from slipway.config import load_settings
 from slipway.data import DATASET_VERSIONS, TARGET, build_dataset
 from slipway.package import PackageInfo, build_package
+from slipway.serving import ServingLimits, create_app
 from slipway.store import MANIFEST, LocalModelStore
 
 MODEL = "slipway"
@@ -69,3 +75,46 @@ def install_package(efs_root: Path, files: dict[str, bytes], version: str = VERS
 
 def manifest_of(files: dict[str, bytes]) -> dict:
     return json.loads(files[MANIFEST])
+
+
+INFER = "/v2/models/slipway/infer"
+
+
+def infer_body(rows: int = 1, start: int = 0) -> dict:
+    data = features().iloc[start : start + rows].to_numpy().ravel().tolist()
+    return {"inputs": [{"name": "input-0", "shape": [rows, 30], "datatype": "FP64", "data": data}]}
+
+
+def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+@contextmanager
+def client_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[TestClient, CollectorRegistry]]]:
+    """Yield ``make(files=..., version=..., limits=..., install=...) -> (client, registry)``:
+    a started app (model loaded before serving) on a package installed under ``tmp_path``."""
+    clients: list[TestClient] = []
+
+    def make(
+        files: dict[str, bytes] | None = None,
+        version: str = VERSION,
+        limits: ServingLimits | None = None,
+        install: bool = True,
+    ) -> tuple[TestClient, CollectorRegistry]:
+        efs = tmp_path / f"efs{len(clients)}"
+        if install:
+            install_package(efs, files if files is not None else package_files(), version)
+        registry = CollectorRegistry()
+        settings = load_settings(state_dir=tmp_path, efs_root=efs, model_version=version)
+        app = create_app(settings, limits=limits, registry=registry, background_load=False)
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client, registry
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)

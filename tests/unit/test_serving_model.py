@@ -1,0 +1,154 @@
+"""Loading: verified before deserialised; a bad package means not ready, never a crash.
+
+Also: the ONNX copy agrees with scikit-learn, and a package whose ONNX check failed is served by
+the skops model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slipway.onnx_model import ONNX_FILE
+from slipway.package import MODEL_FILE
+from slipway.serving import load_model
+from slipway.serving.model import LoadFailure
+from slipway.store import MANIFEST
+from tests.support.serving import (
+    INFER,
+    VERSION,
+    client_factory,
+    features,
+    infer_body,
+    manifest_of,
+    metric_value,
+    package_files,
+    trained,
+)
+
+
+@pytest.fixture
+def make_client(tmp_path: Path):
+    with client_factory(tmp_path) as make:
+        yield make
+
+
+def flip_byte(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+def with_file(name: str, content: bytes) -> dict[str, bytes]:
+    files = dict(package_files())
+    files[name] = content
+    return files
+
+
+BROKEN = {
+    # case: (files or None for "no package at all", reason)
+    "missing package": (None, "missing"),
+    "tampered skops": (with_file(MODEL_FILE, flip_byte(package_files()[MODEL_FILE])), "checksum"),
+    "truncated skops": (with_file(MODEL_FILE, package_files()[MODEL_FILE][:-100]), "checksum"),
+    "tampered onnx": (with_file(ONNX_FILE, flip_byte(package_files()[ONNX_FILE])), "checksum"),
+    "truncated manifest": (with_file(MANIFEST, package_files()[MANIFEST][:-50]), "manifest"),
+    "manifest of another version": (
+        with_file(
+            MANIFEST,
+            json.dumps(
+                {**manifest_of(package_files()), "version_code": "v9-20260101-ffffffff"}
+            ).encode(),
+        ),
+        "manifest",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_package_is_not_ready_but_alive(case: str, make_client, caplog) -> None:
+    files, reason = BROKEN[case]
+    client, registry = make_client(files=files, install=files is not None)
+    assert client.get("/v2/health/live").status_code == 200
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"error": f"model 'slipway' is not ready ({reason})"}
+    assert client.get("/v2/models/slipway/ready").status_code == 503
+    infer = client.post(INFER, json=infer_body())
+    assert infer.status_code == 503
+    assert set(infer.json()) == {"error"}
+    assert (
+        metric_value(registry, "slipway_model_load_failures_total", model="slipway", reason=reason)
+        == 1
+    )
+    assert metric_value(registry, "slipway_model_ready", model="slipway") == 0
+    assert "not loaded" in caplog.text
+    assert reason in caplog.text
+    # unknown model names stay 404 even when not ready
+    assert client.post("/v2/models/other/infer", json=infer_body()).status_code == 404
+
+
+def test_tampered_file_is_never_deserialised(tmp_path: Path, monkeypatch) -> None:
+    """The checksum is checked before skops sees a byte."""
+    from tests.support.serving import install_package
+
+    install_package(tmp_path, BROKEN["tampered skops"][0])
+    calls = []
+    monkeypatch.setattr("slipway.serving.model.loads_model", lambda blob: calls.append(blob))
+    monkeypatch.setattr("slipway.serving.model.open_session", lambda blob: calls.append(blob))
+    with pytest.raises(LoadFailure, match="SHA-256") as failure:
+        load_model(tmp_path, "slipway", VERSION)
+    assert failure.value.reason == "checksum"
+    assert calls == []
+
+
+def test_no_version_configured_is_a_missing_model(tmp_path: Path) -> None:
+    with pytest.raises(LoadFailure, match="SLIPWAY_MODEL_VERSION") as failure:
+        load_model(tmp_path, "slipway", None)
+    assert failure.value.reason == "missing"
+
+
+def test_onnx_agrees_with_skops_on_every_row(tmp_path: Path) -> None:
+    from tests.support.serving import install_package
+
+    install_package(tmp_path, package_files())
+    onnx = load_model(tmp_path, "slipway", VERSION)
+    assert onnx.runtime == "onnxruntime"
+    skops_only = dict(package_files(onnx=False))
+    install_package(tmp_path / "b", skops_only)
+    reference = load_model(tmp_path / "b", "slipway", VERSION)
+    assert reference.runtime == "sklearn"
+    rows = features().to_numpy()
+    labels, proba = onnx.predict(rows)
+    ref_labels, ref_proba = reference.predict(rows)
+    np.testing.assert_array_equal(labels, ref_labels)
+    assert np.max(np.abs(proba - ref_proba)) <= 1e-9
+    record = manifest_of(package_files())["onnx"]
+    assert record["used"] is True
+    assert record["check_rows"] == len(rows)
+    assert record["max_abs_probability_difference"] <= 1e-9
+    assert manifest_of(package_files())["files"][ONNX_FILE]["format"] == "onnx"
+
+
+def test_onnx_refused_beyond_tolerance_falls_back_to_skops(make_client, monkeypatch) -> None:
+    from slipway.package import PackageInfo, build_package
+
+    monkeypatch.setattr("slipway.onnx_model.ONNX_TOLERANCE", -1.0)  # nothing can pass
+    info = PackageInfo("slipway", VERSION, "r", 3, {}, "test", {})
+    files = build_package(trained(), features(), info, 0.37)
+    assert ONNX_FILE not in files
+    record = json.loads(files[MANIFEST])["onnx"]
+    assert record["used"] is False
+    assert record["reason"] == "probabilities differ beyond tolerance"
+    assert ONNX_FILE not in json.loads(files[MANIFEST])["files"]
+    client, _ = make_client(files=files)
+    assert client.get("/v2/models/slipway").json()["platform"] == "sklearn"
+    out = client.post(INFER, json=infer_body(rows=3)).json()["outputs"]
+    expected = trained().predict_proba(features().iloc[:3])[:, 1]
+    np.testing.assert_allclose(out[1]["data"], expected, rtol=0, atol=1e-12)
+
+
+def test_build_package_without_onnx_keeps_the_old_shape() -> None:
+    files = package_files(onnx=False)
+    assert sorted(files) == [MANIFEST, MODEL_FILE]
+    assert "onnx" not in manifest_of(files)
