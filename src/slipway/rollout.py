@@ -106,10 +106,9 @@ def sync_registry(
     where = f"Deployment slipway-server serves {served}"
     alias_before = None
     try:
-        target = find_registry_version(client, name, served)
-        target_version = str(target.version)
         current = get_alias_version(client, name, CHAMPION)
         alias_before = str(current.version) if current is not None else None
+        target_version = str(find_registry_version(client, name, served).version)
         move_alias(client, name, target_version, expected=alias_before)
     except Exception as e:  # registry errors and MLflow/HTTP errors leave the same state
         raise RolloutError(
@@ -147,7 +146,10 @@ def _tag_rollback(client: Any, name: str, from_version: str, to_registry: str, r
     # on the restored version: where it came back from; on the withdrawn one: when and why
     client.set_model_version_tag(name, to_registry, "rolled_back_from", from_version)
     client.set_model_version_tag(name, to_registry, "rolled_back_at", record.at)
-    withdrawn = str(find_registry_version(client, name, from_version).version)
+    try:
+        withdrawn = str(find_registry_version(client, name, from_version).version)
+    except RegistryError:
+        return  # deployed by hand, never registered: the audit record still names it
     client.set_model_version_tag(name, withdrawn, "withdrawn_at", record.at)
     client.set_model_version_tag(name, withdrawn, "withdrawn_reason", record.reason)
 

@@ -217,7 +217,7 @@ def audit_cmd(
         return
     table = Table(title=f"audit trail of model {settings.model_name} ({len(trail)} shown)")
     for column in ("when (UTC)", "action", "who", "from", "to", "revision", "env", "why"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for _, r in trail:
         table.add_row(
             r.at,

@@ -1,0 +1,454 @@
+"""Deploy and rollback end to end, without a cluster: a recording fake kubectl on PATH and a
+REAL MLflow registry (SQLite in tmp). Proves the exact kubectl command sequence, that registry,
+serving, overlay file and audit trail agree afterwards, that a failure part-way leaves the
+registry untouched and says how to finish, and that the resume command finishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from slipway.audit import read_audit_trail
+from slipway.cli.common import console
+from slipway.cli.rollout import register
+from slipway.config import Settings, load_settings
+from slipway.deploy import deploy_version
+from slipway.errors import ConfigError, RolloutError
+from slipway.kubectl import Kubectl
+from slipway.manifests import MODEL_VERSION_FILE, set_model_version
+from slipway.registry import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
+from slipway.rollout import rollback_deployment
+from slipway.store import LocalModelStore
+from slipway.versions import make_version_code
+from tests.support.fake_kubectl import FakeKubectl, install_fake_kubectl
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+STATUS = ["rollout", "status", "deployment/slipway-server", "-n", "slipway", "--timeout=5m"]
+GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json"]
+CONTEXT = ["config", "current-context"]
+UNDO = ["rollout", "undo", "deployment/slipway-server", "-n", "slipway"]
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def real_kubectl() -> str:
+    found = shutil.which("kubectl")
+    assert found, "kubectl is not installed: these tests render overlays with `kubectl kustomize`"
+    return found
+
+
+@pytest.fixture(scope="module")
+def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """(tracking URI, model URI, run id): one SQLite store and one tiny logged model per module."""
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    get_client(uri)
+    experiment = mlflow.create_experiment("rollout-tests", artifact_location=str(root / "art"))
+    with mlflow.start_run(experiment_id=experiment) as run:
+        model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+    return uri, info.model_uri, run.info.run_id
+
+
+@dataclass
+class World:
+    settings: Settings
+    client: Any
+    fake: FakeKubectl
+    manifests: Path
+    v1: str
+    v2: str
+
+    @property
+    def overlay_file(self) -> Path:
+        return self.manifests / "overlays" / "prod" / MODEL_VERSION_FILE
+
+    def champion(self) -> str | None:
+        found = get_alias_version(self.client, self.settings.model_name, CHAMPION)
+        return str(found.version) if found is not None else None
+
+    def version_tags(self, n: int) -> dict[str, str]:
+        return self.client.get_model_version(self.settings.model_name, str(n)).tags
+
+    def trail(self):
+        return [record for _, record in read_audit_trail(self.client, self.settings.model_name)]
+
+    def kubectl(self) -> Kubectl:
+        return Kubectl(str(self.fake.path))
+
+
+def _pinned(path: Path) -> str:
+    doc = yaml.safe_load(path.read_text())
+    return doc["spec"]["template"]["metadata"]["annotations"]["slipway.io/model-version"]
+
+
+@pytest.fixture
+def world(tmp_path: Path, logged_model: tuple[str, str, str], real_kubectl: str) -> World:
+    """A registered model with versions 1 and 2 (champion: 2), both packaged in the store, prod
+    overlay (a copy of manifests/) pinned to v2, fake cluster at revision 2 serving v2."""
+    uri, model_uri, run_id = logged_model
+    name = f"rollout-{next(_names)}"
+    settings = load_settings(
+        state_dir=tmp_path / "state",
+        project_dir=REPO,
+        tracking_uri=uri,
+        model_name=name,
+        model_store_url=str(tmp_path / "store"),
+        efs_root=tmp_path / "efs-not-mounted",
+        git_commit="test",
+    )
+    client = get_client(uri)
+    client.create_registered_model(name)
+    store = LocalModelStore(tmp_path / "store")
+    codes = []
+    for n in (1, 2):
+        version = client.create_model_version(name, model_uri, run_id=run_id)
+        assert str(version.version) == str(n)
+        code = make_version_code(n, run_id)
+        client.set_model_version_tag(name, str(n), TAG_VERSION_CODE, code)
+        store.put_package(name, code, {"model.skops": b"x", "manifest.json": b"{}"})
+        codes.append(code)
+    client.set_registered_model_alias(name, CHAMPION, "2")
+    manifests = Path(shutil.copytree(REPO / "manifests", tmp_path / "manifests"))
+    set_model_version(manifests / "overlays" / "prod", codes[1], f"deploy model {codes[1]}")
+    revisions = [
+        {"revision": n, "version": code, "cause": f"deploy model {code}"}
+        for n, code in zip((1, 2), codes, strict=True)
+    ]
+    state = {"context": "test-cluster", "revisions": revisions, "current": 2}
+    fake = install_fake_kubectl(tmp_path / "bin", state, real_kubectl)
+    return World(settings, client, fake, manifests, codes[0], codes[1])
+
+
+def _rollback(world: World, **kwargs: Any):
+    return rollback_deployment(
+        world.settings,
+        env="prod",
+        manifests_root=world.manifests,
+        actor="alice <alice@example.com>",
+        kubectl=world.kubectl(),
+        client=world.client,
+        **{"reason": "p95 latency doubled", **kwargs},
+    )
+
+
+def test_rollback_runs_kubectl_in_order_and_registry_serving_audit_agree(world: World) -> None:
+    result = _rollback(world)
+
+    assert world.fake.calls() == [CONTEXT, GET, UNDO, STATUS, GET]
+    assert world.fake.served() == (3, world.v1)  # v1's template back, renumbered to revision 3
+    assert (result.from_version, result.served.version, result.served.revision) == (
+        world.v2,
+        world.v1,
+        3,
+    )
+    assert world.champion() == "1"
+    assert result.sync.alias_before == "2"
+    assert {k: world.version_tags(1)[k] for k in ("rolled_back_from", TAG_VERSION_CODE)} == {
+        "rolled_back_from": world.v2,
+        TAG_VERSION_CODE: world.v1,
+    }
+    assert world.version_tags(2)["withdrawn_reason"] == "p95 latency doubled"
+    assert world.version_tags(2)["withdrawn_at"] == world.version_tags(1)["rolled_back_at"]
+    (record,) = world.trail()
+    assert (record.action, record.actor, record.from_version, record.to_version) == (
+        "rollback",
+        "alice <alice@example.com>",
+        world.v2,
+        world.v1,
+    )
+    assert (record.revision, record.env, record.context, record.registry_version) == (
+        3,
+        "prod",
+        "test-cluster",
+        "1",
+    )
+    assert record.reason == "p95 latency doubled"
+    assert record.at.endswith("Z")
+    # the overlay now pins what the cluster serves, with the live template's own cause
+    assert _pinned(world.overlay_file) == world.v1
+    assert f"deploy model {world.v1}" in world.overlay_file.read_text()
+
+
+def test_rollback_to_revision_passes_the_flag(world: World) -> None:
+    world.fake.set_state(
+        revisions=[*world.fake.state()["revisions"], _rev(3, "v3-20261129-0a1b2c3d")], current=3
+    )
+    result = _rollback(world, to_revision=1)
+    assert world.fake.calls()[2] == [*UNDO, "--to-revision=1"]
+    assert (result.from_version, result.served.version) == ("v3-20261129-0a1b2c3d", world.v1)
+    assert world.fake.served() == (4, world.v1)
+    (record,) = world.trail()  # v3 was never registered: nothing to tag, still audited
+    assert (record.from_version, record.to_version, record.revision) == (
+        "v3-20261129-0a1b2c3d",
+        world.v1,
+        4,
+    )
+
+
+def _rev(n: int, code: str) -> dict[str, Any]:
+    return {"revision": n, "version": code, "cause": f"deploy model {code}"}
+
+
+def test_failed_rollout_status_leaves_registry_untouched_and_resume_finishes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay_before = world.overlay_file.read_bytes()
+    world.fake.set_state(
+        fail={"rollout status": 'error: deployment "slipway-server" exceeded its progress deadline'}
+    )
+    with pytest.raises(RolloutError, match="did not finish") as caught:
+        _rollback(world)
+    message = str(caught.value)
+    assert f"from {world.v2} to {world.v1}" in message
+    assert "exceeded its progress deadline" in message
+    assert "still points at the old champion and no audit record was written" in message
+    resume = (
+        f"slipway rollback --sync-registry-only --env prod --from {world.v2} --record-as "
+        "rollback --reason 'p95 latency doubled'"
+    )
+    assert resume in message
+    assert world.fake.calls() == [CONTEXT, GET, UNDO, STATUS, GET]
+    # registry, tags, audit trail and overlay file untouched
+    assert world.champion() == "2"
+    assert "rolled_back_from" not in world.version_tags(1)
+    assert "withdrawn_at" not in world.version_tags(2)
+    assert world.trail() == []
+    assert world.overlay_file.read_bytes() == overlay_before
+
+    # the rollout finishes later; the printed command, run as printed, finishes the job
+    world.fake.set_state(fail={})
+    argv = shlex.split(resume)[1:]  # as a shell would split the printed command
+    result = _run_cli(world, monkeypatch, [*argv, "--actor", "bob"])
+    assert result.exit_code == 0, result.output
+    assert world.fake.calls()[5:] == [CONTEXT, GET]  # no second undo
+    assert world.champion() == "1"
+    assert world.version_tags(1)["rolled_back_from"] == world.v2
+    (record,) = world.trail()
+    assert (record.action, record.from_version, record.to_version, record.revision) == (
+        "rollback",
+        world.v2,
+        world.v1,
+        3,
+    )
+    assert _pinned(world.overlay_file) == world.v1
+
+    # running it again records nothing twice
+    again = _run_cli(world, monkeypatch, [*argv, "--actor", "bob"])
+    assert again.exit_code == 0, again.output
+    assert "already recorded" in again.output
+    assert len(world.trail()) == 1
+
+
+def test_rollback_to_an_unregistered_version_says_what_is_left(world: World) -> None:
+    world.fake.set_state(
+        revisions=[_rev(1, "v9-20261101-deadbeef"), *world.fake.state()["revisions"][1:]]
+    )
+    with pytest.raises(RolloutError, match="was not moved") as caught:
+        _rollback(world)
+    message = str(caught.value)
+    assert "Deployment slipway-server serves v9-20261101-deadbeef" in message
+    assert "it points at version 2" in message
+    assert "--sync-registry-only" in message
+    assert world.champion() == "2"
+    assert world.trail() == []
+
+
+def test_rollback_without_a_context_changes_nothing(world: World) -> None:
+    world.fake.set_state(context=None)
+    with pytest.raises(RolloutError, match="no kubectl context is configured"):
+        _rollback(world)
+    assert world.fake.calls() == [CONTEXT]
+    assert world.champion() == "2"
+    assert world.fake.served() == (2, world.v2)
+
+
+def test_rollback_without_history_changes_nothing(world: World) -> None:
+    world.fake.set_state(revisions=[_rev(2, world.v2)])
+    with pytest.raises(Exception, match="no rollout history found") as caught:
+        _rollback(world)
+    assert f"Nothing was changed: the Deployment still serves {world.v2}" in str(caught.value)
+    assert world.fake.calls() == [CONTEXT, GET, UNDO]
+    assert world.champion() == "2"
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _deploy(world: World, version: str, **kwargs: Any):
+    return deploy_version(
+        world.settings,
+        version,
+        env="prod",
+        manifests_root=world.manifests,
+        actor="carol",
+        kubectl=world.kubectl(),
+        client=world.client,
+        **kwargs,
+    )
+
+
+def test_deploy_applies_waits_and_moves_the_alias(world: World) -> None:
+    world.fake.set_state(revisions=[_rev(1, world.v1)], current=1)
+    world.client.set_registered_model_alias(world.settings.model_name, CHAMPION, "1")
+    set_model_version(world.overlay_file.parent, world.v1, f"deploy model {world.v1}")
+    result = _deploy(world, world.v2, cause="weekly retrain")
+
+    overlay = str(world.manifests / "overlays" / "prod")
+    assert world.fake.calls() == [CONTEXT, GET, ["apply", "-k", overlay], STATUS, GET]
+    assert world.fake.served() == (2, world.v2)
+    assert _pinned(world.overlay_file) == world.v2
+    assert "+        slipway.io/model-version: " + world.v2 in result.diff
+    assert world.champion() == "2"
+    (record,) = world.trail()
+    assert (record.action, record.from_version, record.to_version, record.reason) == (
+        "deploy",
+        world.v1,
+        world.v2,
+        "weekly retrain",
+    )
+    assert (record.revision, record.actor) == (2, "carol")
+
+
+def test_deploy_refuses_a_version_not_in_the_store(world: World) -> None:
+    before = _tree_digest(world.manifests)
+    with pytest.raises(RolloutError, match="model version v7-20261128-0a1b2c3d is not in") as e:
+        _deploy(world, "v7-20261128-0a1b2c3d")
+    assert "promote it" in str(e.value)
+    assert world.v1 in str(e.value)  # lists the known versions
+    assert _tree_digest(world.manifests) == before
+    assert world.fake.calls(include_kustomize=True) == []
+
+
+def test_deploy_refuses_a_malformed_version_code(world: World) -> None:
+    with pytest.raises(ConfigError, match="'v2-latest' is not a model version code"):
+        _deploy(world, "v2-latest")
+    assert world.fake.calls(include_kustomize=True) == []
+
+
+def test_deploy_refuses_a_version_missing_from_mounted_efs(world: World) -> None:
+    efs = world.settings.efs_root
+    (efs / world.settings.model_name / world.v2).mkdir(parents=True)  # EFS mounted, v2 not synced
+    with pytest.raises(RolloutError, match=f"{world.v1} is in the store but not on EFS"):
+        _deploy(world, world.v1)
+    assert world.fake.calls(include_kustomize=True) == []
+
+
+def test_deploy_dry_run_prints_the_diff_and_changes_nothing(world: World) -> None:
+    before = _tree_digest(world.manifests)
+    result = _deploy(world, world.v1, dry_run=True)
+    assert result.overlay_file is None
+    assert (result.from_version, result.to_version) == (world.v2, world.v1)
+    changed = [
+        line for line in result.diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"
+    ]
+    assert changed  # only version lines change in the rendered manifests
+    assert all(world.v1 in line or world.v2 in line for line in changed), changed
+    assert f"-        slipway.io/model-version: {world.v2}" in changed
+    assert f"+        slipway.io/model-version: {world.v1}" in changed
+    assert _tree_digest(world.manifests) == before
+    assert world.fake.calls() == []  # renders only: no context, no apply
+    assert world.champion() == "2"
+    assert world.trail() == []
+
+
+def test_deploy_without_a_context_only_writes_the_overlay(world: World) -> None:
+    world.fake.set_state(context=None)
+    result = _deploy(world, world.v1)
+    assert result.context is None
+    assert result.overlay_file == world.overlay_file
+    assert _pinned(world.overlay_file) == world.v1
+    assert world.fake.calls() == [CONTEXT]
+    assert world.champion() == "2"
+    assert world.trail() == []
+
+
+def test_deploy_whose_rollout_fails_leaves_the_registry_and_says_how_to_finish(
+    world: World,
+) -> None:
+    world.fake.set_state(revisions=[_rev(1, world.v1)], current=1, fail={"rollout status": "boom"})
+    world.client.set_registered_model_alias(world.settings.model_name, CHAMPION, "1")
+    with pytest.raises(RolloutError, match=r"rollout did not finish: .*boom") as caught:
+        _deploy(world, world.v2)
+    message = str(caught.value)
+    assert "registry alias 'champion' and the audit trail are untouched" in message
+    assert f"--from {world.v1} --record-as deploy" in message
+    assert "slipway rollback --env prod" in message
+    assert world.champion() == "1"
+    assert world.trail() == []
+
+
+def _run_cli(world: World, monkeypatch: pytest.MonkeyPatch, argv: list[str]):
+    """Run the CLI verbs with the fake kubectl first on PATH and settings from the world."""
+    monkeypatch.setenv("PATH", f"{world.fake.path.parent}{os.pathsep}{os.environ['PATH']}")
+    s = world.settings
+    env = {
+        "SLIPWAY_STATE_DIR": str(s.state_dir),
+        "SLIPWAY_PROJECT_DIR": str(s.project_dir),
+        "SLIPWAY_TRACKING_URI": s.tracking_uri,
+        "SLIPWAY_MODEL_NAME": s.model_name,
+        "SLIPWAY_MODEL_STORE_URL": s.model_store_url,
+        "SLIPWAY_EFS_ROOT": str(s.efs_root),
+        "SLIPWAY_GIT_COMMIT": "test",
+    }
+    app = typer.Typer()
+    register(app)
+    if argv[0] in ("deploy", "rollback"):
+        argv = [*argv, "--manifests", str(world.manifests)]
+    return CliRunner().invoke(app, argv, env=env)
+
+
+def test_cli_deploy_rollback_and_audit_table(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run_cli(world, monkeypatch, ["deploy", "--version", world.v1, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output
+    assert world.fake.calls() == []
+
+    result = _run_cli(world, monkeypatch, ["rollback", "--reason", "bad canary", "--actor", "dave"])
+    assert result.exit_code == 0, result.output
+    assert f"serves {world.v1}" in result.output
+    assert world.champion() == "1"
+
+    result = _run_cli(world, monkeypatch, ["audit", "--json"])
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.strip().splitlines()
+    assert json.loads(line)["reason"] == "bad canary"
+    monkeypatch.setattr(console, "width", 200)  # CliRunner is no terminal: rich assumes 80
+    table = _run_cli(world, monkeypatch, ["audit"])
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.output.splitlines() if "bad canary" in line)
+    assert "rollback" in row
+    assert "dave" in row
+    assert world.v1 in table.output
+
+
+def test_cli_refusal_is_one_sentence(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run_cli(world, monkeypatch, ["deploy", "--version", "v8-20261128-0a1b2c3d"])
+    assert result.exit_code == 1
+    assert "error:" in result.output
+    assert "model version v8-20261128-0a1b2c3d is not in the model store" in result.output
+    assert "Traceback" not in result.output
