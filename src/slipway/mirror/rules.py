@@ -18,8 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from slipway.errors import ConfigError
 from slipway.kpis import KpiCatalog
 
@@ -116,8 +114,6 @@ def render_allowlist_configmap(catalog: KpiCatalog) -> str:
         },
         "data": {ALLOWLIST_KEY: json.dumps(metric_dimension_sets(catalog), indent=2) + "\n"},
     }
-    header = (
-        "# Generated from monitoring/kpis.yaml (slipway.mirror.rules.render_allowlist_configmap):"
-        " do not edit by hand.\n"
-    )
-    return header + yaml.safe_dump(configmap, sort_keys=False, width=100)
+    from slipway.alerts import GENERATED_HEADER, dump_yaml
+
+    return GENERATED_HEADER + dump_yaml(configmap)
