@@ -41,7 +41,7 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 	$(RUN) slipway compile
 
 bench: install ## benchmarks; results go to docs/benchmarks.md
-	$(RUN) python bench/pipeline.py
+	$(RUN) python -m bench.pipeline
 
 images: ## build both images, tagged <registry><name>:<version> and :<git commit>
 	scripts/images.sh build
