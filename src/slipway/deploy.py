@@ -149,15 +149,22 @@ def deploy_version(
             f"The registry is untouched; fix the cause and run `slipway deploy --version "
             f"{version} --env {env}` again, or restore the file with `git checkout -- {path}`"
         ) from e
+    untouched = f"The registry alias {CHAMPION!r} and the audit trail are untouched"
     try:
         kubectl.rollout_status(timeout=timeout)
-        served = served_version(kubectl.get_deployment())
     except KubectlError as e:
         raise RolloutError(
             f"{version} was applied to context {context}, but the rollout did not finish: {e}. "
-            f"The registry alias {CHAMPION!r} and the audit trail are untouched. Watch `{STATUS}`; "
-            f"once it has rolled out run `{resume}`; to abandon it run `slipway rollback --env "
-            f"{env}`"
+            f"{untouched}. Watch `{STATUS}`; once it has rolled out run `{resume}`; to abandon "
+            f"it run `slipway rollback --env {env}`"
+        ) from e
+    try:
+        served = served_version(kubectl.get_deployment())
+    except KubectlError as e:
+        raise RolloutError(
+            f"{version} was applied to context {context} and rolled out, but reading back what "
+            f"the Deployment serves failed: {e}. {untouched}: check `kubectl -n slipway get "
+            f"deployment slipway-server -o yaml`; once it pins {version} run `{resume}`"
         ) from e
     if served.version != version:
         raise RolloutError(

@@ -276,7 +276,6 @@ def _undo(
         ) from e
     try:
         kubectl.rollout_status(timeout=timeout)
-        return served_version(kubectl.get_deployment())
     except KubectlError as e:
         try:
             target = served_version(kubectl.get_deployment()).version
@@ -287,6 +286,15 @@ def _undo(
             f"{before.version} to {target}, but the rollout did not finish: {e}. The registry "
             f"alias {CHAMPION!r} still points at the old champion and no audit record was "
             f"written. Watch `{STATUS}`; once it has rolled out run `{resume}`"
+        ) from e
+    try:
+        return served_version(kubectl.get_deployment())
+    except KubectlError as e:
+        raise RolloutError(
+            f"`kubectl rollout undo` on context {context} rolled out, but reading back what the "
+            f"Deployment serves failed: {e}. The registry alias {CHAMPION!r} and the audit trail "
+            "are untouched: check `kubectl -n slipway get deployment slipway-server -o yaml`; "
+            f"once its pod template pins one version run `{resume}`"
         ) from e
 
 

@@ -273,6 +273,19 @@ def test_rollback_to_an_unregistered_version_says_what_is_left(world: World) -> 
     assert world.trail() == []
 
 
+def test_rollback_whose_template_disagrees_with_itself_is_not_synced(world: World) -> None:
+    revisions = world.fake.state()["revisions"]
+    revisions[0]["env_version"] = "v9-20261101-deadbeef"  # annotation v1, env MODEL_VERSION v9
+    world.fake.set_state(revisions=revisions)
+    with pytest.raises(RolloutError, match="reading back what the Deployment serves failed") as e:
+        _rollback(world)
+    assert "does not pin one model version" in str(e.value)
+    assert "v9-20261101-deadbeef" in str(e.value)
+    assert world.fake.calls() == [CONTEXT, GET, UNDO, STATUS, GET]
+    assert world.champion() == "2"
+    assert world.trail() == []
+
+
 def test_rollback_without_a_context_changes_nothing(world: World) -> None:
     world.fake.set_state(context=None)
     with pytest.raises(RolloutError, match="no kubectl context is configured"):
