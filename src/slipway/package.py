@@ -12,14 +12,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from slipway.errors import ModelPackageError
 from slipway.onnx_model import ONNX_FILE
 from slipway.store import MANIFEST, ModelStore
+
+if TYPE_CHECKING:  # pandas costs ~1.5 s to import; the model server does not need it
+    import pandas as pd
 
 MODEL_FILE = "model.skops"
 MANIFEST_FORMAT = 1

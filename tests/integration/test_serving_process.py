@@ -1,0 +1,135 @@
+"""The real server process: 2 uvicorn workers, multiprocess metrics, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from slipway.serving.server import GRACEFUL_SHUTDOWN_SECONDS
+from tests.support.processes import free_port, running
+from tests.support.serving import VERSION, infer_body, install_package, package_files
+
+pytestmark = pytest.mark.integration
+
+# `python -m slipway serve` once the verb is wired into slipway.cli; the module runs the same code
+SERVE = [sys.executable, "-m", "slipway.cli.serve"]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_all_workers_ready(base: str, timeout: float = 90) -> None:
+    """Readiness answers from one worker; the metrics say when *every* worker is (livemin)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=2) as response:
+                if 'slipway_model_ready{model="slipway"} 1.0' in response.read().decode():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} not ready within {timeout} s")
+
+
+def per_worker_predictions(metrics_dir: Path, tmp_path: Path) -> dict[str, float]:
+    """Malignant predictions counted by each worker's own files."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = {}
+    for counter in metrics_dir.glob("counter_*.db"):
+        pid = counter.stem.removeprefix("counter_")
+        alone = tmp_path / f"pid-{pid}"
+        alone.mkdir()
+        shutil.copy(counter, alone)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))
+        labels = {"model": "slipway", "version": VERSION, "class": "1"}
+        counts[pid] = registry.get_sample_value("slipway_predictions_total", labels) or 0.0
+    return counts
+
+
+def test_two_workers_share_metrics_and_drain_on_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    efs = tmp_path / "efs"
+    install_package(efs, package_files())
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_99999.db").write_bytes(b"stale")  # a previous run's file: removed
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
+        "SLIPWAY_EFS_ROOT": str(efs),
+        "MODEL_VERSION": VERSION,  # the alias the Deployment also sets
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    monkeypatch.delenv("SLIPWAY_MODEL_VERSION", raising=False)  # MODEL_VERSION alone must do
+    argv = [*SERVE, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    with running(argv, f"{base}/v2/health/live", tmp_path / "server.log", env=env) as proc:
+        wait_all_workers_ready(base)
+        requests = 60
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: post(f"{base}/v2/models/slipway/infer", infer_body(2)),
+                    range(requests),
+                )
+            )
+        assert all(a["outputs"][0]["data"] == [1, 1] for a in answers)
+        assert {a["model_version"] for a in answers} == {VERSION}
+
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        expected = f'slipway_predictions_total{{class="1",model="slipway",version="{VERSION}"}} {2.0 * requests}'
+        assert expected in text
+        infer_ok = 'slipway_http_requests_total{method="POST",route="/v2/models/{name}/infer",status_class="2xx"}'
+        assert f"{infer_ok} {float(requests)}" in text
+        assert 'slipway_model_ready{model="slipway"} 1.0' in text
+        workers = per_worker_predictions(metrics_dir, tmp_path)
+        assert "99999" not in workers
+        assert sum(workers.values()) == 2.0 * requests
+        assert len([c for c in workers.values() if c > 0]) == 2, workers  # both workers served
+
+        # an in-flight request: headers and half the body sent, then SIGTERM, then the rest
+        body = json.dumps(infer_body(1)).encode()
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(
+            b"POST /v2/models/slipway/infer HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:40]
+        )
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)  # what the kubelet sends to PID 1
+        time.sleep(1.0)
+        conn.sendall(body[40:])
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        assert b'"model_version":"' + VERSION.encode() in reply
+        assert proc.wait(timeout=GRACEFUL_SHUTDOWN_SECONDS + 5) == 0
+        assert time.monotonic() - stopped < GRACEFUL_SHUTDOWN_SECONDS + 5
