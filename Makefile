@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push
+.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push deploy rollback
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 
 bench: install ## benchmarks; results go to docs/benchmarks.md
 	$(RUN) python -m bench.pipeline
+
+deploy: ## pin VERSION in overlays/$(ENV) and roll it out (DRY_RUN=1: print the diff only)
+	@test -n "$(VERSION)" || { echo "usage: make deploy VERSION=<version code> [ENV=prod] [DRY_RUN=1]" >&2; exit 2; }
+	$(RUN) slipway deploy --version "$(VERSION)" --env "$(or $(ENV),prod)" $(if $(DRY_RUN),--dry-run)
+
+rollback: ## roll slipway-server back one revision (REVISION=N), move champion back, record who/when/why (REASON=...)
+	$(RUN) slipway rollback --env "$(or $(ENV),prod)" $(if $(REASON),--reason "$(REASON)") $(if $(REVISION),--to-revision $(REVISION))
 
 images: ## build both images, tagged <registry><name>:<version> and :<git commit>
 	scripts/images.sh build

@@ -10,6 +10,7 @@ import typer
 
 from slipway.cli import data as data_cli
 from slipway.cli import pipeline as pipeline_cli
+from slipway.cli import rollout as rollout_cli
 
 app = typer.Typer(
     name="slipway",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data")
 pipeline_cli.register(app)
+rollout_cli.register(app)
 
 
 def _mount_optional() -> None:
