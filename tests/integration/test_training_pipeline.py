@@ -19,6 +19,7 @@ import yaml
 
 from slipway.config import load_settings
 from slipway.data import DATASET_VERSIONS, build_dataset, write_csv
+from slipway.store import LocalModelStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,7 +71,7 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     out = first_run.stdout
     assert "PROMOTED" in out
     assert "NOT PROMOTED" not in out
-    client, settings = registry(state)
+    client, _ = registry(state)
     version = champion(state)
     assert version is not None
     code = version.tags["version_code"]
@@ -78,7 +79,9 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     assert version.tags["dataset_version"] == "v2"
     pointer = yaml.safe_load((PROJECT / "data/breast-cancer/v2.csv.dvc").read_text())
     assert version.tags["dataset_md5"] == pointer["outs"][0]["md5"]
-    assert version.tags["git_commit"] == settings.git_commit
+    commit = version.tags["git_commit"].removesuffix("-dirty")
+    # the code version is a real commit of this repository (HEAD may have moved since the run)
+    assert subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT).returncode == 0
     run_id = version.tags["mlflow_run_id"]
     assert run_id.startswith(code.split("-")[-1])
     assert f"MLflow run       {run_id}" in out
@@ -97,6 +100,7 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     assert [i.dataset.name for i in inputs] == ["breast-cancer-v2"]
     assert inputs[0].dataset.digest == pointer["outs"][0]["md5"][:10]
     assert run.data.tags["slipway.decision"] == "promote"
+    assert run.data.tags["mlflow.source.git.commit"] == version.tags["git_commit"]
     assert run.data.metrics["holdout_roc_auc"] >= 0.95
     assert "cv_roc_auc_mean" in run.data.metrics
     assert run.data.params["best.estimator"] in {"LogisticRegression", "RandomForestClassifier"}
@@ -131,7 +135,7 @@ def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
     assert again.created is False
     assert again.version_code == before.tags["version_code"]
     assert len(client.search_model_versions("name='slipway'")) == 1
-    assert len(list((state / "store" / "models" / "slipway").iterdir())) == 1
+    assert len(LocalModelStore(state / "store" / "models").list_versions("slipway")) == 1
 
 
 def test_same_data_again_is_not_promoted(first_run, state):
@@ -140,7 +144,7 @@ def test_same_data_again_is_not_promoted(first_run, state):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NOT PROMOTED: not better than the champion" in result.stdout
     assert champion(state).version == before.version
-    assert len(list((state / "store" / "models" / "slipway").iterdir())) == 1
+    assert len(LocalModelStore(state / "store" / "models").list_versions("slipway")) == 1
 
 
 def test_worse_candidate_is_not_promoted(first_run, state, tmp_path):
