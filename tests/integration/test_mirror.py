@@ -268,3 +268,39 @@ def test_no_call_exceeds_1_mb(
     assert len(sizes) == math.ceil(sum(sizes) / 1_000_000)  # and no more calls than needed
     dims = {label: long_value for label in labels[:29]} | {"series": str(count - 1)}
     assert _stat(moto_endpoint, "big_gauge", dims, "Maximum") == count - 1
+
+
+def test_cli_once_publishes_the_gauges(
+    exporter: tuple[CollectorRegistry, str],
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from slipway.cli import mirror as mirror_cli
+
+    _creds(monkeypatch)
+    registry, url = exporter
+    run = uuid.uuid4().hex[:8]
+    Gauge("cli_gauge", "g", ["run"], registry=registry).labels(run).set(42)
+    allowlist = tmp_path / "allowlist.json"
+    allowlist.write_text(json.dumps({"cli_gauge": [["run"]]}))
+    app = typer.Typer()
+    mirror_cli.register(app)
+    app.command("noop")(lambda: None)  # two commands: typer keeps `mirror` as a sub-command
+    argv = ["mirror", "--target", url, "--once", "--endpoint-url", moto_endpoint]
+    argv += ["--region", "us-east-1", "--allowlist", str(allowlist), "--port", "0"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "mirroring 1 metrics" in result.output
+    assert _stat(moto_endpoint, "cli_gauge", {"run": run}, "Maximum") == 42
+
+    bad = CliRunner().invoke(
+        app, ["mirror", "--target", "ftp://x/metrics", "--allowlist", str(allowlist)]
+    )
+    assert bad.exit_code == 1
+    assert "is not an http(s) URL" in bad.output
