@@ -152,3 +152,33 @@ def test_build_package_without_onnx_keeps_the_old_shape() -> None:
     files = package_files(onnx=False)
     assert sorted(files) == [MANIFEST, MODEL_FILE]
     assert "onnx" not in manifest_of(files)
+
+
+def test_infer_waits_for_a_model_still_loading(tmp_path: Path, monkeypatch) -> None:
+    """With several workers the pod is ready when one worker is; another worker that is still
+    loading makes its infer requests wait for the load instead of answering 503."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from slipway.config import load_settings
+    from slipway.serving import create_app
+    from slipway.serving import model as model_module
+    from tests.support.serving import install_package
+
+    install_package(tmp_path / "efs", package_files())
+    real = model_module.load_model
+
+    def slow(*args):
+        time.sleep(1.0)
+        return real(*args)
+
+    monkeypatch.setattr(model_module, "load_model", slow)
+    settings = load_settings(state_dir=tmp_path, efs_root=tmp_path / "efs", model_version=VERSION)
+    with TestClient(create_app(settings)) as client:  # background load
+        assert client.get("/v2/health/ready").status_code == 503
+        started = time.perf_counter()
+        response = client.post(INFER, json=infer_body())
+        assert response.status_code == 200
+        assert time.perf_counter() - started > 0.3
+        assert client.get("/v2/health/ready").status_code == 200

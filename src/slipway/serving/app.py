@@ -48,6 +48,8 @@ from slipway.serving.protocol import (
 )
 
 log = logging.getLogger("slipway.serving")
+# how long an infer request waits for a model that is still loading in its worker
+LOAD_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,9 @@ def create_app(
             which tests use).
     """
     limits = limits or ServingLimits()
-    name = settings.model_name
-    metrics = ServerMetrics(registry or CollectorRegistry(), name, settings.model_version or "")
-    state = ModelState(name, settings.model_version)
+    served = settings.model_name
+    metrics = ServerMetrics(registry or CollectorRegistry(), served, settings.model_version or "")
+    state = ModelState(served, settings.model_version)
     efs_root = Path(settings.efs_root)
     drift: list[DriftWindow] = []
 
@@ -140,11 +142,11 @@ def create_app(
     app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
     errors = {s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)}
 
-    def ready_model(model_name: str):
-        if model_name != name:
-            raise ModelNotFound(f"this server serves model '{name}' only")
+    def ready_model(requested: str):
+        if requested != served:
+            raise ModelNotFound(f"this server serves model '{served}' only")
         if state.model is None:
-            raise ModelNotReady(f"model '{name}' is not ready ({state.reason})")
+            raise ModelNotReady(f"model '{served}' is not ready ({state.reason})")
         return state.model
 
     @app.get("/v2/health/live", tags=["health"])
@@ -153,24 +155,24 @@ def create_app(
 
     @app.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
     async def ready() -> Response:
-        ready_model(name)
+        ready_model(served)
         return _json({"ready": True})
 
     @app.get("/v2", tags=["metadata"])
     async def server_metadata() -> Response:
-        return _json({"name": "slipway", "version": PACKAGE_VERSION, "extensions": []})
+        return _json({"name": "slipway-server", "version": PACKAGE_VERSION, "extensions": []})
 
     @app.get(
-        "/v2/models/{model_name}",
+        "/v2/models/{name}",
         tags=["metadata"],
         responses={200: {"model": ModelMetadata}, **errors},
     )
-    async def model_metadata(model_name: str) -> Response:
-        model = ready_model(model_name)
+    async def model_metadata(name: str) -> Response:
+        model = ready_model(name)
         n = len(model.features)
         return _json(
             {
-                "name": name,
+                "name": served,
                 "versions": [model.version],
                 "platform": model.runtime,
                 "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n]}],
@@ -186,17 +188,17 @@ def create_app(
             }
         )
 
-    @app.get("/v2/models/{model_name}/ready", tags=["health"], responses=errors)
-    async def model_ready(model_name: str) -> Response:
-        ready_model(model_name)
-        return _json({"name": name, "ready": True})
+    @app.get("/v2/models/{name}/ready", tags=["health"], responses=errors)
+    async def model_ready(name: str) -> Response:
+        ready_model(name)
+        return _json({"name": served, "ready": True})
 
     def update_psi(window: DriftWindow, version: str) -> None:
         for feature, value in window.compute().items():
-            metrics.feature_psi.labels(name, version, feature).set(value)
+            metrics.feature_psi.labels(served, version, feature).set(value)
 
     @app.post(
-        "/v2/models/{model_name}/infer",
+        "/v2/models/{name}/infer",
         tags=["inference"],
         responses={200: {"model": InferenceResponse}, **errors},
         openapi_extra={
@@ -210,8 +212,14 @@ def create_app(
             }
         },
     )
-    async def infer(model_name: str, request: Request) -> Response:
-        model = ready_model(model_name)
+    async def infer(name: str, request: Request) -> Response:
+        if state.model is None and not state.done.is_set():
+            # this worker is still loading while another one already made the pod ready: wait
+            # for the load (it either succeeds or ends in a 503) rather than fail the request
+            await asyncio.get_running_loop().run_in_executor(
+                None, state.done.wait, LOAD_WAIT_SECONDS
+            )
+        model = ready_model(name)
         content_type = request.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("send the request as Content-Type: application/json")
@@ -244,7 +252,7 @@ def create_app(
         return Response(
             orjson.dumps(
                 {
-                    "model_name": name,
+                    "model_name": served,
                     "model_version": model.version,
                     "id": request_id or str(uuid.uuid4()),
                     "outputs": [
