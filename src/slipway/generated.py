@@ -16,6 +16,7 @@ import yaml
 from slipway import alerts, cwagent, dashboards
 from slipway.cloudwatch import alarm_specs
 from slipway.kpis import KpiCatalog, KpiCatalogError
+from slipway.mirror import rules as mirror_rules
 
 CLOUDWATCH_DASHBOARD_FILE = "monitoring/cloudwatch/dashboard.json"
 CLOUDWATCH_ALARMS_FILE = "monitoring/cloudwatch/alarms.json"
@@ -54,6 +55,7 @@ def render_generated(
         cwagent.AGENT_FILE: cwagent.render_agent_configmaps(catalog),
         CLOUDWATCH_DASHBOARD_FILE: dashboards.render_cloudwatch_dashboard(catalog, region),
         CLOUDWATCH_ALARMS_FILE: json.dumps(specs, indent=2) + "\n",
+        mirror_rules.ALLOWLIST_FILE: mirror_rules.render_allowlist_configmap(catalog),
     }
     return {root / relative: content for relative, content in files.items()}
 

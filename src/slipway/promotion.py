@@ -117,6 +117,7 @@ def promote_candidate(
         "slipway.registry_version": str(version.version),
         "slipway.package_uri": promotion.package_uri,
         "slipway.promoted": "true",
+        **({"slipway.efs_path": promotion.efs_path} if promotion.efs_path else {}),
     }.items():
         client.set_tag(run_id, key, value)
     client.log_text(run_id, json.dumps(promotion.to_dict(), indent=2), "promotion.json")

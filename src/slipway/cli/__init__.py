@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from slipway.cli import data as data_cli
+from slipway.cli import mirror as mirror_cli
 from slipway.cli import pipeline as pipeline_cli
 from slipway.cli import rollout as rollout_cli
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(data_cli.app, name="data")
 pipeline_cli.register(app)
 rollout_cli.register(app)
+mirror_cli.register(app)
 
 
 def _mount_optional() -> None:

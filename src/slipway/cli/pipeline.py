@@ -66,8 +66,11 @@ def run_cmd(
     dataset_spec(dataset_version)
     ensure_compiled_current(settings)
 
+    unpushed = unpushed_datasets(
+        settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
+    )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if unpushed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url):
+    if unpushed:
         with console.status(f"seeding the empty DVC remote {settings.dvc_remote_url} …"):
             seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
         console.print(f"seeded dataset versions into {settings.dvc_remote_url}")
@@ -85,13 +88,39 @@ def run_cmd(
     try:
         run_id = run_compiled_pipeline(COMPILED, settings, arguments)
     except Exception as e:
+        _push_run_metrics(settings, time.monotonic() - started, error=e)
         report = _latest_report(settings.state_dir)
         where = f" Validation report: {report}" if report else ""
         err_console.print(
             f"[bold red]pipeline failed:[/] {e}.{where} Nothing was promoted.", soft_wrap=True
         )
         raise typer.Exit(1) from None
+    _push_run_metrics(settings, time.monotonic() - started, run_id=run_id)
     _print_summary(settings, run_id, time.monotonic() - started)
+
+
+def _push_run_metrics(
+    settings: Any, seconds: float, run_id: str | None = None, error: Exception | None = None
+) -> None:
+    """Report the run to the Pushgateway when one is configured; never fails the run."""
+    if not settings.pushgateway_url:
+        return
+    from slipway.pipeline_metrics import (
+        PipelineRunMetrics,
+        pipeline_run_from_summary,
+        push_pipeline_metrics,
+    )
+    from slipway.tracking import run_summary
+
+    if run_id:
+        run = pipeline_run_from_summary(run_summary(settings.tracking_uri, run_id), seconds)
+    else:  # kfp names the failed task in its error
+        failed_validation = "'validate-data'" in str(error)
+        run = PipelineRunMetrics(seconds, succeeded=False, data_validation_failed=failed_validation)
+    if not push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name):
+        err_console.print(
+            f"[yellow]warning:[/] pipeline metrics not pushed to {settings.pushgateway_url}"
+        )
 
 
 def _latest_report(state_dir: Path) -> Path | None:
@@ -132,5 +161,7 @@ def _print_summary(settings: Any, run_id: str, seconds: float) -> None:
             f"(registry version {tags.get('slipway.registry_version')})"
         )
         console.print(f"model package    {tags.get('slipway.package_uri')}")
+        if tags.get("slipway.efs_path"):
+            console.print(f"on EFS           {tags.get('slipway.efs_path')}")
     console.print(f"MLflow run       {run_id}  (tracking {settings.tracking_uri})")
     console.print(f"finished in {seconds:.1f} s")
