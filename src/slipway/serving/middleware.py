@@ -48,7 +48,12 @@ class ServingMiddleware:
         started = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"] if scope["method"] in _METHODS else "other"
-        infer = method == "POST" and path.startswith("/v2/models/") and path.endswith("/infer")
+        infer = (
+            method == "POST"
+            and path.startswith("/v2/models/")
+            and path.endswith("/infer")
+            and path.count("/") == 4  # /v2/models/{name}/infer, nothing deeper
+        )
         if infer and self.active >= self.max_concurrency:
             self.metrics.rejected.labels("concurrency").inc()
             await send(
@@ -84,5 +89,6 @@ class ServingMiddleware:
                 self.active -= 1
             self.metrics.inflight.dec()
             route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            # FastAPI sets scope["route"] for its own routes only; infer is a plain Route
+            template = getattr(route, "path", None) or (INFER_ROUTE if infer else UNMATCHED_ROUTE)
             self._observe(template, method, status, time.perf_counter() - started)
