@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push deploy rollback
+.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push deploy rollback submit test-images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,8 +23,8 @@ run: install ## seed the DVC remote if empty, run the training pipeline end to e
 seed-data: install ## write the dataset versions, track them with DVC, push to the remote
 	$(RUN) slipway data seed
 
-test: install ## the whole test suite
-	$(RUN) pytest $(PYTEST_ARGS)
+test: install ## the whole test suite (the image build runs in `make test-images`)
+	$(RUN) pytest -m "not docker" $(PYTEST_ARGS)
 
 test-unit: install ## only the fast unit tests
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
@@ -49,6 +49,12 @@ deploy: ## pin VERSION in overlays/$(ENV) and roll it out (DRY_RUN=1: print the 
 
 rollback: ## roll slipway-server back one revision (REVISION=N), move champion back, record who/when/why (REASON=...)
 	$(RUN) slipway rollback --env "$(or $(ENV),prod)" $(if $(REASON),--reason "$(REASON)") $(if $(REVISION),--to-revision $(REVISION))
+
+submit: install ## upload the compiled pipeline (version = git commit) and start a run; ARGS="--cron '0 3 * * *'" etc.
+	$(RUN) slipway submit $(ARGS)
+
+test-images: install ## build both images on a private dockerd and run them (root, CPU-heavy, ~10 min cold)
+	scripts/test-images.sh $(PYTEST_ARGS)
 
 images: ## build both images, tagged <registry><name>:<version> and :<git commit>
 	scripts/images.sh build
