@@ -81,7 +81,10 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     assert version.tags["dataset_md5"] == pointer["outs"][0]["md5"]
     commit = version.tags["git_commit"].removesuffix("-dirty")
     # the code version is a real commit of this repository (HEAD may have moved since the run)
-    assert subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT).returncode == 0
+    assert (
+        subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT).returncode
+        == 0
+    )
     run_id = version.tags["mlflow_run_id"]
     assert run_id.startswith(code.split("-")[-1])
     assert f"MLflow run       {run_id}" in out
