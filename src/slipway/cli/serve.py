@@ -1,0 +1,82 @@
+"""``slipway serve``: the model server (the server image's ENTRYPOINT is ``python -m slipway serve``)."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from slipway.cli.common import console, fails_cleanly
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+@fails_cleanly
+def serve(
+    host: str = typer.Option("0.0.0.0", help="Address to bind."),  # noqa: S104 - a server in a pod
+    port: int = typer.Option(8080, help="Port to bind."),
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (1 per CPU of the pod)."),
+    model_version: str | None = typer.Option(
+        None,
+        help="Version code to serve; default SLIPWAY_MODEL_VERSION, then MODEL_VERSION.",
+    ),
+    champion: bool = typer.Option(
+        False,
+        "--champion",
+        help="Serve the MLflow registry's champion (local use: `make serve`); the pods pin a "
+        "version instead.",
+    ),
+    max_batch_rows: int = typer.Option(1024, min=1, help="Rows per infer request."),
+    max_concurrency: int = typer.Option(64, min=1, help="Infer requests in progress per worker."),
+) -> None:
+    """Serve the model package <efs_root>/<model>/<version>/ over the Open Inference Protocol."""
+    from slipway.config import load_settings
+    from slipway.serving.app import ServingLimits
+    from slipway.serving.server import MULTIPROC_ENV, prepare_multiproc_dir, run_server
+
+    version = (
+        model_version or os.environ.get("SLIPWAY_MODEL_VERSION") or os.environ.get("MODEL_VERSION")
+    )
+    settings = load_settings(model_version=version) if version else load_settings()
+    if champion:
+        settings = load_settings(model_version=_champion_version(settings))
+    multiproc_dir = prepare_multiproc_dir(os.environ.get(MULTIPROC_ENV), workers)
+    console.print(
+        f"serving {settings.model_name} {settings.model_version or '(no version set)'} from "
+        f"{settings.efs_root} on {host}:{port} with {workers} worker(s)"
+    )
+    run_server(
+        settings,
+        host,
+        port,
+        workers,
+        ServingLimits(max_batch_rows=max_batch_rows, max_concurrency=max_concurrency),
+        multiproc_dir,
+    )
+
+
+def _champion_version(settings) -> str:
+    """The champion's version code in the registry at ``settings.tracking_uri``."""
+    from slipway.errors import RegistryError
+    from slipway.registry import champion_version_code, get_client
+
+    found = champion_version_code(get_client(settings.tracking_uri), settings.model_name)
+    if found is None:
+        raise RegistryError(
+            f"model {settings.model_name!r} has no champion in {settings.tracking_uri}; "
+            "train and promote one first (`make run`)"
+        )
+    return found[1]
+
+
+def main() -> None:
+    """``python -m slipway.cli.serve``: the verb alone (the bench runs it this way)."""
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(standalone)
+    standalone()
+
+
+if __name__ == "__main__":
+    main()
