@@ -1,0 +1,95 @@
+"""Running the app under uvicorn: workers, event loop, graceful shutdown, metrics folder.
+
+Measured on 2 cores (docs/serving.md): uvloop + httptools, access log off. Worker processes
+rebuild the app from the environment (:func:`app_from_environment`), which ``slipway serve``
+fills from its :class:`~slipway.config.Settings` before starting uvicorn.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+from slipway.config import Settings, load_settings
+from slipway.serving.app import ServingLimits, create_app
+
+# Kubernetes: terminationGracePeriodSeconds 30 = preStop sleep 10 + uvicorn's drain below + margin.
+GRACEFUL_SHUTDOWN_SECONDS = 15
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LIMIT_ENV = {
+    "max_batch_rows": "SLIPWAY_SERVE_MAX_BATCH_ROWS",
+    "max_concurrency": "SLIPWAY_SERVE_MAX_CONCURRENCY",
+    "max_body_bytes": "SLIPWAY_SERVE_MAX_BODY_BYTES",
+}
+
+
+def limits_to_env(limits: ServingLimits) -> dict[str, str]:
+    return {env: str(getattr(limits, field)) for field, env in _LIMIT_ENV.items()}
+
+
+def app_from_environment():
+    """uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
+    env = os.environ
+    limits = ServingLimits(
+        **{field: int(env[name]) for field, name in _LIMIT_ENV.items() if name in env}
+    )
+    return create_app(load_settings(), limits=limits, multiproc_dir=env.get(MULTIPROC_ENV))
+
+
+def prepare_multiproc_dir(current: str | None, workers: int) -> str | None:
+    """The metrics folder to use, emptied: the given one, a new one for several workers, or none.
+
+    Files left by a previous run would be added to this run's counters, so they are removed.
+    """
+    if not current and workers <= 1:
+        return None
+    folder = Path(current) if current else Path(tempfile.mkdtemp(prefix="slipway-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return str(folder)
+
+
+def log_config() -> dict:
+    """uvicorn's logging configuration plus the ``slipway`` logger (model load reasons)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["slipway"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def run_server(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    limits: ServingLimits,
+    multiproc_dir: str | None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests get :data:`GRACEFUL_SHUTDOWN_SECONDS`.
+
+    Sets the process environment (this is the entry point) so that worker processes rebuild the
+    same settings; ``PROMETHEUS_MULTIPROC_DIR`` must be set before prometheus-client is imported
+    by a worker, which happens in the worker after this.
+    """
+    import uvicorn
+
+    os.environ.update(settings.as_env())
+    os.environ.update(limits_to_env(limits))
+    if multiproc_dir:
+        os.environ[MULTIPROC_ENV] = multiproc_dir
+    uvicorn.run(
+        "slipway.serving.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=log_config(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
