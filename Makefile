@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push deploy rollback submit test-images
+.PHONY: help install run test test-unit lint format compile-pipeline bench clean seed-data images push deploy rollback submit test-images serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,7 +41,13 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 	$(RUN) slipway compile
 
 bench: install ## benchmarks; results go to docs/benchmarks.md
+	@scripts/ensure-debian-tools.sh wrk:wrk
 	$(RUN) python -m bench.pipeline
+	$(RUN) python -m bench.serving
+	$(RUN) python -m bench.mirror
+
+serve: install ## serve the local champion from the embedded EFS folder on 127.0.0.1:8080 (after make run)
+	$(RUN) slipway serve --champion --host 127.0.0.1
 
 deploy: ## pin VERSION in overlays/$(ENV) and roll it out (DRY_RUN=1: print the diff only)
 	@test -n "$(VERSION)" || { echo "usage: make deploy VERSION=<version code> [ENV=prod] [DRY_RUN=1]" >&2; exit 2; }

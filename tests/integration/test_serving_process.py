@@ -22,7 +22,7 @@ from tests.support.serving import VERSION, infer_body, install_package, package_
 pytestmark = pytest.mark.integration
 
 # `python -m slipway serve` once the verb is wired into slipway.cli; the module runs the same code
-SERVE = [sys.executable, "-m", "slipway.cli.serve"]
+SERVE = [sys.executable, "-m", "slipway", "serve"]
 
 
 def post(url: str, body: dict) -> dict:

@@ -12,6 +12,7 @@ from slipway.cli import data as data_cli
 from slipway.cli import mirror as mirror_cli
 from slipway.cli import pipeline as pipeline_cli
 from slipway.cli import rollout as rollout_cli
+from slipway.cli import serve as serve_cli
 from slipway.cli import submit as submit_cli
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ pipeline_cli.register(app)
 rollout_cli.register(app)
 mirror_cli.register(app)
 submit_cli.register(app)
+serve_cli.register(app)
 
 
 def _mount_optional() -> None:
