@@ -60,7 +60,10 @@ def register_version(client: Any, name: str, model_uri: str, run_id: str):
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = client.create_model_version(name, model_uri, run_id=run_id)
+    # MLflow 3 logged models (models:/m-...): a tracking *server* refuses the source unless
+    # model_id names the logged model (a local store resolves it by itself)
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
     return client.get_model_version(name, version.version)
 
 
