@@ -49,13 +49,16 @@ def wait_all_workers_ready(base: str, timeout: float = 90) -> None:
 
 def per_worker_predictions(metrics_dir: Path, tmp_path: Path) -> dict[str, float]:
     """Malignant predictions counted by each worker's own files."""
+    import tempfile
+
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     counts = {}
+    scratch = Path(tempfile.mkdtemp(dir=tmp_path))
     for counter in metrics_dir.glob("counter_*.db"):
         pid = counter.stem.removeprefix("counter_")
-        alone = tmp_path / f"pid-{pid}"
+        alone = scratch / f"pid-{pid}"
         alone.mkdir()
         shutil.copy(counter, alone)
         registry = CollectorRegistry()
