@@ -4,8 +4,8 @@ Validate everything first (version code, overlay, the package in the model store
 registry version), render the overlay before and after on a scratch copy and show the diff; then
 write ``overlays/<env>/model-version.yaml`` with :func:`slipway.manifests.set_model_version`.
 When a kube context is configured the overlay is applied (``kubectl apply -k``), the rollout
-awaited and read back, and the registry alias and audit trail follow
-(:func:`slipway.rollout.sync_registry`). Without one, only the file is written.
+awaited and read back, and the registry alias, the champion marker in the model store and the
+audit trail follow (:func:`slipway.rollout.sync_registry`). Without one, only the file is written.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def deploy_version(
     Validates everything first (version code, overlay, package in the store and on EFS, registry
     version); a dry run stops after rendering the diff. Without a kube context only the file is
     written. With one: ``kubectl apply -k``, wait for the rollout, read back the served version,
-    then move ``champion`` and record the deploy.
+    then move ``champion``, rewrite the store's champion marker and record the deploy.
 
     Raises:
         ConfigError, RolloutError, RegistryError, KubectlError: as described by the message;
@@ -174,6 +174,7 @@ def deploy_version(
     sync = sync_registry(
         client,
         settings.model_name,
+        settings=settings,
         action="deploy",
         served=version,
         from_version=from_version,

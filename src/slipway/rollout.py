@@ -3,10 +3,12 @@
 The served version lives in the model server's pod template (see :mod:`slipway.manifests`), so a
 rollback is ``kubectl rollout undo`` (and a deploy, :mod:`slipway.deploy`, is "pin the version in
 the overlay and ``kubectl apply -k``"). After the cluster has rolled out, the registry alias
-``champion`` is moved to the served version and an audit record is written (:mod:`slipway.audit`).
+``champion`` is moved to the served version, the champion marker beside the packages in the model
+store (``<model>/champion.json``, which efs-sync retention never deletes) is rewritten to name it,
+and an audit record is written (:mod:`slipway.audit`).
 Every step is checked; a failure part-way raises :class:`RolloutError` saying what state is left and the one command that
-finishes the job (``slipway rollback --sync-registry-only``, which brings registry, audit trail
-and overlay file in line with what the cluster serves).
+finishes the job (``slipway rollback --sync-registry-only``, which brings registry, champion
+marker, audit trail and overlay file in line with what the cluster serves).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from slipway.errors import ConfigError, KubectlError, RegistryError, RolloutErro
 from slipway.kubectl import Kubectl, ServedVersion, parse_duration, served_version
 from slipway.manifests import set_model_version
 from slipway.registry import CHAMPION, TAG_VERSION_CODE, get_alias_version, move_alias
+from slipway.store import open_model_store
 from slipway.versions import parse_version_code
 
 __all__ = [
@@ -45,6 +48,7 @@ class RegistrySync:
     alias_before: str | None  # registry version champion pointed at before
     registry_version: str  # registry version champion points at now
     audit_key: str | None  # None when the same change was already recorded
+    marker: str | None = None  # where the champion marker was written
 
 
 def overlay_dir(manifests_root: Path, env: str) -> Path:
@@ -85,6 +89,7 @@ def sync_registry(
     client: Any,
     name: str,
     *,
+    settings: Settings,
     action: str,
     served: str,
     from_version: str | None,
@@ -95,10 +100,12 @@ def sync_registry(
     actor: str,
     resume: str,
 ) -> RegistrySync:
-    """Point ``champion`` at the served version, tag a rollback, and append the audit record.
+    """Point ``champion`` at the served version, rewrite the champion marker in the model store
+    (``settings.model_store_url``), tag a rollback, and append the audit record.
 
-    Idempotent: an alias already in place is left alone, and a change already recorded as the
-    newest audit record is not recorded twice, so ``resume`` can always be rerun.
+    Idempotent: an alias already in place is left alone, the marker is a pointer that is simply
+    rewritten, and a change already recorded as the newest audit record is not recorded twice,
+    so ``resume`` can always be rerun.
 
     Raises:
         RolloutError: a registry step failed; the message says which and how to finish.
@@ -114,6 +121,16 @@ def sync_registry(
         raise RolloutError(
             f"{where}, but the registry alias {CHAMPION!r} was not moved (it points at version "
             f"{alias_before}) and no audit record was written: {e}. Then run `{resume}`"
+        ) from e
+    try:
+        marker = _write_marker(settings, name, served, target_version)
+    except Exception as e:  # store unreachable, access denied, versioning off, bad name
+        raise RolloutError(
+            f"{where} and {CHAMPION!r} points at registry version {target_version}, but the "
+            f"champion marker in the model store {settings.model_store_url} was not rewritten to "
+            f"name {served} (efs-sync retention still protects the version it named before) and "
+            f"no audit record was written ({type(e).__name__}: {e}): once the store is reachable "
+            f"run `{resume}`"
         ) from e
     try:
         record = new_record(
@@ -139,7 +156,16 @@ def sync_registry(
             f"{where} and {CHAMPION!r} points at registry version {target_version}, but the "
             f"audit record was not written ({type(e).__name__}: {e}): run `{resume}`"
         ) from e
-    return RegistrySync(alias_before, target_version, key)
+    return RegistrySync(alias_before, target_version, key, marker)
+
+
+def _write_marker(settings: Settings, name: str, served: str, registry_version: str) -> str:
+    from slipway.efs import write_champion_marker
+
+    store = open_model_store(
+        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
+    )
+    return write_champion_marker(store, name, served, int(registry_version))
 
 
 def _tag_rollback(client: Any, name: str, from_version: str, to_registry: str, record) -> None:
@@ -183,8 +209,9 @@ def rollback_deployment(
 
     Steps, each checked: the registry is reachable; ``kubectl rollout undo``; ``kubectl rollout
     status`` (waits up to ``timeout``); read back the version the pod template now pins; move
-    ``champion`` to it, tag both registry versions, append the audit record; pin the served
-    version in the overlay file so that the next ``kubectl apply -k`` does not undo the rollback.
+    ``champion`` to it, rewrite the store's champion marker, tag both registry versions, append
+    the audit record; pin the served version in the overlay file so that the next
+    ``kubectl apply -k`` does not undo the rollback.
     With ``sync_only`` the cluster is left alone and only the last three steps run, recording
     the change as ``record_as`` (``sync``, or ``rollback`` / ``deploy`` when finishing one of
     those that stopped part-way) from ``from_version`` (default: the current champion).
@@ -230,6 +257,7 @@ def rollback_deployment(
     sync = sync_registry(
         client,
         name,
+        settings=settings,
         action=action,
         served=served.version,
         from_version=from_version,

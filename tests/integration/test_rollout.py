@@ -26,11 +26,13 @@ from slipway.cli.common import console
 from slipway.cli.rollout import register
 from slipway.config import Settings, load_settings
 from slipway.deploy import deploy_version
+from slipway.efs import CHAMPION_MARKER, read_champion_marker
 from slipway.errors import ConfigError, RolloutError
 from slipway.kubectl import Kubectl
 from slipway.manifests import MODEL_VERSION_FILE, set_model_version
 from slipway.registry import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
 from slipway.rollout import rollback_deployment
+from slipway.s3store import S3ModelStore
 from slipway.store import LocalModelStore
 from slipway.versions import make_version_code
 from tests.support.fake_kubectl import FakeKubectl, install_fake_kubectl
@@ -94,6 +96,18 @@ class World:
 
     def kubectl(self) -> Kubectl:
         return Kubectl(str(self.fake.path))
+
+    def marker(self) -> dict[str, Any] | None:
+        """The champion marker efs-sync retention reads (``<store>/<model>/champion.json``)."""
+        path = Path(self.settings.model_store_url) / self.settings.model_name / CHAMPION_MARKER
+        return json.loads(path.read_bytes()) if path.is_file() else None
+
+    def marker_names(self) -> tuple[str, int]:
+        marker = self.marker()
+        assert marker is not None, "no champion marker in the model store"
+        store = LocalModelStore(Path(self.settings.model_store_url))
+        assert read_champion_marker(store, self.settings.model_name) == marker["version_code"]
+        return marker["version_code"], marker["registry_version"]
 
 
 def _pinned(path: Path) -> str:
@@ -163,6 +177,11 @@ def test_rollback_runs_kubectl_in_order_and_registry_serving_audit_agree(world: 
     )
     assert world.champion() == "1"
     assert result.sync.alias_before == "2"
+    # efs-sync retention now protects the restored version, not the withdrawn one
+    assert world.marker_names() == (world.v1, 1)
+    assert result.sync.marker == str(
+        Path(world.settings.model_store_url) / world.settings.model_name / CHAMPION_MARKER
+    )
     assert {k: world.version_tags(1)[k] for k in ("rolled_back_from", TAG_VERSION_CODE)} == {
         "rolled_back_from": world.v2,
         TAG_VERSION_CODE: world.v1,
@@ -234,6 +253,7 @@ def test_failed_rollout_status_leaves_registry_untouched_and_resume_finishes(
     assert "withdrawn_at" not in world.version_tags(2)
     assert world.trail() == []
     assert world.overlay_file.read_bytes() == overlay_before
+    assert world.marker() is None  # the fixture wrote none; the rollback did not either
 
     # the rollout finishes later; the printed command, run as printed, finishes the job
     world.fake.set_state(fail={})
@@ -242,6 +262,7 @@ def test_failed_rollout_status_leaves_registry_untouched_and_resume_finishes(
     assert result.exit_code == 0, result.output
     assert world.fake.calls()[5:] == [CONTEXT, GET]  # no second undo
     assert world.champion() == "1"
+    assert world.marker_names() == (world.v1, 1)
     assert world.version_tags(1)["rolled_back_from"] == world.v2
     (record,) = world.trail()
     assert (record.action, record.from_version, record.to_version, record.revision) == (
@@ -304,6 +325,53 @@ def test_rollback_without_history_changes_nothing(world: World) -> None:
     assert world.champion() == "2"
 
 
+def test_rollback_with_the_store_on_s3_writes_the_marker_there_or_says_what_is_left(
+    world: World, aws_env: str
+) -> None:
+    """Production shape: the marker lives in the S3 model store. While the bucket is missing
+    the rollback stops after moving the alias and says so; the resume command finishes it."""
+    bucket = f"rollout-marker-{world.settings.model_name}"
+    settings = world.settings.model_copy(
+        update={"model_store_url": f"s3://{bucket}/models", "aws_endpoint_url": aws_env}
+    )
+    s3_world = World(settings, world.client, world.fake, world.manifests, world.v1, world.v2)
+
+    with pytest.raises(RolloutError, match="champion marker in the model store") as caught:
+        _rollback(s3_world)
+    message = str(caught.value)
+    assert f"Deployment slipway-server serves {world.v1}" in message
+    assert "'champion' points at registry version 1" in message
+    assert f"s3://{bucket}/models was not rewritten to name {world.v1}" in message
+    assert "no audit record was written" in message
+    assert bucket in message  # the store's own error: which bucket
+    resume = (
+        f"slipway rollback --sync-registry-only --env prod --from {world.v2} --record-as "
+        "rollback --reason 'p95 latency doubled'"
+    )
+    assert resume in message
+    assert world.champion() == "1"  # the alias moved; the state the message describes
+    assert world.trail() == []
+    assert world.fake.served() == (3, world.v1)
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    result = _rollback(s3_world, sync_only=True, from_version=world.v2, record_as="rollback")
+    assert result.sync.marker == f"s3://{bucket}/models/{world.settings.model_name}/champion.json"
+    store = S3ModelStore.from_url(settings.model_store_url, endpoint_url=aws_env)
+    assert read_champion_marker(store, world.settings.model_name) == world.v1
+    body = json.loads(store.read_marker(world.settings.model_name, CHAMPION_MARKER))
+    assert (body["version_code"], body["registry_version"]) == (world.v1, 1)
+    (record,) = world.trail()
+    assert (record.action, record.from_version, record.to_version) == (
+        "rollback",
+        world.v2,
+        world.v1,
+    )
+
+
 def _tree_digest(root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*")):
@@ -337,6 +405,7 @@ def test_deploy_applies_waits_and_moves_the_alias(world: World) -> None:
     assert _pinned(world.overlay_file) == world.v2
     assert "+        slipway.io/model-version: " + world.v2 in result.diff
     assert world.champion() == "2"
+    assert world.marker_names() == (world.v2, 2)
     (record,) = world.trail()
     assert (record.action, record.from_version, record.to_version, record.reason) == (
         "deploy",
@@ -398,6 +467,7 @@ def test_deploy_without_a_context_only_writes_the_overlay(world: World) -> None:
     assert world.fake.calls() == [CONTEXT]
     assert world.champion() == "2"
     assert world.trail() == []
+    assert world.marker() is None
 
 
 def test_deploy_whose_rollout_fails_leaves_the_registry_and_says_how_to_finish(
@@ -413,6 +483,7 @@ def test_deploy_whose_rollout_fails_leaves_the_registry_and_says_how_to_finish(
     assert "slipway rollback --env prod" in message
     assert world.champion() == "1"
     assert world.trail() == []
+    assert world.marker() is None
 
 
 def _run_cli(world: World, monkeypatch: pytest.MonkeyPatch, argv: list[str]):
@@ -445,6 +516,7 @@ def test_cli_deploy_rollback_and_audit_table(world: World, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert f"serves {world.v1}" in result.output
     assert world.champion() == "1"
+    assert world.marker_names() == (world.v1, 1)
 
     result = _run_cli(world, monkeypatch, ["audit", "--json"])
     assert result.exit_code == 0, result.output
