@@ -45,7 +45,7 @@ KMS_DATA_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
 
 # SLIPWAY_* variables of the Lambda that slipway.config.Settings does not declare yet
 # (pydantic-settings silently ignores unknown variables, so a typo would go unnoticed).
-NOT_YET_SETTINGS = {"SLIPWAY_IDEMPOTENCY_TABLE"}
+NOT_YET_SETTINGS: set[str] = set()  # SLIPWAY_IDEMPOTENCY_TABLE became a setting
 
 
 def _tool(name: str) -> str:
@@ -478,11 +478,18 @@ def test_pipeline_role_uploads_models_but_never_deletes(resources: dict[str, Any
     statements = _role_statements(resources, "PipelineRole")
     actions = _allowed_actions(statements)
     assert not any("Delete" in a for a in actions)
-    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", *KMS_DATA_ACTIONS}
+    assert actions == {
+        "s3:ListBucket",
+        "s3:GetBucketVersioning",
+        "s3:GetObject",
+        "s3:PutObject",
+        *KMS_DATA_ACTIONS,
+    }
+    bucket_level = {"s3:ListBucket", "s3:GetBucketVersioning"}
     object_access = {
         r["Fn::Sub"]: set(_as_list(s["Action"]))
         for s in statements
-        if s["Sid"] != "UseTheDataKey" and s["Action"] != "s3:ListBucket"
+        if s["Sid"] != "UseTheDataKey" and not set(_as_list(s["Action"])) <= bucket_level
         for r in _as_list(s["Resource"])
     }
     assert object_access == {
@@ -500,6 +507,9 @@ def test_pipeline_role_uploads_models_but_never_deletes(resources: dict[str, Any
         "mlflow/*",
         "models/*",
     ]
+    # the S3 model store checks that the bucket keeps versions before it writes
+    (versioning,) = [s for s in statements if s["Action"] == "s3:GetBucketVersioning"]
+    assert versioning["Resource"] == {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
 
 
 def test_mlflow_role_reaches_only_the_mlflow_prefix(resources: dict[str, Any]) -> None:
