@@ -37,6 +37,7 @@ def promote(
         SearchParams.model_validate(search_params),
         load_settings(),
     )
+    print(f"EFS copy: {result.efs_path or 'made by the efs-sync Lambda from the S3 event'}")
     print(
         f"promoted {result.version_code} (registry version {result.registry_version}) -> {result.package_uri}"
     )

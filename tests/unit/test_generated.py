@@ -38,7 +38,7 @@ def test_write_generated_writes_every_file_and_no_temporary(catalog, tmp_path: P
     (tmp_path / "monitoring" / "prometheus").mkdir(parents=True)
     shutil.copy(ROOT / alerts.RULE_CASES_FILE, tmp_path / alerts.RULE_CASES_FILE)
     written = write_generated(catalog, tmp_path)
-    assert len(written) == 7
+    assert len(written) == 8  # 7 monitoring files + the mirror allowlist ConfigMap
     assert {p.relative_to(tmp_path).as_posix() for p in written} >= {
         alerts.RULES_FILE,
         alerts.PROMETHEUS_RULE_FILE,
@@ -218,6 +218,7 @@ def test_cli_generate_writes_the_files_and_checks_runbook_anchors(tmp_path: Path
     (tmp_path / "docs" / "kpis.md").write_text(kpi_doc)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    assert result.output.count("wrote ") == 7
+    assert result.output.count("wrote ") == 8
+    assert "manifests/monitoring/mirror-allowlist.yaml" in result.output
     generated = (tmp_path / alerts.RULES_FILE).read_text()
     assert generated == (ROOT / alerts.RULES_FILE).read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from slipway.cli import data as data_cli
+from slipway.cli import efs as efs_cli
 from slipway.cli import mirror as mirror_cli
 from slipway.cli import pipeline as pipeline_cli
 from slipway.cli import rollout as rollout_cli
@@ -28,6 +29,7 @@ rollout_cli.register(app)
 mirror_cli.register(app)
 submit_cli.register(app)
 serve_cli.register(app)
+efs_cli.register(app)
 
 
 def _mount_optional() -> None:
