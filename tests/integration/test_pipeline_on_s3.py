@@ -153,7 +153,7 @@ def test_pipeline_with_mlflow_dvc_and_models_on_s3_then_efs_sync(
     assert champion.source.startswith("models:/m-"), champion.source  # an MLflow 3 logged model
     model_id = champion.source.removeprefix("models:/")
     model_keys = [k for k in mlflow_keys if f"/models/{model_id}/artifacts/" in k]
-    assert any(k.endswith("/MLmodel") for k in model_keys), mlflow_keys
+    assert any(k.endswith("/MLmodel") for k in model_keys), (champion.source, mlflow_keys)
     assert any(k.endswith("/model.skops") for k in model_keys), model_keys
     assert any(champion.run_id in k and k.endswith("promotion.json") for k in mlflow_keys)
     assert not (state / "mlartifacts").exists()  # nothing went to a local artifact folder
