@@ -145,8 +145,9 @@ def rollback_cmd(
         bool,
         typer.Option(
             "--sync-registry-only",
-            help="Leave the cluster alone; bring registry alias, audit trail and overlay file "
-            "in line with what it serves (finishes a deploy/rollback that stopped part-way).",
+            help="Leave the cluster alone; bring registry alias, champion marker, audit trail "
+            "and overlay file in line with what it serves (finishes a deploy/rollback that "
+            "stopped part-way).",
         ),
     ] = False,
     from_version: Annotated[
