@@ -5,7 +5,8 @@
 #
 #  1. starts Debian's dockerd with its own --data-root, exec-root and socket under
 #     $SLIPWAY_DOCKER_ROOT (default /tmp/slipway-docker), --bridge=none --iptables=false, unless
-#     that socket already answers (a previous run's engine is reused and left running);
+#     that socket already answers (an engine someone else started is reused and left running);
+#     an engine this script started is stopped at exit (SLIPWAY_KEEP_DOCKER=1 keeps it);
 #  2. makes the base image slipway-base:bookworm once: debootstrap --variant=minbase with
 #     python3, python3-pip, python3-venv, ca-certificates from the apt mirror this machine uses
 #     (DEBIAN_MIRROR to override), plus this machine's extra CAs (a TLS-inspecting egress proxy
@@ -30,9 +31,21 @@ step() { echo "== $(date +%T) $*"; }
 "$ROOT/scripts/ensure-debian-tools.sh" dockerd:docker.io debootstrap:debootstrap
 mkdir -p "$DROOT"
 
+stop_engine() {
+  # stop the engine this run started (SLIPWAY_KEEP_DOCKER=1 leaves it up for the next run)
+  [ "${SLIPWAY_KEEP_DOCKER:-0}" = 1 ] && return 0
+  local pid
+  pid=$(cat "$DROOT/dockerd.pid" 2>/dev/null) || return 0
+  step "stopping dockerd ($pid)"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 if docker info >/dev/null 2>&1; then
   step "reusing the engine on $SOCK"
 else
+  trap stop_engine EXIT
   step "starting dockerd on $SOCK (log $DROOT/dockerd.log)"
   setsid dockerd --data-root "$DROOT/data" --exec-root "$DROOT/exec" --pidfile "$DROOT/dockerd.pid" \
     -H "$DOCKER_HOST" --bridge=none --iptables=false --ip6tables=false \
@@ -83,4 +96,4 @@ docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^slipway-'
 
 step "running the images (tests/docker)"
 cd "$ROOT"
-exec uv run --locked --no-sync pytest -m docker --durations=0 tests/docker/test_images_build.py "$@"
+uv run --locked --no-sync pytest -m docker --durations=0 tests/docker/test_images_build.py "$@"

@@ -71,7 +71,7 @@ def diff(
     from slipway.cloudwatch import cloudwatch_client, diff_alarms
 
     kpis = _catalog(catalog)
-    changes = diff_alarms(cloudwatch_client(region, endpoint_url), kpis, sns_topic_arn or [])
+    changes = diff_alarms(cloudwatch_client(region, endpoint_url), kpis, _topics(sns_topic_arn))
     for change in changes:
         typer.echo(str(change))
         for name, (old, new) in change.details.items():
@@ -96,11 +96,15 @@ def apply(
     from slipway.dashboards import apply_cloudwatch_dashboard
 
     kpis = _catalog(catalog)
-    if not sns_topic_arn:
-        typer.echo("warning: no --sns-topic-arn given, the alarms notify nobody", err=True)
+    topics = _topics(sns_topic_arn)
+    if not topics:
+        typer.echo(
+            "warning: no --sns-topic-arn or SLIPWAY_ALARM_TOPIC_ARN, the alarms notify nobody",
+            err=True,
+        )
     client = cloudwatch_client(region, endpoint_url)
     try:
-        changes = apply_alarms(client, kpis, sns_topic_arn or [], prune=prune)
+        changes = apply_alarms(client, kpis, topics, prune=prune)
         dashboard_changed = apply_cloudwatch_dashboard(client, kpis, region)
     except SlipwayError as e:
         typer.echo(str(e), err=True)
@@ -111,3 +115,13 @@ def apply(
         typer.echo("put dashboard slipway")
     if not changes and not dashboard_changed:
         typer.echo("no changes")
+
+
+def _topics(given: list[str] | None) -> list[str]:
+    """SNS topics from the command line, else the configured SLIPWAY_ALARM_TOPIC_ARN."""
+    if given:
+        return list(given)
+    from slipway.config import load_settings
+
+    configured = load_settings().alarm_topic_arn
+    return [configured] if configured else []
