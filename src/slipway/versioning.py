@@ -98,6 +98,15 @@ def push_datasets(project_dir: Path, remote_url: str, endpoint_url: str | None =
     _ensure_local_remote(remote_url)
     with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
         try:
+            # "missing" = neither in the local cache nor on the remote: a push would silently
+            # upload nothing (a fresh clone has an empty cache)
+            status = repo.status(cloud=True, remote=REMOTE_NAME)
+            missing = sorted(path for path, state in status.items() if state == "missing")
+            if missing:
+                raise DatasetVersionError(
+                    f"the local DVC cache lacks {', '.join(missing)} and remote {remote_url!r} "
+                    "does not have them either; run `slipway data seed` first"
+                )
             return int(repo.push(remote=REMOTE_NAME) or 0)
         except CheckoutError as e:
             raise DatasetVersionError(

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from slipway.data import DATASET_VERSIONS
 from slipway.versioning import md5_file, pull_dataset
@@ -47,19 +48,27 @@ def s3_stack(
     `mlflow server` (SQLite backend, artifacts proxied to s3://<bucket>/mlflow)."""
     root = tmp_path_factory.mktemp("s3-stack")
     bucket = new_bucket(moto_endpoint)
-    push = subprocess.run(
-        [str(VENV_BIN / "slipway"), "data", "push"],
-        cwd=PROJECT,
-        env=_clean_env(
-            SLIPWAY_STATE_DIR=str(root / "push-state"),
-            SLIPWAY_PROJECT_DIR=str(PROJECT),
-            SLIPWAY_DVC_REMOTE_URL=f"s3://{bucket}/dvc",
-            SLIPWAY_AWS_ENDPOINT_URL=moto_endpoint,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    # a data scientist's checkout: clone, seed (fills the DVC cache), then push to S3
+    checkout = _fresh_clone(root)
+    local = {"SLIPWAY_STATE_DIR": str(root / "push-state"), "SLIPWAY_PROJECT_DIR": str(checkout)}
+
+    def data(verb: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "slipway"), "data", verb],
+            cwd=checkout,
+            env=_clean_env(**local, **env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    s3 = {"SLIPWAY_DVC_REMOTE_URL": f"s3://{bucket}/dvc", "SLIPWAY_AWS_ENDPOINT_URL": moto_endpoint}
+    refused = data("push", **s3)  # empty cache: a clear refusal, not "pushed 0 files"
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "run `slipway data seed` first" in refused.stderr
+    seeded = data("seed")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    push = data("push", **s3)
     assert push.returncode == 0, push.stdout + push.stderr
     port = free_port()
     argv = [
@@ -92,6 +101,11 @@ def _keys(endpoint: str, bucket: str, prefix: str) -> list[str]:
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
+def _pointer_md5(version: str) -> str:
+    pointer = PROJECT / f"{DATASET_VERSIONS[version].path}.dvc"
+    return yaml.safe_load(pointer.read_text())["outs"][0]["md5"]
+
+
 def _fresh_clone(tmp_path: Path) -> Path:
     """The DVC project as a pipeline pod sees it: pointers from git, an empty DVC cache."""
     clone = tmp_path / "project"
@@ -104,14 +118,14 @@ def test_dvc_push_and_pull_of_one_version_on_s3(s3_stack, aws_env, tmp_path) -> 
     assert "pushed 2 file(s)" in s3_stack.push_output
     keys = _keys(s3_stack.endpoint, s3_stack.bucket, "dvc/")
     for version in ("v1", "v2"):
-        md5 = md5_file(PROJECT / DATASET_VERSIONS[version].path)
+        md5 = _pointer_md5(version)
         assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in keys
 
     dest = tmp_path / "v1.csv"
     ref = pull_dataset(
         str(_fresh_clone(tmp_path)), "v1", dest, f"s3://{s3_stack.bucket}/dvc", aws_env, rev="HEAD"
     )
-    assert ref.md5 == md5_file(dest) == md5_file(PROJECT / DATASET_VERSIONS["v1"].path)
+    assert ref.md5 == md5_file(dest) == _pointer_md5("v1")
 
 
 @pytest.mark.slow
