@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from bench.report import write_section
 from slipway.mirror import (
     Converter,
     DimensionRules,
@@ -34,8 +35,6 @@ from slipway.mirror.scrape import fetch_text, parse_families
 from tests.support.processes import free_port, moto_server
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- mirror:start -->", "<!-- mirror:end -->"
 
 
 def run(series: int, ticks: int) -> dict[str, Any]:
@@ -96,7 +95,6 @@ def render(result: dict[str, Any], command: str) -> str:
     ok = calls == [result["expected_calls"]]
     return "\n".join(
         [
-            START,
             "## slipway mirror",
             "",
             f"Command: `{command}` ({platform.node() or 'this machine'}, {os.cpu_count()} cores, "
@@ -117,19 +115,8 @@ def render(result: dict[str, Any], command: str) -> str:
             f"Of a tick, {result['tick_seconds'] - result['series'] / result['convert_series_per_s']:.2f} s"
             " is spent in the PutMetricData calls to moto_server (a Python process); the"
             " scrape + parse + convert rate is the mirror's own cost.",
-            END,
         ]
     )
-
-
-def write(section: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -143,8 +130,7 @@ def main() -> None:
     command = "uv run --no-sync python -m bench.mirror"
     if (args.series, args.ticks) != (5000, 3):
         command += f" --series {args.series} --ticks {args.ticks}"
-    section = render(result, command)
-    write(section)
+    write_section("mirror", render(result, command))
     print(section)
 
 
