@@ -130,8 +130,9 @@ def main() -> None:
     command = "uv run --no-sync python -m bench.mirror"
     if (args.series, args.ticks) != (5000, 3):
         command += f" --series {args.series} --ticks {args.ticks}"
-    write_section("mirror", render(result, command))
+    section = render(result, command)
     print(section)
+    print(write_section("mirror", section))
 
 
 if __name__ == "__main__":
