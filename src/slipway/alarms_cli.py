@@ -6,7 +6,7 @@ Mounted by the main CLI as ``app.add_typer(alarms_cli.app, name="alarms")``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,9 +19,12 @@ app = typer.Typer(help="KPI alert rules, CloudWatch alarms and dashboards.", no_
 
 CatalogOption = Annotated[Path, typer.Option("--catalog", help="The KPI catalog.", dir_okay=False)]
 EndpointOption = Annotated[
-    str | None, typer.Option("--endpoint-url", help="CloudWatch endpoint (moto in tests).")
+    str | None,
+    typer.Option("--endpoint-url", help="CloudWatch endpoint (default: SLIPWAY_AWS_ENDPOINT_URL)."),
 ]
-RegionOption = Annotated[str, typer.Option("--region", help="AWS region.")]
+RegionOption = Annotated[
+    str | None, typer.Option("--region", help="AWS region (default: SLIPWAY_AWS_REGION).")
+]
 TopicOption = Annotated[
     list[str] | None,
     typer.Option("--sns-topic-arn", help="SNS topic for alarm and OK actions (repeatable)."),
@@ -64,14 +67,15 @@ def generate(
 def diff(
     catalog: CatalogOption = Path("monitoring/kpis.yaml"),
     endpoint_url: EndpointOption = None,
-    region: RegionOption = "us-east-1",
+    region: RegionOption = None,
     sns_topic_arn: TopicOption = None,
 ) -> None:
     """Show what `apply` would create, update or delete; exit 1 when something differs."""
-    from slipway.cloudwatch import cloudwatch_client, diff_alarms
+    from slipway.cloudwatch import diff_alarms
 
     kpis = _catalog(catalog)
-    changes = diff_alarms(cloudwatch_client(region, endpoint_url), kpis, _topics(sns_topic_arn))
+    client, topics, _ = _aws(region, endpoint_url, sns_topic_arn)
+    changes = diff_alarms(client, kpis, topics)
     for change in changes:
         typer.echo(str(change))
         for name, (old, new) in change.details.items():
@@ -85,24 +89,23 @@ def diff(
 def apply(
     catalog: CatalogOption = Path("monitoring/kpis.yaml"),
     endpoint_url: EndpointOption = None,
-    region: RegionOption = "us-east-1",
+    region: RegionOption = None,
     sns_topic_arn: TopicOption = None,
     prune: Annotated[
         bool, typer.Option(help="Delete slipway- alarms that are not in the catalog.")
     ] = True,
 ) -> None:
     """Create or update the CloudWatch alarms and dashboard; idempotent."""
-    from slipway.cloudwatch import apply_alarms, cloudwatch_client
+    from slipway.cloudwatch import apply_alarms
     from slipway.dashboards import apply_cloudwatch_dashboard
 
     kpis = _catalog(catalog)
-    topics = _topics(sns_topic_arn)
+    client, topics, region = _aws(region, endpoint_url, sns_topic_arn)
     if not topics:
         typer.echo(
             "warning: no --sns-topic-arn or SLIPWAY_ALARM_TOPIC_ARN, the alarms notify nobody",
             err=True,
         )
-    client = cloudwatch_client(region, endpoint_url)
     try:
         changes = apply_alarms(client, kpis, topics, prune=prune)
         dashboard_changed = apply_cloudwatch_dashboard(client, kpis, region)
@@ -117,11 +120,24 @@ def apply(
         typer.echo("no changes")
 
 
-def _topics(given: list[str] | None) -> list[str]:
-    """SNS topics from the command line, else the configured SLIPWAY_ALARM_TOPIC_ARN."""
-    if given:
-        return list(given)
-    from slipway.config import load_settings
+def _aws(
+    region: str | None, endpoint_url: str | None, topics: list[str] | None
+) -> tuple[Any, list[str], str]:
+    """The CloudWatch client, SNS topics and region: the options, else the settings.
 
-    configured = load_settings().alarm_topic_arn
-    return [configured] if configured else []
+    Settings are loaded once, and only when an option is missing: ``--region`` falls back to
+    SLIPWAY_AWS_REGION, ``--endpoint-url`` to SLIPWAY_AWS_ENDPOINT_URL and ``--sns-topic-arn``
+    to SLIPWAY_ALARM_TOPIC_ARN, as in ``slipway mirror``.
+    """
+    from slipway.cloudwatch import cloudwatch_client
+
+    if region is None or endpoint_url is None or not topics:
+        from slipway.config import load_settings
+
+        settings = load_settings()
+        region = region or settings.aws_region
+        endpoint_url = endpoint_url or settings.aws_endpoint_url
+        if not topics:
+            topics = [settings.alarm_topic_arn] if settings.alarm_topic_arn else []
+    client = cloudwatch_client(region, endpoint_url)
+    return client, list(topics), region

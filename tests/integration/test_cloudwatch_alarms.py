@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from slipway.alarms_cli import app
 from slipway.cloudwatch import AlarmChange, apply_alarms, cloudwatch_client, diff_alarms
 from slipway.kpis import KpiCatalog, load_kpi_catalog, parse_kpi_catalog
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +208,26 @@ def test_cli_apply_and_diff_against_the_endpoint(aws_env: str, catalog: KpiCatal
         "arn:aws:sns:ca-central-1:123456789012:b",
     ]
     assert client.get_dashboard(DashboardName="slipway")["DashboardBody"].startswith("{")
+
+
+def test_cli_region_and_endpoint_default_to_the_settings(
+    aws_env: str, catalog: KpiCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # boto3's own AWS_ENDPOINT_URL points at a closed port: only SLIPWAY_AWS_ENDPOINT_URL works
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("SLIPWAY_AWS_ENDPOINT_URL", aws_env)
+    monkeypatch.setenv("SLIPWAY_AWS_REGION", "eu-west-3")
+    monkeypatch.setenv("SLIPWAY_ALARM_TOPIC_ARN", "arn:aws:sns:eu-west-3:123456789012:settings")
+    runner = CliRunner()
+
+    applied = runner.invoke(app, ["apply", "--catalog", str(CATALOG_PATH)])
+    assert applied.exit_code == 0, applied.output
+    assert applied.output.count("create slipway-") == len(catalog.kpis)
+    diffed = runner.invoke(app, ["diff", "--catalog", str(CATALOG_PATH)])
+    assert (diffed.exit_code, diffed.output.strip()) == (0, "no changes")
+
+    client = client_for(aws_env, "eu-west-3")
+    alarm = described(client)["slipway-traffic-stopped"]
+    assert alarm["AlarmActions"] == ["arn:aws:sns:eu-west-3:123456789012:settings"]
+    assert '"region": "eu-west-3"' in client.get_dashboard(DashboardName="slipway")["DashboardBody"]
