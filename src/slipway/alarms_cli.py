@@ -5,12 +5,14 @@ Mounted by the main CLI as ``app.add_typer(alarms_cli.app, name="alarms")``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from slipway.errors import SlipwayError
+from slipway.errors import ConfigError, SlipwayError
 
 if TYPE_CHECKING:
     from slipway.kpis import KpiCatalog
@@ -74,8 +76,9 @@ def diff(
     from slipway.cloudwatch import diff_alarms
 
     kpis = _catalog(catalog)
-    client, topics, _ = _aws(region, endpoint_url, sns_topic_arn)
-    changes = diff_alarms(client, kpis, topics)
+    with _one_line_errors():
+        client, topics, _ = _aws(region, endpoint_url, sns_topic_arn)
+        changes = diff_alarms(client, kpis, topics)
     for change in changes:
         typer.echo(str(change))
         for name, (old, new) in change.details.items():
@@ -100,18 +103,15 @@ def apply(
     from slipway.dashboards import apply_cloudwatch_dashboard
 
     kpis = _catalog(catalog)
-    client, topics, region = _aws(region, endpoint_url, sns_topic_arn)
-    if not topics:
-        typer.echo(
-            "warning: no --sns-topic-arn or SLIPWAY_ALARM_TOPIC_ARN, the alarms notify nobody",
-            err=True,
-        )
-    try:
+    with _one_line_errors():
+        client, topics, region = _aws(region, endpoint_url, sns_topic_arn)
+        if not topics:
+            typer.echo(
+                "warning: no --sns-topic-arn or SLIPWAY_ALARM_TOPIC_ARN, the alarms notify nobody",
+                err=True,
+            )
         changes = apply_alarms(client, kpis, topics, prune=prune)
         dashboard_changed = apply_cloudwatch_dashboard(client, kpis, region)
-    except SlipwayError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(2) from e
     for change in changes:
         typer.echo(str(change))
     if dashboard_changed:
@@ -139,5 +139,25 @@ def _aws(
         endpoint_url = endpoint_url or settings.aws_endpoint_url
         if not topics:
             topics = [settings.alarm_topic_arn] if settings.alarm_topic_arn else []
-    client = cloudwatch_client(region, endpoint_url)
+    try:
+        client = cloudwatch_client(region, endpoint_url)
+    except ValueError as e:
+        # botocore rejects a malformed endpoint or region with a bare ValueError
+        raise ConfigError(
+            f"cannot build a CloudWatch client for region {region!r} and endpoint "
+            f"{endpoint_url!r}: {e}; fix --region/--endpoint-url or SLIPWAY_AWS_REGION/"
+            "SLIPWAY_AWS_ENDPOINT_URL"
+        ) from e
     return client, list(topics), region
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn a configuration or AWS failure into its message on stderr and exit code 2."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (SlipwayError, BotoCoreError, ClientError) as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e

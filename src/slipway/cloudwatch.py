@@ -43,7 +43,10 @@ COMPARED_FIELDS = (
 
 
 class CloudWatchApplyError(SlipwayError, RuntimeError):
-    """A CloudWatch call failed while applying alarms; the message names the alarm."""
+    """A CloudWatch call failed while reading or applying alarms or the dashboard.
+
+    The message names the alarm (or dashboard) and what was applied before the failure.
+    """
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,11 @@ def diff_alarms(client: Any, catalog: KpiCatalog, actions: Sequence[str]) -> lis
         ``create`` for KPIs without an alarm, ``update`` (with the differing fields) for alarms
         whose compared fields or slipway tags differ, ``delete`` for ``slipway-`` alarms that
         are not in the catalog.
+
+    Raises:
+        CloudWatchApplyError: the existing alarms could not be read.
     """
-    return [change for change, _ in _plan(client, catalog, actions)]
+    return [change for change, _ in _read_plan(client, catalog, actions)]
 
 
 def apply_alarms(
@@ -180,7 +186,7 @@ def apply_alarms(
     from botocore.exceptions import BotoCoreError, ClientError
 
     done: list[AlarmChange] = []
-    for change, spec in _plan(client, catalog, actions):
+    for change, spec in _read_plan(client, catalog, actions):
         try:
             if change.action == "delete":
                 if not prune:
@@ -197,6 +203,20 @@ def apply_alarms(
             ) from e
         done.append(change)
     return done
+
+
+def _read_plan(
+    client: Any, catalog: KpiCatalog, actions: Sequence[str]
+) -> list[tuple[AlarmChange, dict[str, Any]]]:
+    """:func:`_plan`, with a failed read turned into :class:`CloudWatchApplyError`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _plan(client, catalog, actions)
+    except (ClientError, BotoCoreError) as e:
+        raise CloudWatchApplyError(
+            f"could not read the existing {ALARM_PREFIX} alarms: {e}; nothing was changed"
+        ) from e
 
 
 def _plan(

@@ -137,15 +137,31 @@ def render_cloudwatch_dashboard(catalog: KpiCatalog, region: str) -> str:
 
 
 def apply_cloudwatch_dashboard(client: Any, catalog: KpiCatalog, region: str) -> bool:
-    """Put the dashboard when its body differs; returns whether it changed."""
+    """Put the dashboard when its body differs.
+
+    Returns:
+        Whether it changed.
+
+    Raises:
+        CloudWatchApplyError: reading or putting the dashboard failed.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from slipway.cloudwatch import CloudWatchApplyError
+
     body = render_cloudwatch_dashboard(catalog, region)
     try:
-        current = client.get_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME)["DashboardBody"]
-    except client.exceptions.ResourceNotFound:
-        current = None
-    if current is not None and json.loads(current) == json.loads(body):
-        return False
-    client.put_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME, DashboardBody=body)
+        try:
+            current = client.get_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME)["DashboardBody"]
+        except client.exceptions.ResourceNotFound:
+            current = None
+        if current is not None and json.loads(current) == json.loads(body):
+            return False
+        client.put_dashboard(DashboardName=CLOUDWATCH_DASHBOARD_NAME, DashboardBody=body)
+    except (ClientError, BotoCoreError) as e:
+        raise CloudWatchApplyError(
+            f"could not put dashboard {CLOUDWATCH_DASHBOARD_NAME}: {e}"
+        ) from e
     return True
 
 

@@ -15,7 +15,14 @@ import yaml
 from typer.testing import CliRunner
 
 from slipway.alarms_cli import app
-from slipway.cloudwatch import AlarmChange, apply_alarms, cloudwatch_client, diff_alarms
+from slipway.cloudwatch import (
+    AlarmChange,
+    CloudWatchApplyError,
+    apply_alarms,
+    cloudwatch_client,
+    diff_alarms,
+)
+from slipway.dashboards import apply_cloudwatch_dashboard
 from slipway.kpis import KpiCatalog, load_kpi_catalog, parse_kpi_catalog
 from tests.support.processes import free_port
 
@@ -231,3 +238,46 @@ def test_cli_region_and_endpoint_default_to_the_settings(
     alarm = described(client)["slipway-traffic-stopped"]
     assert alarm["AlarmActions"] == ["arn:aws:sns:eu-west-3:123456789012:settings"]
     assert '"region": "eu-west-3"' in client.get_dashboard(DashboardName="slipway")["DashboardBody"]
+
+
+@pytest.fixture
+def closed_endpoint(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An endpoint on 127.0.0.1 where nothing listens, with one attempt per call."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.mark.parametrize("command", ["diff", "apply"])
+def test_cli_unreachable_endpoint_is_one_sentence_and_exit_2(
+    closed_endpoint: str, command: str
+) -> None:
+    args = [command, "--catalog", str(CATALOG_PATH), "--endpoint-url", closed_endpoint]
+    result = CliRunner().invoke(app, [*args, "--region", "eu-north-1", "--sns-topic-arn", "a"])
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1, result.stderr
+    assert "could not read the existing slipway- alarms" in error[0]
+    assert closed_endpoint in error[0]
+
+
+def test_cli_invalid_setting_is_one_sentence_and_exit_2(
+    closed_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIPWAY_EFS_KEEP_VERSIONS", "0")
+    result = CliRunner().invoke(app, ["diff", "--catalog", str(CATALOG_PATH)])
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("invalid configuration: SLIPWAY_EFS_KEEP_VERSIONS=")
+
+
+def test_dashboard_failure_is_a_cloudwatch_apply_error(
+    closed_endpoint: str, catalog: KpiCatalog
+) -> None:
+    client = client_for(closed_endpoint, "eu-north-1")
+    with pytest.raises(CloudWatchApplyError, match="could not put dashboard slipway") as caught:
+        apply_cloudwatch_dashboard(client, catalog, "eu-north-1")
+    assert closed_endpoint in str(caught.value)
