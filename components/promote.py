@@ -30,7 +30,7 @@ def promote(
         Path(model.path),
         run_id,
         model_uri,
-        DatasetRef(**{k: dataset.metadata[k] for k in ("version", "path", "md5", "rev")}),
+        DatasetRef.from_metadata(dataset.metadata),
         verdict["champion_version"],
         verdict["candidate"],
         DataParams.model_validate(data_params),

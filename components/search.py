@@ -24,7 +24,7 @@ def search(
     from slipway.versioning import DatasetRef
 
     params = SearchParams.model_validate(search_params)
-    ref = DatasetRef(**{k: dataset.metadata[k] for k in ("version", "path", "md5", "rev")})
+    ref = DatasetRef.from_metadata(dataset.metadata)
     trained = train_candidate(
         Path(dataset.path), ref, DataParams.model_validate(data_params), params, load_settings()
     )

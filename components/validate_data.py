@@ -10,9 +10,10 @@ def validate_data(dataset: Input[Dataset], data_params: dict, report: Output[Mar
     from slipway.data import read_csv
     from slipway.params import DataParams
     from slipway.schema import ensure_valid, validate_dataset
+    from slipway.versioning import DatasetRef
 
     params = DataParams.model_validate(data_params)
-    label = f"{dataset.metadata['version']}@{dataset.metadata['md5'][:8]}"
+    label = DatasetRef.from_metadata(dataset.metadata).label
     result = validate_dataset(read_csv(Path(dataset.path)), **params.model_dump())
     Path(report.path).write_text(result.to_markdown(label))
     print(result.to_markdown(label))

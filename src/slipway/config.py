@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="SLIPWAY_", env_file=".env", extra="forbid", frozen=True
+        # "ignore": a .env shared with AWS_* / MLFLOW_* lines must not break every command;
+        # unknown keyword overrides are still refused in load_settings
+        env_prefix="SLIPWAY_", env_file=".env", extra="ignore", frozen=True
     )
 
     state_dir: Path = Field(Path(".slipway"), description="Local state folder (embedded default).")
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
         None, description="Prometheus Pushgateway for pipeline metrics."
     )
     efs_keep_versions: int = Field(
-        10, ge=1, description="Versions kept on EFS (>= revisionHistoryLimit)."
+        10, ge=1, description="Versions kept on EFS; values below 10 (revisionHistoryLimit) act as 10."
     )
     idempotency_table: str | None = Field(
         None, description="DynamoDB table of the efs-sync Lambda."
@@ -120,6 +122,9 @@ def load_settings(**overrides: Any) -> Settings:
     Raises:
         ConfigError: a variable is malformed; the message names it and the value received.
     """
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(Settings.model_fields)}")
     try:
         return Settings(**overrides)
     except ValidationError as e:

@@ -91,10 +91,6 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def feature_columns(frame: pd.DataFrame, target: str = TARGET) -> list[str]:
-    return [c for c in frame.columns if c != target]
-
-
 def split_dataset(
     frame: pd.DataFrame, holdout_fraction: float, seed: int, target: str = TARGET
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

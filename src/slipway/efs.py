@@ -166,12 +166,17 @@ def apply_retention(efs_root: Path, model: str, keep: int, champion: str | None)
         reverse=True,
     )
     doomed = [v for v in versions[max(keep, REVISION_HISTORY_LIMIT) :] if v != champion]
+    removed = []
     for version in doomed:
         # rename first: a reader never sees a half-deleted version under its real name
         trash = base / f"{TRASH_PREFIX}{version}.{uuid.uuid4().hex[:8]}"
-        os.rename(base / version, trash)
+        try:
+            os.rename(base / version, trash)
+        except FileNotFoundError:
+            continue  # a concurrent sync pruned it first: its copy already succeeded, so does ours
         shutil.rmtree(trash, ignore_errors=True)
-    return doomed
+        removed.append(version)
+    return removed
 
 
 def _remove_stale_leftovers(base: Path) -> None:

@@ -77,6 +77,7 @@ def build_package(
     positive_rate: float,
     check_rows: pd.DataFrame | None = None,
     onnx: bool = True,
+    blob: bytes | None = None,
 ) -> dict[str, bytes]:
     """Serialise ``model`` with skops and write the manifest that describes and protects it.
 
@@ -88,6 +89,9 @@ def build_package(
     Args:
         check_rows: rows (feature columns only) on which ONNX must agree with scikit-learn.
         onnx: ``False`` skips the conversion (the package holds the skops model only).
+        blob: the skops bytes of ``model`` as already saved (the pipeline's model artifact).
+            skops writes zip timestamps, so dumping again gives other bytes; a retried
+            promotion must upload exactly the same file to resume a create-only S3 upload.
 
     Returns:
         ``{file name: bytes}`` with ``manifest.json`` last, ready for a :class:`ModelStore`.
@@ -97,7 +101,7 @@ def build_package(
     """
     import skops.io as sio
 
-    blob = sio.dumps(model)
+    blob = sio.dumps(model) if blob is None else blob
     untrusted = sorted(set(sio.get_untrusted_types(data=blob)) - set(TRUSTED_TYPES))
     if untrusted:
         raise ModelPackageError(

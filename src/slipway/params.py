@@ -14,9 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slipway.errors import ConfigError
 
-ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
 SCALERS = ("standard", "robust", "none")
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 
 
 class _Section(BaseModel):

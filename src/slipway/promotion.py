@@ -89,9 +89,10 @@ def promote_candidate(
             git_commit=settings.git_commit,
             metrics=holdout_metrics,
         )
-        model = loads_model(Path(model_path).read_bytes())
+        blob = Path(model_path).read_bytes()
+        model = loads_model(blob)
         files = build_package(
-            model, train.drop(columns=[target]), info, float(train[target].mean())
+            model, train.drop(columns=[target]), info, float(train[target].mean()), blob=blob
         )
         store.put_package(name, code, files)
     else:

@@ -7,7 +7,6 @@ from typing import Any
 from slipway.errors import RegistryError
 
 CHAMPION = "champion"
-CHALLENGER = "challenger"
 TAG_VERSION_CODE = "version_code"
 
 
@@ -38,13 +37,19 @@ def get_alias_version(client: Any, name: str, alias: str = CHAMPION):
 
 
 def find_version_for_run(client: Any, name: str, run_id: str):
-    """The registry version already made from ``run_id``, if any (promotion is idempotent)."""
+    """The registry version already made from ``run_id``, if any (promotion is idempotent).
+
+    Errors other than "no such model" propagate: treating a failed search as "not found" would
+    register a second version for the same run.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
-    except MlflowException:
-        return None
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
     return min(found, key=lambda v: int(v.version)) if found else None
 
 

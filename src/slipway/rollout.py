@@ -144,12 +144,14 @@ def sync_registry(
             context=context,
             registry_version=target_version,
         )
-        if action == "rollback" and from_version and from_version != served:
-            _tag_rollback(client, name, from_version, target_version, record)
+        # a change already recorded (a rerun of `resume`) keeps its tags: they carry the time
+        # of the audit record, and tagging always happens before the record is appended
         trail = read_audit_trail(client, name)
         if trail and trail[-1][1].same_change(record):
             key = None
         else:
+            if action == "rollback" and from_version and from_version != served:
+                _tag_rollback(client, name, from_version, target_version, record)
             key = append_audit_record(client, name, record)
     except Exception as e:
         raise RolloutError(

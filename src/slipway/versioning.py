@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.data import DATASET_VERSIONS, DatasetSpec, build_dataset, dataset_spec, write_csv
-from slipway.errors import DatasetVersionError, RemoteUnavailableError
+from slipway.errors import ConfigError, DatasetVersionError, RemoteUnavailableError
 
 REMOTE_NAME = "slipway"
 
@@ -36,6 +36,11 @@ class DatasetRef:
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
 
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> DatasetRef:
+        """Rebuild the reference from a KFP Dataset artifact's metadata (written by pull-data)."""
+        return cls(**{key: str(metadata[key]) for key in ("version", "path", "md5", "rev")})
+
 
 def remote_config(remote_url: str, endpoint_url: str | None = None) -> dict[str, Any]:
     """DVC config that makes ``remote_url`` the default remote (S3 endpoint optional)."""
@@ -53,6 +58,23 @@ def md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _open_repo(project_dir: Path, remote_url: str, endpoint_url: str | None):
+    """Open the DVC project at ``project_dir`` with ``remote_url`` as its default remote.
+
+    Raises:
+        ConfigError: ``project_dir`` is not a DVC project.
+    """
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Repo(str(project_dir), config=remote_config(remote_url, endpoint_url))
+    except NotDvcRepoError as e:
+        raise ConfigError(
+            f"{project_dir} is not a DVC project (no .dvc folder); check SLIPWAY_PROJECT_DIR"
+        ) from e
+
+
 def seed_datasets(
     project_dir: Path, remote_url: str, endpoint_url: str | None = None
 ) -> list[DatasetRef]:
@@ -66,12 +88,11 @@ def seed_datasets(
     Raises:
         RemoteUnavailableError: the push failed (remote unreachable or not writable).
     """
-    from dvc.repo import Repo
-
+    repo = _open_repo(project_dir, remote_url, endpoint_url)
     specs = list(DATASET_VERSIONS.values())
     for spec in specs:
         write_csv(build_dataset(spec), project_dir / spec.path)
-    with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+    with repo:
         repo.add([str(project_dir / spec.path) for spec in specs])
     push_datasets(project_dir, remote_url, endpoint_url)
     return [
@@ -93,10 +114,10 @@ def push_datasets(project_dir: Path, remote_url: str, endpoint_url: str | None =
         DatasetVersionError: the local cache lacks a tracked file (run ``slipway data seed``).
     """
     from dvc.exceptions import CheckoutError, DvcException
-    from dvc.repo import Repo
 
+    repo = _open_repo(project_dir, remote_url, endpoint_url)
     _ensure_local_remote(remote_url)
-    with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+    with repo:
         try:
             # "missing" = neither in the local cache nor on the remote: a push would silently
             # upload nothing (a fresh clone has an empty cache)
@@ -155,36 +176,41 @@ def pull_dataset(
             "and the dataset_rev pipeline parameter"
         ) from e
     try:
-        info = fs.info(path)
-    except FileNotFoundError as e:
-        raise DatasetVersionError(
-            f"dataset version {version!r} has no DVC pointer {path}.dvc in {repo!r} at revision "
-            f"{rev or 'workspace'!r}; run `slipway data seed` and commit the pointer"
-        ) from e
-    expected = (info.get("dvc_info") or {}).get("md5")
-    if not expected:
-        raise DatasetVersionError(
-            f"{path} in {repo!r} is not tracked by DVC; run `slipway data seed`"
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    try:
-        fs.get_file(path, str(tmp))
-    except (DvcException, OSError) as e:
-        tmp.unlink(missing_ok=True)
-        raise RemoteUnavailableError(
-            f"could not fetch dataset {version!r} (md5 {expected}) from DVC remote {remote_url!r}: "
-            f"{e}; check that the remote is reachable and was pushed to (`slipway data push`)"
-        ) from e
-    actual = md5_file(tmp)
-    if actual != expected:
-        tmp.unlink(missing_ok=True)
-        raise DatasetVersionError(
-            f"dataset {version!r} fetched from {remote_url!r} has md5 {actual}, but its pointer "
-            f"says {expected}; the remote copy is corrupt, push it again with `slipway data push`"
-        )
-    os.replace(tmp, dest)
-    return DatasetRef(version, path, expected, rev or "workspace")
+        try:
+            info = fs.info(path)
+        except FileNotFoundError as e:
+            raise DatasetVersionError(
+                f"dataset version {version!r} has no DVC pointer {path}.dvc in {repo!r} at revision "
+                f"{rev or 'workspace'!r}; run `slipway data seed` and commit the pointer"
+            ) from e
+        expected = (info.get("dvc_info") or {}).get("md5")
+        if not expected:
+            raise DatasetVersionError(
+                f"{path} in {repo!r} is not tracked by DVC; run `slipway data seed`"
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            fs.get_file(path, str(tmp))
+        except (DvcException, OSError) as e:
+            tmp.unlink(missing_ok=True)
+            raise RemoteUnavailableError(
+                f"could not fetch dataset {version!r} (md5 {expected}) from DVC remote {remote_url!r}: "
+                f"{e}; check that the remote is reachable and was pushed to (`slipway data push`)"
+            ) from e
+        actual = md5_file(tmp)
+        if actual != expected:
+            tmp.unlink(missing_ok=True)
+            raise DatasetVersionError(
+                f"dataset {version!r} fetched from {remote_url!r} has md5 {actual}, but its pointer "
+                f"says {expected}; the remote copy is corrupt, push it again with `slipway data push`"
+            )
+        os.replace(tmp, dest)
+        # record the commit the pointer was read at, not a moving name like HEAD
+        resolved = fs.repo.get_rev() if rev else "workspace"
+        return DatasetRef(version, path, expected, resolved)
+    finally:
+        fs.close()  # a git URL is cloned to a temporary folder
 
 
 def _ensure_local_remote(remote_url: str) -> None:
@@ -203,11 +229,11 @@ def unpushed_datasets(
 ) -> list[str]:
     """Tracked dataset files that the remote does not hold (so ``seed``/``push`` is needed)."""
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
 
+    repo = _open_repo(project_dir, remote_url, endpoint_url)
     _ensure_local_remote(remote_url)
     try:
-        with Repo(str(project_dir), config=remote_config(remote_url, endpoint_url)) as repo:
+        with repo:
             status = repo.status(cloud=True, remote=REMOTE_NAME)
     except DvcException as e:
         raise RemoteUnavailableError(

@@ -273,11 +273,17 @@ def test_failed_rollout_status_leaves_registry_untouched_and_resume_finishes(
     )
     assert _pinned(world.overlay_file) == world.v1
 
-    # running it again records nothing twice
+    assert world.version_tags(1)["rolled_back_at"] == record.at
+    assert world.version_tags(2)["withdrawn_at"] == record.at
+    tags_before = (world.version_tags(1), world.version_tags(2))
+
+    # running it again records nothing twice and leaves the rollback tags as recorded
     again = _run_cli(world, monkeypatch, [*argv, "--actor", "bob"])
     assert again.exit_code == 0, again.output
     assert "already recorded" in again.output
     assert len(world.trail()) == 1
+    assert (world.version_tags(1), world.version_tags(2)) == tags_before
+    assert world.version_tags(2)["withdrawn_at"] == world.trail()[0].at
 
 
 def test_rollback_to_an_unregistered_version_says_what_is_left(world: World) -> None:

@@ -118,3 +118,23 @@ def test_integral_floats_from_kubeflow_become_ints():
     assert grid["n_estimators"] == [100]
     assert isinstance(grid["n_estimators"][0], int)
     assert grid["max_features"] == [0.5]
+
+
+def test_a_shared_dotenv_does_not_break_settings(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("AWS_PROFILE=dev\nSLIPWAY_MODEL_NAME=fraud\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().model_name == "fraud"
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['trackin_uri'\]"):
+        load_settings(trackin_uri="x")
+
+
+def test_a_folder_that_is_not_a_dvc_project_is_named_before_anything_is_written(tmp_path):
+    from slipway.versioning import push_datasets
+
+    remote = tmp_path / "remote"
+    with pytest.raises(ConfigError, match="is not a DVC project"):
+        push_datasets(tmp_path / "nothing-here", str(remote))
+    assert not remote.exists()

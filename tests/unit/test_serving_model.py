@@ -5,11 +5,17 @@ the skops model."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from slipway.onnx_model import ONNX_FILE
 from slipway.package import MODEL_FILE
@@ -154,31 +160,76 @@ def test_build_package_without_onnx_keeps_the_old_shape() -> None:
     assert "onnx" not in manifest_of(files)
 
 
-def test_infer_waits_for_a_model_still_loading(tmp_path: Path, monkeypatch) -> None:
-    """With several workers the pod is ready when one worker is; another worker that is still
-    loading makes its infer requests wait for the load instead of answering 503."""
-    import time
-
-    from fastapi.testclient import TestClient
-
+@contextmanager
+def loading(tmp_path: Path, monkeypatch) -> Iterator[tuple[TestClient, threading.Event]]:
+    """A started app (background load) whose load blocks until the yielded event is set."""
     from slipway.config import load_settings
     from slipway.serving import create_app
     from slipway.serving import model as model_module
     from tests.support.serving import install_package
 
     install_package(tmp_path / "efs", package_files())
+    release = threading.Event()
     real = model_module.load_model
 
-    def slow(*args):
-        time.sleep(1.0)
-        return real(*args)
+    def gated(*args, **kwargs):
+        release.wait(20)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "load_model", slow)
+    monkeypatch.setattr(model_module, "load_model", gated)
     settings = load_settings(state_dir=tmp_path, efs_root=tmp_path / "efs", model_version=VERSION)
-    with TestClient(create_app(settings)) as client:  # background load
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield client, release
+    finally:
+        release.set()
+
+
+def test_infer_waits_for_a_model_still_loading(tmp_path: Path, monkeypatch) -> None:
+    """With several workers the pod is ready when one worker is; another worker that is still
+    loading makes its infer requests wait for the load instead of answering 503, and the wait
+    holds no thread of the event loop's default executor (6 on 2 CPUs: a handful of waiting
+    requests would starve everything else that uses it)."""
+    executor_calls: list[str] = []
+    original = asyncio.base_events.BaseEventLoop.run_in_executor
+
+    def recording(self, executor, func, *args):
+        executor_calls.append(getattr(func, "__qualname__", repr(func)))
+        return original(self, executor, func, *args)
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "run_in_executor", recording)
+    with loading(tmp_path, monkeypatch) as (client, release):
         assert client.get("/v2/health/ready").status_code == 503
+        threading.Timer(0.5, release.set).start()
         started = time.perf_counter()
         response = client.post(INFER, json=infer_body())
         assert response.status_code == 200
+        assert response.json()["outputs"][0]["data"] == [1]
         assert time.perf_counter() - started > 0.3
         assert client.get("/v2/health/ready").status_code == 200
+    assert executor_calls == []
+
+
+def test_unknown_model_and_wrong_media_type_do_not_wait_for_the_load(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """404 and 415 need no model: they answer at once, even while the model is loading."""
+    monkeypatch.setattr("slipway.serving.app.LOAD_WAIT_SECONDS", 5.0)
+    with loading(tmp_path, monkeypatch) as (client, _):
+        started = time.perf_counter()
+        other = client.post("/v2/models/other/infer", json=infer_body())
+        text = client.post(INFER, content=b"{}", headers={"content-type": "text/plain"})
+        elapsed = time.perf_counter() - started
+        assert (other.status_code, text.status_code) == (404, 415)
+        assert elapsed < 2.0, f"took {elapsed:.2f} s: the checks waited for the load"
+
+
+def test_infer_answers_503_when_the_load_outlasts_the_wait(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("slipway.serving.app.LOAD_WAIT_SECONDS", 0.2)
+    with loading(tmp_path, monkeypatch) as (client, _):
+        started = time.perf_counter()
+        response = client.post(INFER, json=infer_body())
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 503
+        assert response.json() == {"error": "model 'slipway' is not ready (loading)"}
+        assert 0.15 < elapsed < 2.0

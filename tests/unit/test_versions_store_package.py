@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,11 +103,42 @@ def test_store_is_create_only(tmp_path, trained):
     assert [p.name for p in (tmp_path / "slipway").iterdir()] == ["v1-20261128-0123abcd"]
 
 
-def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+def test_failed_write_leaves_nothing(tmp_path, trained, monkeypatch):
+    model, x = trained
     store = LocalModelStore(tmp_path)
     with pytest.raises(ModelPackageError, match=r"needs a manifest\.json"):
         store.put_package("slipway", "v1-20261128-0123abcd", {"model.skops": b"x"})
     assert not (tmp_path / "slipway" / "v1-20261128-0123abcd").exists()
+
+    files = build_package(model, x, _info(), 0.37)
+    real_write = Path.write_bytes
+    written = []
+
+    def write_then_fail(self, data):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(self)
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        store.put_package("slipway", "v1-20261128-0123abcd", files)
+    monkeypatch.undo()
+    assert len(written) == 1  # the first file was written, then the write failed
+    assert list((tmp_path / "slipway").iterdir()) == []  # the temporary folder is gone
+    assert not store.exists("slipway", "v1-20261128-0123abcd")
+
+
+def test_package_reuses_the_given_skops_bytes(trained):
+    # skops zips carry timestamps: a retried promotion must upload exactly the saved bytes
+    import skops.io as sio
+
+    model, x = trained
+    saved = sio.dumps(model)
+    files = build_package(model, x, _info(), 0.37, onnx=False, blob=saved)
+    assert files["model.skops"] == saved
+    manifest = json.loads(files[MANIFEST])
+    assert manifest["files"]["model.skops"]["size"] == len(saved)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

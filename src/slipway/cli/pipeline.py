@@ -55,7 +55,7 @@ def run_cmd(
     """Run the compiled training pipeline end to end on this machine and print a summary."""
     from slipway.config import load_settings
     from slipway.data import dataset_spec
-    from slipway.local_run import run_compiled_pipeline
+    from slipway.local_run import PipelineRunError, run_compiled_pipeline
     from slipway.params import load_params
     from slipway.pipeline_files import COMPILED, ensure_compiled_current
     from slipway.versioning import seed_datasets, unpushed_datasets
@@ -66,7 +66,9 @@ def run_cmd(
     dataset_spec(dataset_version)
     ensure_compiled_current(settings)
 
-    unpushed = unpushed_datasets(
+    # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
+    own_project = Path(settings.dvc_repo).resolve() == settings.project_dir
+    unpushed = own_project and unpushed_datasets(
         settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,8 @@ def run_cmd(
         f"slipway-training: dataset {dataset_version} ({COMPILED.name}, state {settings.state_dir})"
     )
     started = time.monotonic()
+    champion_before = _champion_version(settings)
+    started_at = time.time()
     arguments: dict[str, Any] = {
         "dataset_version": dataset_version,
         "dataset_rev": dataset_rev,
@@ -87,13 +91,22 @@ def run_cmd(
     }
     try:
         run_id = run_compiled_pipeline(COMPILED, settings, arguments)
-    except Exception as e:
+    except PipelineRunError as e:
         _push_run_metrics(settings, time.monotonic() - started, error=e)
-        report = _latest_report(settings.state_dir)
-        where = f" Validation report: {report}" if report else ""
-        err_console.print(
-            f"[bold red]pipeline failed:[/] {e}.{where} Nothing was promoted.", soft_wrap=True
+        report = (
+            _latest_report(settings.state_dir, since=started_at)
+            if "validate-data" in str(e)
+            else None
         )
+        where = f" Validation report: {report}." if report else ""
+        champion_after = _champion_version(settings)
+        outcome = (
+            "Nothing was promoted: the champion is unchanged."
+            if champion_after == champion_before
+            else f"The champion alias moved from {champion_before} to {champion_after} before the "
+            "failure: rerun `slipway run` (promotion is idempotent) to finish."
+        )
+        err_console.print(f"[bold red]pipeline failed:[/] {e}.{where} {outcome}", soft_wrap=True)
         raise typer.Exit(1) from None
     _push_run_metrics(settings, time.monotonic() - started, run_id=run_id)
     _print_summary(settings, run_id, time.monotonic() - started)
@@ -112,22 +125,42 @@ def _push_run_metrics(
     )
     from slipway.tracking import run_summary
 
-    if run_id:
-        run = pipeline_run_from_summary(run_summary(settings.tracking_uri, run_id), seconds)
-    else:  # kfp names the failed task in its error
-        failed_validation = "'validate-data'" in str(error)
-        run = PipelineRunMetrics(seconds, succeeded=False, data_validation_failed=failed_validation)
-    if not push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name):
+    try:
+        if run_id:
+            run = pipeline_run_from_summary(run_summary(settings.tracking_uri, run_id), seconds)
+        else:  # kfp names the failed task in its error
+            failed_validation = "'validate-data'" in str(error)
+            run = PipelineRunMetrics(
+                seconds, succeeded=False, data_validation_failed=failed_validation
+            )
+        pushed = push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name)
+    except Exception as e:  # metrics must never fail a run that worked
+        err_console.print(f"[yellow]warning:[/] pipeline metrics not computed: {e}")
+        return
+    if not pushed:
         err_console.print(
             f"[yellow]warning:[/] pipeline metrics not pushed to {settings.pushgateway_url}"
         )
 
 
-def _latest_report(state_dir: Path) -> Path | None:
+def _latest_report(state_dir: Path, since: float) -> Path | None:
+    """This run's validation report (never an older run's)."""
     reports = sorted(
-        (state_dir / "kfp").glob("*/validate-data/report"), key=lambda p: p.stat().st_mtime
+        (
+            p
+            for p in (state_dir / "kfp").glob("*/validate-data/report")
+            if p.stat().st_mtime >= since
+        ),
+        key=lambda p: p.stat().st_mtime,
     )
     return reports[-1] if reports else None
+
+
+def _champion_version(settings: Any) -> str | None:
+    from slipway.registry import get_alias_version, get_client
+
+    version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
+    return None if version is None else str(version.version)
 
 
 def _print_summary(settings: Any, run_id: str, seconds: float) -> None:

@@ -8,6 +8,7 @@ deserialised. See docs/serving.md for the routes, the error table and the measur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -117,15 +118,29 @@ def create_app(
     state = ModelState(served, settings.model_version)
     efs_root = Path(settings.efs_root)
     drift: list[DriftWindow] = []
+    # set on the event loop when this worker's load has ended (ready or failed); infer requests
+    # that arrive while loading await it, holding no thread (see ``infer``)
+    loaded: list[asyncio.Event] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        event = asyncio.Event()
+        loaded[:] = [event]
         if background_load:
-            threading.Thread(
-                target=state.load, args=(efs_root, metrics), name="model-load", daemon=True
-            ).start()
+            loop = asyncio.get_running_loop()
+
+            def load_then_signal() -> None:
+                try:
+                    state.load(efs_root, metrics)
+                finally:
+                    # RuntimeError: the loop closed first (shut down while loading); no one waits
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(event.set)
+
+            threading.Thread(target=load_then_signal, name="model-load", daemon=True).start()
         else:
             state.load(efs_root, metrics)
+            event.set()
         yield
         if multiproc_dir:
             from prometheus_client import multiprocess
@@ -202,16 +217,19 @@ def create_app(
     async def infer(request: Request) -> Response:
         """POST /v2/models/{name}/infer, as a plain Starlette endpoint (see below)."""
         name = request.path_params["name"]
-        if state.model is None and not state.done.is_set():
-            # this worker is still loading while another one already made the pod ready: wait
-            # for the load (it either succeeds or ends in a 503) rather than fail the request
-            await asyncio.get_running_loop().run_in_executor(
-                None, state.done.wait, LOAD_WAIT_SECONDS
-            )
-        model = ready_model(name)
+        if name != served:
+            raise ModelNotFound(f"this server serves model '{served}' only")
         content_type = request.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("send the request as Content-Type: application/json")
+        if state.model is None and loaded and not loaded[0].is_set():
+            # this worker is still loading while another one already made the pod ready: wait
+            # for the load (it either succeeds or ends in a 503) rather than fail the request;
+            # awaiting the event holds no thread, so waiting requests cannot starve the loop's
+            # default executor. After the timeout, ready_model answers the usual 503.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loaded[0].wait(), LOAD_WAIT_SECONDS)
+        model = ready_model(name)
         body = await _read_body(request, limits.max_body_bytes)
         try:
             payload = orjson.loads(body)

@@ -10,7 +10,6 @@ reason is logged and counted, and nothing from the package is deserialised.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +119,6 @@ class ModelState:
         self.version = version or ""
         self.model: LoadedModel | None = None
         self.reason = "loading"
-        self.done = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -153,5 +151,3 @@ class ModelState:
                 self.model.runtime,
                 time.perf_counter() - started,
             )
-        finally:
-            self.done.set()
