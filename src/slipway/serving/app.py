@@ -159,9 +159,12 @@ def create_app(
     app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
     errors = {s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)}
 
-    def ready_model(requested: str):
+    def check_name(requested: str) -> None:
         if requested != served:
             raise ModelNotFound(f"this server serves model '{served}' only")
+
+    def ready_model(requested: str):
+        check_name(requested)
         if state.model is None:
             raise ModelNotReady(f"model '{served}' is not ready ({state.reason})")
         return state.model
@@ -217,8 +220,7 @@ def create_app(
     async def infer(request: Request) -> Response:
         """POST /v2/models/{name}/infer, as a plain Starlette endpoint (see below)."""
         name = request.path_params["name"]
-        if name != served:
-            raise ModelNotFound(f"this server serves model '{served}' only")
+        check_name(name)  # the checks that need no model first: they never wait for a load
         content_type = request.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("send the request as Content-Type: application/json")
