@@ -205,8 +205,9 @@ def submit_pipeline(client: Any, plan: SubmitPlan) -> SubmitResult:
     """Upload ``plan.package`` as a version, then start a run or a schedule.
 
     The pipeline is created if missing; a version of the same name is reused (a rerun for one
-    commit uploads nothing new). With ``plan.cron``, enabled schedules of the same name in the
-    experiment are disabled first, so one schedule runs, pinned to the newest version.
+    commit uploads nothing new). With ``plan.cron``, the new schedule is created first, then the
+    other enabled schedules of the same name in the experiment are disabled, so one schedule
+    runs, pinned to the newest version, and a failed creation leaves the old one running.
 
     Raises:
         SubmitError: the KFP API refused a call; the message says which and what to check.
@@ -256,7 +257,6 @@ def submit_pipeline(client: Any, plan: SubmitPlan) -> SubmitResult:
         result.run_id = run.run_id
         return result
     name = plan.run_name or SCHEDULE_NAME
-    result.disabled_schedules = _disable_schedules(client, experiment.experiment_id, name)
     recurring = _call(
         "create the recurring run",
         client.create_recurring_run,
@@ -269,6 +269,16 @@ def submit_pipeline(client: Any, plan: SubmitPlan) -> SubmitResult:
         **common,
     )
     result.recurring_run_id = recurring.recurring_run_id
+    try:
+        result.disabled_schedules = _disable_schedules(
+            client, experiment.experiment_id, name, keep=recurring.recurring_run_id
+        )
+    except SubmitError as e:
+        raise SubmitError(
+            f"created schedule {name!r} ({recurring.recurring_run_id}) for version "
+            f"{plan.version_name}, but the older schedules of that name may still be enabled: "
+            f"{e}; rerun the same command to disable them"
+        ) from e
     return result
 
 
@@ -289,7 +299,8 @@ def _find_version(client: Any, pipeline_id: str, name: str) -> str | None:
     return versions[0].pipeline_version_id if versions else None
 
 
-def _disable_schedules(client: Any, experiment_id: str, name: str) -> list[str]:
+def _disable_schedules(client: Any, experiment_id: str, name: str, keep: str) -> list[str]:
+    """Disable the enabled recurring runs called ``name``, except ``keep``; return their ids."""
     response = _call(
         "list the recurring runs",
         client.list_recurring_runs,
@@ -299,7 +310,7 @@ def _disable_schedules(client: Any, experiment_id: str, name: str) -> list[str]:
     )
     disabled = []
     for recurring in response.recurring_runs or []:
-        if recurring.status == "ENABLED":
+        if recurring.status == "ENABLED" and recurring.recurring_run_id != keep:
             _call(
                 "disable the old schedule", client.disable_recurring_run, recurring.recurring_run_id
             )

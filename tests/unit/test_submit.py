@@ -84,6 +84,8 @@ class FakeClient:
 
     def create_recurring_run(self, **kw):
         self._record("create_recurring_run", **kw)
+        # like KFP: the new schedule is listed, enabled, from now on
+        self._schedules.append(SimpleNamespace(recurring_run_id="rr-1", status="ENABLED"))
         return SimpleNamespace(recurring_run_id="rr-1")
 
     def names(self) -> list[str]:
@@ -168,16 +170,19 @@ def test_cron_replaces_the_enabled_schedule_of_the_same_name():
         "list_pipeline_versions",
         "upload_pipeline_version",
         "create_experiment",
+        "create_recurring_run",
         "list_recurring_runs",
         "disable_recurring_run",
-        "create_recurring_run",
     ]
     assert client.kwargs("list_recurring_runs") == {
         "experiment_id": "e-1",
         "filter": _filter("slipway-training-schedule"),
         "page_size": 100,
     }
-    assert client.kwargs("disable_recurring_run") == {"_args": ("rr-old",)}
+    # only the old enabled schedule: not the disabled one, not the one just created
+    assert [kw for n, kw in client.calls if n == "disable_recurring_run"] == [
+        {"_args": ("rr-old",)}
+    ]
     recurring = client.kwargs("create_recurring_run")
     assert recurring["cron_expression"] == "0 0 3 * * *"
     assert recurring["job_name"] == "slipway-training-schedule"
@@ -191,6 +196,39 @@ def test_cron_replaces_the_enabled_schedule_of_the_same_name():
     assert result.disabled_schedules == ["rr-old"]
     assert result.recurring_run_id == "rr-1"
     assert result.run_id is None
+
+
+def test_cron_whose_creation_fails_leaves_the_old_schedule_enabled():
+    client = FakeClient(
+        pipeline_id="p-1",
+        schedules=[SimpleNamespace(recurring_run_id="rr-old", status="ENABLED")],
+        fail="create_recurring_run",
+    )
+    plan = SubmitPlan(PACKAGE, COMMIT, "slipway", cron="0 3 * * *")
+    with pytest.raises(SubmitError, match="refused to create the recurring run: 401"):
+        submit_pipeline(client, plan)
+    assert client.names()[-1] == "create_recurring_run"
+    assert "disable_recurring_run" not in client.names()
+
+
+def test_cron_whose_disable_fails_names_the_schedule_it_created():
+    client = FakeClient(
+        pipeline_id="p-1",
+        schedules=[SimpleNamespace(recurring_run_id="rr-old", status="ENABLED")],
+        fail="disable_recurring_run",
+    )
+    plan = SubmitPlan(PACKAGE, COMMIT, "slipway", cron="0 3 * * *")
+    with pytest.raises(
+        SubmitError, match=r"created schedule 'slipway-training-schedule' \(rr-1\)"
+    ) as e:
+        submit_pipeline(client, plan)
+    assert "refused to disable the old schedule: 401" in str(e.value)
+    assert "rerun the same command" in str(e.value)
+    assert client.names()[-3:] == [
+        "create_recurring_run",
+        "list_recurring_runs",
+        "disable_recurring_run",
+    ]
 
 
 def test_api_refusal_becomes_one_sentence_with_a_hint():
