@@ -158,7 +158,7 @@ def resolve_version_name(explicit: str | None, git_commit: str | None) -> str:
             f"the checkout has uncommitted changes (commit {name!r}); commit them, or name the "
             "version with --version-name"
         )
-    if not _VERSION_NAME.match(name):
+    if not _VERSION_NAME.fullmatch(name):
         raise ConfigError(f"version name {name!r} must match {_VERSION_NAME.pattern}")
     return name
 

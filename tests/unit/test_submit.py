@@ -289,6 +289,15 @@ def test_version_name_is_the_clean_commit():
         resolve_version_name("bad name", COMMIT)
 
 
+@pytest.mark.parametrize("explicit", ["release-1\n", "abc\n"])
+def test_version_name_with_a_trailing_newline_is_refused(explicit):
+    # `$` also matches before a final newline: a name read from a file can end in one
+    with pytest.raises(ConfigError, match=r"version name '.*\\n' must match"):
+        resolve_version_name(explicit, COMMIT)
+    with pytest.raises(ConfigError, match="must match"):
+        resolve_version_name(None, f"{COMMIT}\n")
+
+
 def test_params_and_cron_parsing():
     allowed = ("dataset_version", "data_params")
     assert parse_params(["dataset_version=v1", 'data_params={"min_rows": 50}'], allowed) == {
