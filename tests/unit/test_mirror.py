@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from slipway.errors import ConfigError
 from slipway.kpis import load_kpi_catalog
-from slipway.mirror import Converter, DimensionRules, MirrorMetrics, Publisher, datum_size
+from slipway.mirror import Converter, DimensionRules, MirrorMetrics, Publisher, datum_size, health
+from slipway.mirror.health import loop_is_alive
 from slipway.mirror.scrape import parse_families
 
 REPO = Path(__file__).resolve().parents[2]
@@ -322,6 +324,29 @@ def test_backoff_skips_flushes_until_due() -> None:
     now[0] += 7
     assert publisher.flush() == 1
     assert _value(metrics, "slipway_mirror_last_success_timestamp_seconds") == now[0]
+
+
+def test_health_fails_when_the_loop_never_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [T0]
+    monkeypatch.setattr(health, "time", SimpleNamespace(time=lambda: now[0]))
+    metrics = MirrorMetrics(CollectorRegistry())
+    alive = loop_is_alive(metrics, max_silence=60.0)
+    assert metrics.last_tick_time == T0
+    assert alive() is True  # just started: the first tick has 60 s
+    now[0] += 59
+    assert alive() is True
+    now[0] += 2  # 61 s without a single tick: hung before its first tick
+    assert alive() is False
+    metrics.last_tick_time = now[0]  # what Mirror.tick records
+    assert alive() is True
+
+
+def test_health_counts_from_the_given_start_time() -> None:
+    import time
+
+    metrics = MirrorMetrics(CollectorRegistry(), started_at=time.time() - 120)
+    assert loop_is_alive(metrics, max_silence=60.0)() is False
+    assert loop_is_alive(metrics, max_silence=300.0)() is True
 
 
 def test_datum_size_bounds_the_real_request_body() -> None:

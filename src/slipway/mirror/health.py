@@ -12,9 +12,17 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
 class MirrorMetrics:
-    """Health and lag of the mirror, in a registry of its own (injectable for tests)."""
+    """Health and lag of the mirror, in a registry of its own (injectable for tests).
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    Args:
+        registry: where the metrics live; a fresh one by default.
+        started_at: Unix time the mirror started (default: now). ``last_tick_time`` holds it
+            until the first tick, so a loop that hangs before ticking once goes unhealthy too.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, started_at: float | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.buffered_points = Gauge(
@@ -51,7 +59,7 @@ class MirrorMetrics:
         self.last_tick = Gauge(
             "slipway_mirror_last_tick_timestamp_seconds", "Unix time of the last loop.", registry=r
         )
-        self.last_tick_time = 0.0
+        self.last_tick_time = time.time() if started_at is None else started_at
         # known label sets start at 0, so their first increase is visible
         for outcome in ("ok", "error", "rejected"):
             self.put_calls.labels(outcome=outcome)
@@ -96,10 +104,9 @@ def serve_health(
 
 
 def loop_is_alive(metrics: MirrorMetrics, max_silence: float) -> Callable[[], bool]:
-    """A health check: the loop ticked within ``max_silence`` seconds."""
+    """A health check: the loop ticked (before its first tick: started) in ``max_silence`` s."""
 
     def check() -> bool:
-        last = metrics.last_tick_time
-        return last == 0 or time.time() - last < max_silence
+        return time.time() - metrics.last_tick_time < max_silence
 
     return check
