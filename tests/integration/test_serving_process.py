@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,6 +87,7 @@ def test_two_workers_share_metrics_and_drain_on_sigterm(
     }
     monkeypatch.delenv("SLIPWAY_MODEL_VERSION", raising=False)  # MODEL_VERSION alone must do
     argv = [*SERVE, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    argv += ["--max-body-bytes", "4096"]  # must reach both workers; an infer body is ~1.3 KB
     with running(argv, f"{base}/v2/health/live", tmp_path / "server.log", env=env) as proc:
         wait_all_workers_ready(base)
         # the kernel spreads connections over the workers unevenly; send batches until both
@@ -117,6 +119,22 @@ def test_two_workers_share_metrics_and_drain_on_sigterm(
         assert "99999" not in workers
         assert sum(workers.values()) == 2.0 * requests
         assert len([c for c in workers.values() if c > 0]) == 2, workers  # both workers served
+
+        # --max-body-bytes reaches the workers (through the environment the CLI sets)
+        for _ in range(4):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"{base}/v2/models/slipway/infer",
+                        data=b"{" + b" " * 5000 + b"}",
+                        headers={"content-type": "application/json"},
+                    ),
+                    timeout=10,
+                )
+            assert refused.value.code == 413
+            assert json.loads(refused.value.read()) == {
+                "error": "request bodies are limited to 4096 bytes"
+            }
 
         # an in-flight request: headers and half the body sent, then SIGTERM, then the rest
         body = json.dumps(infer_body(1)).encode()

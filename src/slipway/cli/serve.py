@@ -7,6 +7,11 @@ import os
 import typer
 
 from slipway.cli.common import console, fails_cleanly
+from slipway.serving.limits import LIMIT_ENV, ServingLimits
+
+# the option defaults are ServingLimits' own; each limit can also come from its SLIPWAY_SERVE_*
+# variable (the option wins), which is also how the worker processes receive it
+DEFAULTS = ServingLimits()
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +33,27 @@ def serve(
         help="Serve the MLflow registry's champion (local use: `make serve`); the pods pin a "
         "version instead.",
     ),
-    max_batch_rows: int = typer.Option(1024, min=1, help="Rows per infer request."),
-    max_concurrency: int = typer.Option(64, min=1, help="Infer requests in progress per worker."),
+    max_batch_rows: int = typer.Option(
+        DEFAULTS.max_batch_rows,
+        min=1,
+        envvar=LIMIT_ENV["max_batch_rows"],
+        help="Rows per infer request; more is 413.",
+    ),
+    max_concurrency: int = typer.Option(
+        DEFAULTS.max_concurrency,
+        min=1,
+        envvar=LIMIT_ENV["max_concurrency"],
+        help="Infer requests in progress per worker; more is 429.",
+    ),
+    max_body_bytes: int = typer.Option(
+        DEFAULTS.max_body_bytes,
+        min=1,
+        envvar=LIMIT_ENV["max_body_bytes"],
+        help="Request body bytes (Content-Length and bytes read); more is 413.",
+    ),
 ) -> None:
     """Serve the model package <efs_root>/<model>/<version>/ over the Open Inference Protocol."""
     from slipway.config import load_settings
-    from slipway.serving.app import ServingLimits
     from slipway.serving.server import MULTIPROC_ENV, prepare_multiproc_dir, run_server
 
     version = (
@@ -52,7 +72,11 @@ def serve(
         host,
         port,
         workers,
-        ServingLimits(max_batch_rows=max_batch_rows, max_concurrency=max_concurrency),
+        ServingLimits(
+            max_batch_rows=max_batch_rows,
+            max_concurrency=max_concurrency,
+            max_body_bytes=max_body_bytes,
+        ),
         multiproc_dir,
     )
 

@@ -15,7 +15,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from slipway.serving.errors import (
     UnsupportedMediaType,
     add_exception_handlers,
 )
+from slipway.serving.limits import ServingLimits
 from slipway.serving.metrics import ServerMetrics, render_metrics
 from slipway.serving.middleware import ServingMiddleware
 from slipway.serving.model import ModelState
@@ -53,25 +53,6 @@ log = logging.getLogger("slipway.serving")
 INFER_PATH = "/v2/models/{name}/infer"
 # how long an infer request waits for a model that is still loading in its worker
 LOAD_WAIT_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class ServingLimits:
-    """Backpressure: what one worker accepts.
-
-    Attributes:
-        max_batch_rows: rows per infer request; more is 413 (``rejected{reason="batch_size"}``).
-        max_concurrency: infer requests in progress per worker; more is 429 at once.
-        max_body_bytes: request body size (Content-Length and streamed bytes); more is 413.
-        psi_window: input rows kept per worker for PSI.
-        psi_every: PSI is recomputed every this many infer requests.
-    """
-
-    max_batch_rows: int = 1024
-    max_concurrency: int = 64
-    max_body_bytes: int = 2 * 1024 * 1024
-    psi_window: int = 1000
-    psi_every: int = 100
 
 
 def _json(content: Any, status: int = 200) -> Response:

@@ -13,27 +13,23 @@ import tempfile
 from pathlib import Path
 
 from slipway.config import Settings, load_settings
-from slipway.serving.app import ServingLimits, create_app
+from slipway.serving.app import create_app
+from slipway.serving.limits import LIMIT_ENV, ServingLimits
 
 # Kubernetes: terminationGracePeriodSeconds 30 = preStop sleep 10 + uvicorn's drain below + margin.
 GRACEFUL_SHUTDOWN_SECONDS = 15
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_LIMIT_ENV = {
-    "max_batch_rows": "SLIPWAY_SERVE_MAX_BATCH_ROWS",
-    "max_concurrency": "SLIPWAY_SERVE_MAX_CONCURRENCY",
-    "max_body_bytes": "SLIPWAY_SERVE_MAX_BODY_BYTES",
-}
 
 
 def limits_to_env(limits: ServingLimits) -> dict[str, str]:
-    return {env: str(getattr(limits, field)) for field, env in _LIMIT_ENV.items()}
+    return {env: str(getattr(limits, field)) for field, env in LIMIT_ENV.items()}
 
 
 def app_from_environment():
     """uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
     env = os.environ
     limits = ServingLimits(
-        **{field: int(env[name]) for field, name in _LIMIT_ENV.items() if name in env}
+        **{field: int(env[name]) for field, name in LIMIT_ENV.items() if name in env}
     )
     return create_app(load_settings(), limits=limits, multiproc_dir=env.get(MULTIPROC_ENV))
 

@@ -1,0 +1,37 @@
+"""What one server worker accepts: the one place the serving limits and their defaults live.
+
+Kept free of heavy imports: ``slipway serve`` reads these defaults to build its options, and every
+``slipway`` command imports that module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Backpressure: what one worker accepts.
+
+    Attributes:
+        max_batch_rows: rows per infer request; more is 413 (``rejected{reason="batch_size"}``).
+        max_concurrency: infer requests in progress per worker; more is 429 at once.
+        max_body_bytes: request body size (Content-Length and streamed bytes); more is 413.
+        psi_window: input rows kept per worker for PSI.
+        psi_every: PSI is recomputed every this many infer requests.
+    """
+
+    max_batch_rows: int = 1024
+    max_concurrency: int = 64
+    max_body_bytes: int = 2 * 1024 * 1024
+    psi_window: int = 1000
+    psi_every: int = 100
+
+
+# the environment variable of each limit that ``slipway serve`` reads (its option wins) and then
+# sets for its uvicorn worker processes, which rebuild the limits from it
+LIMIT_ENV = {
+    "max_batch_rows": "SLIPWAY_SERVE_MAX_BATCH_ROWS",
+    "max_concurrency": "SLIPWAY_SERVE_MAX_CONCURRENCY",
+    "max_body_bytes": "SLIPWAY_SERVE_MAX_BODY_BYTES",
+}

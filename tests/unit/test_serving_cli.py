@@ -1,0 +1,92 @@
+"""``slipway serve``'s limits: option, then SLIPWAY_SERVE_* variable, then ServingLimits' default;
+and what the CLI resolved is what its worker processes rebuild."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from slipway.cli import app as cli
+from slipway.serving import ServingLimits
+from slipway.serving.limits import LIMIT_ENV
+from slipway.serving.server import limits_to_env
+
+
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[ServingLimits]:
+    """``run_server`` replaced by a recorder of the limits it is given."""
+    seen: list[ServingLimits] = []
+    monkeypatch.setattr(
+        "slipway.serving.server.run_server",
+        lambda settings, host, port, workers, limits, multiproc_dir: seen.append(limits),
+    )
+    monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("SLIPWAY_MODEL_VERSION", "v3-20260101-0a1b2c3d")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    for name in LIMIT_ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    return seen
+
+
+def serve(*argv: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", *argv])
+    assert result.exit_code == 0, result.output
+
+
+def test_defaults_are_serving_limits_defaults(started: list[ServingLimits]) -> None:
+    serve()
+    assert started == [ServingLimits()]
+    assert started[0].max_body_bytes == 2 * 1024 * 1024
+
+
+def test_max_body_bytes_option(started: list[ServingLimits]) -> None:
+    serve("--max-body-bytes", "1234", "--max-batch-rows", "7", "--max-concurrency", "3")
+    assert started == [ServingLimits(max_batch_rows=7, max_concurrency=3, max_body_bytes=1234)]
+
+
+def test_environment_is_read_not_overwritten(
+    started: list[ServingLimits], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIPWAY_SERVE_MAX_BODY_BYTES", "4321")
+    serve()
+    assert started[-1].max_body_bytes == 4321
+    assert limits_to_env(started[-1])["SLIPWAY_SERVE_MAX_BODY_BYTES"] == "4321"  # to the workers
+    serve("--max-body-bytes", "99")  # the option wins
+    assert started[-1].max_body_bytes == 99
+
+
+def test_invalid_limit_is_refused(started: list[ServingLimits]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--max-body-bytes", "0"])
+    assert result.exit_code == 2
+    assert "max-body-bytes" in result.output
+    assert started == []
+
+
+def test_workers_rebuild_the_limits_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from slipway.serving.server import app_from_environment
+    from tests.support.serving import VERSION, install_package, package_files
+
+    install_package(tmp_path / "efs", package_files())
+    monkeypatch.setenv("SLIPWAY_EFS_ROOT", str(tmp_path / "efs"))
+    monkeypatch.setenv("SLIPWAY_MODEL_VERSION", VERSION)
+    limits = ServingLimits(max_batch_rows=5, max_concurrency=2, max_body_bytes=777)
+    for name, value in limits_to_env(limits).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with TestClient(app_from_environment()) as client:  # loads in the background
+        response = client.post(  # waits for the load, then reads the body
+            "/v2/models/slipway/infer",
+            content=b"{" + b" " * 800 + b"}",
+            headers={"content-type": "application/json"},
+        )
+        metadata = client.get("/v2/models/slipway").json()
+    assert response.status_code == 413
+    assert response.json() == {"error": "request bodies are limited to 777 bytes"}
+    assert metadata["parameters"]["max_batch_rows"] == 5
