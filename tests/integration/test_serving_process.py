@@ -48,6 +48,20 @@ def wait_all_workers_ready(base: str, timeout: float = 90) -> None:
     raise TimeoutError(f"{base} not ready within {timeout} s")
 
 
+def scrape_until(base: str, lines: list[str], timeout: float = 5.0) -> str:
+    """/metrics once it holds every one of ``lines`` (or the last scrape after ``timeout``).
+
+    The request counters are written after the response is sent, so a scrape right after the
+    last answer can miss the last few requests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        if all(line in text for line in lines) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
 def per_worker_predictions(metrics_dir: Path, tmp_path: Path) -> dict[str, float]:
     """Malignant predictions counted by each worker's own files."""
     import tempfile
@@ -108,11 +122,10 @@ def test_two_workers_share_metrics_and_drain_on_sigterm(
             if len([c for c in workers.values() if c > 0]) == 2:
                 break
 
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-            text = response.read().decode()
         expected = f'slipway_predictions_total{{class="1",model="slipway",version="{VERSION}"}} {2.0 * requests}'
-        assert expected in text
         infer_ok = 'slipway_http_requests_total{method="POST",route="/v2/models/{name}/infer",status_class="2xx"}'
+        text = scrape_until(base, [expected, f"{infer_ok} {float(requests)}"])
+        assert expected in text
         assert f"{infer_ok} {float(requests)}" in text
         assert 'slipway_model_ready{model="slipway"} 1.0' in text
         workers = per_worker_predictions(metrics_dir, tmp_path)
