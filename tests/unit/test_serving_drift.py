@@ -38,5 +38,20 @@ def test_window_keeps_the_last_rows_and_signals_every_k_requests() -> None:
     assert window.compute()["a"] > 1.0  # all positive vs 50/50
 
 
+@pytest.mark.parametrize(
+    ("stats", "error"),
+    [
+        ({}, KeyError),  # no entry for the feature
+        ({"a": {"edges": [0.0]}}, KeyError),  # no fractions
+        ({"a": [0.0, 0.5]}, TypeError),  # not a mapping
+        ({"a": {"edges": [0.0, 1.0], "fractions": [0.5, 0.5]}}, ValueError),  # 3 bins, 2 shares
+    ],
+)
+def test_window_refuses_unusable_training_stats_when_built(stats: dict, error: type) -> None:
+    """Refused when built (the server builds it at load), not later in a PSI update."""
+    with pytest.raises(error):
+        DriftWindow(["a"], stats)
+
+
 def _bins(stats: dict) -> dict:
     return {"edges": stats["edges"], "fractions": stats["fractions"]}

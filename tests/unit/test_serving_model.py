@@ -52,6 +52,13 @@ def with_file(name: str, content: bytes) -> dict[str, bytes]:
     return files
 
 
+def with_manifest(change) -> dict[str, bytes]:
+    """The package with its manifest edited by ``change(manifest)``."""
+    manifest = manifest_of(package_files())
+    change(manifest)
+    return with_file(MANIFEST, json.dumps(manifest).encode())
+
+
 BROKEN = {
     # case: (files or None for "no package at all", reason)
     "missing package": (None, "missing"),
@@ -66,6 +73,20 @@ BROKEN = {
                 {**manifest_of(package_files()), "version_code": "v9-20260101-ffffffff"}
             ).encode(),
         ),
+        "manifest",
+    ),
+    # the drift metric needs every feature's training deciles: without them the package is
+    # not servable (it used to be ready and answer every infer with 500)
+    "manifest without training_stats": (
+        with_manifest(lambda m: m.pop("training_stats")),
+        "manifest",
+    ),
+    "training_stats missing a feature": (
+        with_manifest(lambda m: m["training_stats"].pop("mean_radius")),
+        "manifest",
+    ),
+    "training_stats not a mapping": (
+        with_manifest(lambda m: m.update(training_stats=[1, 2, 3])),
         "manifest",
     ),
 }

@@ -98,7 +98,6 @@ def create_app(
     metrics = ServerMetrics(registry or CollectorRegistry(), served, settings.model_version or "")
     state = ModelState(served, settings.model_version)
     efs_root = Path(settings.efs_root)
-    drift: list[DriftWindow] = []
     # set on the event loop when this worker's load has ended (ready or failed); infer requests
     # that arrive while loading await it, holding no thread (see ``infer``)
     loaded: list[asyncio.Event] = []
@@ -112,7 +111,7 @@ def create_app(
 
             def load_then_signal() -> None:
                 try:
-                    state.load(efs_root, metrics)
+                    state.load(efs_root, metrics, limits)
                 finally:
                     # RuntimeError: the loop closed first (shut down while loading); no one waits
                     with contextlib.suppress(RuntimeError):
@@ -120,7 +119,7 @@ def create_app(
 
             threading.Thread(target=load_then_signal, name="model-load", daemon=True).start()
         else:
-            state.load(efs_root, metrics)
+            state.load(efs_root, metrics, limits)
             event.set()
         yield
         if multiproc_dir:
@@ -227,17 +226,8 @@ def create_app(
             raise
         labels, proba = model.predict(rows)
         metrics.observe_predictions(labels, proba)
-        if not drift:
-            drift.append(
-                DriftWindow(
-                    model.features,
-                    model.manifest["training_stats"],
-                    window=limits.psi_window,
-                    every=limits.psi_every,
-                )
-            )
-        if drift[0].add(rows):
-            asyncio.get_running_loop().call_soon(update_psi, drift[0], model.version)
+        if model.drift.add(rows):
+            asyncio.get_running_loop().call_soon(update_psi, model.drift, model.version)
         n = len(rows)
         return Response(
             orjson.dumps(

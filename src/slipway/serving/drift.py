@@ -45,7 +45,8 @@ class DriftWindow:
         min_rows: int = 100,
     ) -> None:
         self.features = list(features)
-        self.stats = [training_stats[f] for f in self.features]
+        # KeyError / TypeError / ValueError here, at load, rather than later in a PSI update
+        self.stats = [_bins(name, training_stats[name]) for name in self.features]
         self.rows = np.zeros((window, len(self.features)), dtype=np.float64)
         self.size = 0  # rows held (<= window)
         self.next = 0  # where the next row goes
@@ -74,6 +75,19 @@ class DriftWindow:
         """PSI per feature over the rows held now."""
         held = self.rows[: self.size]
         return {
-            name: population_stability_index(held[:, i], s["edges"], s["fractions"])
-            for i, (name, s) in enumerate(zip(self.features, self.stats, strict=True))
+            name: population_stability_index(held[:, i], edges, fractions)
+            for i, (name, (edges, fractions)) in enumerate(
+                zip(self.features, self.stats, strict=True)
+            )
         }
+
+
+def _bins(feature: str, stats: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """``(edges, fractions)`` of one feature's training deciles: n edges make n + 1 bins."""
+    edges, fractions = list(stats["edges"]), list(stats["fractions"])
+    if len(fractions) != len(edges) + 1:
+        raise ValueError(
+            f"training_stats of {feature!r} has {len(edges)} edges and {len(fractions)} "
+            f"fractions; expected {len(edges) + 1} fractions (one per bin)"
+        )
+    return edges, fractions

@@ -20,6 +20,8 @@ import numpy as np
 from slipway.errors import ModelPackageError
 from slipway.onnx_model import ONNX_FILE, ONNX_TOLERANCE, open_session, predict_onnx
 from slipway.package import MODEL_FILE, loads_model, parse_manifest, verify_file
+from slipway.serving.drift import DriftWindow
+from slipway.serving.limits import ServingLimits
 from slipway.store import MANIFEST, LocalModelStore
 
 log = logging.getLogger("slipway.serving")
@@ -42,6 +44,7 @@ class LoadedModel:
     manifest: dict[str, Any]
     features: list[str]
     predictor: Any = field(repr=False)
+    drift: DriftWindow = field(repr=False)  # built from the manifest's training_stats at load
 
     def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(labels int64 [N], positive-class probabilities float64 [N])`` for float64 rows."""
@@ -56,8 +59,14 @@ class LoadedModel:
         )
 
 
-def load_model(efs_root: Path, model: str, version: str | None) -> LoadedModel:
+def load_model(
+    efs_root: Path, model: str, version: str | None, limits: ServingLimits | None = None
+) -> LoadedModel:
     """Read ``<efs_root>/<model>/<version>/``, verify it, deserialise it.
+
+    Args:
+        limits: where the PSI window's size and period come from (default
+            :class:`ServingLimits`).
 
     Raises:
         LoadFailure: with a reason among ``missing``, ``manifest``, ``checksum``, ``untrusted``,
@@ -80,6 +89,23 @@ def load_model(efs_root: Path, model: str, version: str | None) -> LoadedModel:
             "manifest",
             f"{where}/{MANIFEST} does not describe version {version} with named features",
         )
+    limits = limits or ServingLimits()
+    try:
+        # built here, not on the first request: a package the drift metric cannot use is a bad
+        # package (not ready, counted), not a ready server that answers every infer with 500
+        drift = DriftWindow(
+            features,
+            manifest["training_stats"],
+            window=limits.psi_window,
+            every=limits.psi_every,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise LoadFailure(
+            "manifest",
+            f"{where}/{MANIFEST} has no usable training_stats (decile edges and fractions of "
+            f"every feature): {type(e).__name__} {e}; rebuild the package with "
+            "slipway.package.build_package",
+        ) from e
     blobs = {}
     for name in manifest.get("files", {}):
         try:
@@ -93,7 +119,7 @@ def load_model(efs_root: Path, model: str, version: str | None) -> LoadedModel:
     if ONNX_FILE in blobs and _onnx_check_passed(manifest):
         try:
             session = open_session(blobs[ONNX_FILE])
-            return LoadedModel(version, "onnxruntime", manifest, features, session)
+            return LoadedModel(version, "onnxruntime", manifest, features, session, drift)
         except Exception as e:  # ONNX Runtime raises its own types; the skops model remains
             log.warning("ONNX model of %s does not open (%s); using the skops model", version, e)
     try:
@@ -102,7 +128,7 @@ def load_model(efs_root: Path, model: str, version: str | None) -> LoadedModel:
         raise LoadFailure("untrusted", str(e)) from e
     except Exception as e:  # a verified file that still fails to load: a bug or a version skew
         raise LoadFailure("deserialise", f"{where}/{MODEL_FILE} does not load: {e}") from e
-    return LoadedModel(version, "sklearn", manifest, features, predictor)
+    return LoadedModel(version, "sklearn", manifest, features, predictor, drift)
 
 
 def _onnx_check_passed(manifest: dict[str, Any]) -> bool:
@@ -124,11 +150,11 @@ class ModelState:
     def ready(self) -> bool:
         return self.model is not None
 
-    def load(self, efs_root: Path, metrics: Any) -> None:
+    def load(self, efs_root: Path, metrics: Any, limits: ServingLimits | None = None) -> None:
         """Load once; on failure log the reason, count it and stay not ready (never raise)."""
         started = time.perf_counter()
         try:
-            self.model = load_model(efs_root, self.name, self.version or None)
+            self.model = load_model(efs_root, self.name, self.version or None, limits)
         except LoadFailure as e:
             self.reason = e.reason
             log.error("model %s %s not loaded (%s): %s", self.name, self.version, e.reason, e)
