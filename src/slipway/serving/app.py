@@ -145,7 +145,7 @@ def create_app(
 
     def ready_model(requested: str):
         check_name(requested)
-        if state.model is None:
+        if not state.ready:
             raise ModelNotReady(f"model '{served}' is not ready ({state.reason})")
         return state.model
 
@@ -204,7 +204,7 @@ def create_app(
         content_type = request.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("send the request as Content-Type: application/json")
-        if state.model is None and loaded and not loaded[0].is_set():
+        if not state.ready and loaded and not loaded[0].is_set():
             # this worker is still loading while another one already made the pod ready: wait
             # for the load (it either succeeds or ends in a 503) rather than fail the request;
             # awaiting the event holds no thread, so waiting requests cannot starve the loop's

@@ -148,6 +148,7 @@ class ModelState:
 
     @property
     def ready(self) -> bool:
+        """The one readiness check: a verified, deserialised model is loaded."""
         return self.model is not None
 
     def load(self, efs_root: Path, metrics: Any, limits: ServingLimits | None = None) -> None:
