@@ -3,6 +3,7 @@ echoes what was sent, and the server answers a valid request correctly right aft
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -153,6 +154,49 @@ def test_content_length_over_limit_is_refused_before_reading(make_client) -> Non
         INFER, content=b"{}", headers={"content-type": JSON, "content-length": "5000000"}
     )
     assert_clean_error(response, 413)
+
+
+async def asgi_post(app, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, dict]:
+    """POST ``body`` to the infer route as raw ASGI messages: the header bytes arrive exactly as
+    given (the test client re-encodes header values as UTF-8, so it cannot send byte 0xB2)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": INFER,
+        "raw_path": INFER.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(content)
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"1\xb3", b"\xb9\xb2\xb3", b"-1", b"1e3", b""])
+def test_content_length_that_is_not_ascii_digits_is_a_400(length: bytes, served) -> None:
+    """ASGI decodes header bytes as latin-1: byte 0xB2 arrives as "²", which str.isdigit()
+    accepts and int() refuses (a 500 before); only ASCII digits make a length."""
+    client, _ = served
+    headers = [(b"content-type", b"application/json"), (b"content-length", length)]
+    status, error = asyncio.run(asgi_post(client.app, headers, b"{}"))
+    assert (status, error) == (400, {"error": "Content-Length must be a number of bytes"})
+    assert_still_serves(client)
 
 
 def test_streamed_body_over_limit_is_refused(make_client) -> None:

@@ -62,7 +62,8 @@ def _json(content: Any, status: int = 200) -> Response:
 async def _read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
-        if not length.isdigit():
+        # isdigit() alone accepts "²" (header bytes are latin-1 in ASGI), which int() refuses
+        if not (length.isascii() and length.isdigit()):
             raise InvalidInput("Content-Length must be a number of bytes")
         if int(length) > limit:
             raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
