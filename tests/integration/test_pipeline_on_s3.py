@@ -165,8 +165,14 @@ def test_pipeline_with_mlflow_dvc_and_models_on_s3_then_efs_sync(
     code = champion.tags["version_code"]
     mlflow_keys = _keys(aws_env, s3_stack.bucket, "mlflow/")
     assert champion.source.startswith("models:/m-"), champion.source  # an MLflow 3 logged model
-    model_id = champion.source.removeprefix("models:/")
-    model_keys = [k for k in mlflow_keys if f"/models/{model_id}/artifacts/" in k]
+    # the model the run logged (registration through a server may point the version at a copy)
+    experiment = mlflow.get_experiment_by_name("slipway")
+    logged = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id])
+    run_models = [m.model_id for m in logged if m.source_run_id == champion.run_id]
+    assert run_models, [(m.model_id, m.source_run_id) for m in logged]
+    model_keys = [
+        k for k in mlflow_keys if any(f"/models/{mid}/artifacts/" in k for mid in run_models)
+    ]
     assert any(k.endswith("/MLmodel") for k in model_keys), (champion.source, mlflow_keys)
     assert any(k.endswith("/model.skops") for k in model_keys), model_keys
     assert any(champion.run_id in k and k.endswith("promotion.json") for k in mlflow_keys)
