@@ -205,23 +205,12 @@ def write_champion_marker(
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     data = json.dumps(body, indent=2, sort_keys=True).encode()
-    if isinstance(store, LocalModelStore):
-        path = store.root / model / CHAMPION_MARKER
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{CHAMPION_MARKER}.{uuid.uuid4().hex[:8]}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return str(path)
     return store.put_marker(model, CHAMPION_MARKER, data)
 
 
 def read_champion_marker(store: ModelStore, model: str) -> str | None:
     """The champion's version code from the marker, or ``None`` if absent or malformed."""
-    if isinstance(store, LocalModelStore):
-        path = store.root / model / CHAMPION_MARKER
-        data = path.read_bytes() if path.is_file() else None
-    else:
-        data = store.read_marker(model, CHAMPION_MARKER)
+    data = store.read_marker(model, CHAMPION_MARKER)
     if data is None:
         return None
     try:

@@ -36,6 +36,10 @@ class ModelStore(Protocol):
 
     def list_versions(self, model: str) -> list[str]: ...
 
+    def put_marker(self, model: str, name: str, data: bytes) -> str: ...
+
+    def read_marker(self, model: str, name: str) -> bytes | None: ...
+
 
 def _ordered(files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
     if MANIFEST not in files:
@@ -98,6 +102,19 @@ class LocalModelStore:
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if (p / MANIFEST).is_file())
+
+    def put_marker(self, model: str, name: str, data: bytes) -> str:
+        """Write a small mutable pointer file (e.g. ``champion.json``) beside the versions."""
+        path = self.root / model / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return str(path)
+
+    def read_marker(self, model: str, name: str) -> bytes | None:
+        path = self.root / model / name
+        return path.read_bytes() if path.is_file() else None
 
 
 def open_model_store(url: str, endpoint_url: str | None = None, region: str = "us-east-1"):
