@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,23 +10,11 @@ from slipway.serving.metrics import LOAD_FAILURE_REASONS
 from tests.support.serving import (
     INFER,
     VERSION,
-    client_factory,
     features,
     infer_body,
     metric_value,
     trained,
 )
-
-
-@pytest.fixture
-def make_client(tmp_path: Path):
-    with client_factory(tmp_path) as make:
-        yield make
-
-
-@pytest.fixture
-def served(make_client):
-    return make_client()
 
 
 def test_health_and_metadata_routes(served) -> None:

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from slipway.serving import ServingLimits
 from tests.support.serving import (
     INFER,
-    client_factory,
     features,
     infer_body,
     metric_value,
 )
-
-
-@pytest.fixture
-def make_client(tmp_path: Path):
-    with client_factory(tmp_path) as make:
-        yield make
-
-
-@pytest.fixture
-def served(make_client):
-    return make_client()
-
 
 SENTINEL = "zq7SENTINELx9"  # placed in every request; must never come back
 SENTINEL_NUMBER = 987654.123456789

@@ -25,7 +25,6 @@ from slipway.store import MANIFEST
 from tests.support.serving import (
     INFER,
     VERSION,
-    client_factory,
     features,
     infer_body,
     manifest_of,
@@ -33,12 +32,6 @@ from tests.support.serving import (
     package_files,
     trained,
 )
-
-
-@pytest.fixture
-def make_client(tmp_path: Path):
-    with client_factory(tmp_path) as make:
-        yield make
 
 
 def flip_byte(data: bytes) -> bytes:
