@@ -29,9 +29,10 @@ test: install ## the whole test suite (the image build runs in `make test-images
 test-unit: install ## only the fast unit tests
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff
+lint: install ## ruff, and the import contracts of docs/architecture.md (import-linter)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 
 format: install ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .

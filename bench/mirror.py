@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from bench.report import write_section
-from slipway.mirror import (
+from slipway.monitoring.mirror import (
     Converter,
     DimensionRules,
     Mirror,
@@ -31,7 +31,7 @@ from slipway.mirror import (
     Publisher,
     mirror_client,
 )
-from slipway.mirror.scrape import fetch_text, parse_families
+from slipway.monitoring.mirror.scrape import fetch_text, parse_families
 from tests.support.processes import free_port, moto_server
 
 REPO = Path(__file__).resolve().parents[1]

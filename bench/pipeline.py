@@ -25,12 +25,12 @@ from pathlib import Path
 import skops.io as sio
 from slipway.config import load_settings
 from slipway.params import load_params
-from slipway.versioning import pull_dataset
-from slipway.schema import validate_dataset, ensure_valid
-from slipway.data import read_csv
-from slipway.training import train_candidate
-from slipway.evaluate import evaluate_candidate
-from slipway.promotion import promote_candidate
+from slipway.data.versioning import pull_dataset
+from slipway.data.schema import validate_dataset, ensure_valid
+from slipway.data.table import read_csv
+from slipway.training.train import train_candidate
+from slipway.training.evaluate import evaluate_candidate
+from slipway.registry.promotion import promote_candidate
 state = Path(sys.argv[1])
 s = load_settings(state_dir=state)
 p = load_params(s.params_file)

@@ -93,8 +93,7 @@ def train():
 
 
 def prepare_slipway(work: Path, model, x) -> Path:
-    from slipway.package import PackageInfo, build_package
-    from slipway.store import LocalModelStore
+    from slipway.packaging import LocalModelStore, PackageInfo, build_package
 
     info = PackageInfo(MODEL, VERSION, "be0c4a11" * 4, 1, {}, "bench", {})
     files = build_package(model, x, info, 0.37)

@@ -19,8 +19,8 @@ def evaluate(
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.evaluate import evaluate_candidate
     from slipway.params import DataParams, EvaluateParams, SearchParams
+    from slipway.training import evaluate_candidate
 
     result = evaluate_candidate(
         Path(dataset.path),

@@ -20,9 +20,9 @@ def promote(
     from pathlib import Path
 
     from slipway.config import load_settings
+    from slipway.data import DatasetRef
     from slipway.params import DataParams, SearchParams
-    from slipway.promotion import promote_candidate
-    from slipway.versioning import DatasetRef
+    from slipway.registry import promote_candidate
 
     verdict = json.loads(Path(decision.path).read_text())
     result = promote_candidate(

@@ -8,7 +8,7 @@ def pull_data(dataset_version: str, dataset_rev: str, dataset: Output[Dataset]) 
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.versioning import pull_dataset
+    from slipway.data import pull_dataset
 
     settings = load_settings()
     ref = pull_dataset(

@@ -19,9 +19,9 @@ def search(
     import skops.io as sio
 
     from slipway.config import load_settings
+    from slipway.data import DatasetRef
     from slipway.params import DataParams, SearchParams
     from slipway.training import train_candidate
-    from slipway.versioning import DatasetRef
 
     params = SearchParams.model_validate(search_params)
     ref = DatasetRef.from_metadata(dataset.metadata)

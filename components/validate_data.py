@@ -7,10 +7,8 @@ def validate_data(dataset: Input[Dataset], data_params: dict, report: Output[Mar
     """Validate lazily, write the report artifact, and fail the task if anything is wrong."""
     from pathlib import Path
 
-    from slipway.data import read_csv
+    from slipway.data import DatasetRef, ensure_valid, read_csv, validate_dataset
     from slipway.params import DataParams
-    from slipway.schema import ensure_valid, validate_dataset
-    from slipway.versioning import DatasetRef
 
     params = DataParams.model_validate(data_params)
     label = DatasetRef.from_metadata(dataset.metadata).label

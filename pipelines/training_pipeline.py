@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.platform_config import PlatformConfig, apply_platform, platform_config_for
+from slipway.config import COMPILED_PIPELINE
+from slipway.data import DEFAULT_DATASET_VERSION
 from slipway.params import Params
 
 PIPELINE_NAME = "slipway-training"
-COMPILED = Path(__file__).with_name("training_pipeline.yaml")
-DEFAULT_DATASET_VERSION = "v2"
+COMPILED = Path(__file__).resolve().parents[1] / COMPILED_PIPELINE
 DEFAULT_DATASET_REV = "HEAD"
 
 

@@ -24,6 +24,10 @@ from slipway.errors import ConfigError
 
 PACKAGE_VERSION = "0.1.0"
 
+#: The compiled training pipeline, relative to the project checkout (committed; what the
+#: Kubeflow dashboard uploads and what ``slipway run`` executes).
+COMPILED_PIPELINE = Path("pipelines") / "training_pipeline.yaml"
+
 
 class Settings(BaseSettings):
     """Where slipway keeps things and how it reaches its backends.
@@ -35,7 +39,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         # "ignore": a .env shared with AWS_* / MLFLOW_* lines must not break every command;
         # unknown keyword overrides are still refused in load_settings
-        env_prefix="SLIPWAY_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="SLIPWAY_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
     )
 
     state_dir: Path = Field(Path(".slipway"), description="Local state folder (embedded default).")
@@ -58,7 +65,9 @@ class Settings(BaseSettings):
         None, description="Prometheus Pushgateway for pipeline metrics."
     )
     efs_keep_versions: int = Field(
-        10, ge=1, description="Versions kept on EFS; values below 10 (revisionHistoryLimit) act as 10."
+        10,
+        ge=1,
+        description="Versions kept on EFS; values below 10 (revisionHistoryLimit) act as 10.",
     )
     idempotency_table: str | None = Field(
         None, description="DynamoDB table of the efs-sync Lambda."
@@ -93,7 +102,13 @@ class Settings(BaseSettings):
 
     @property
     def params_file(self) -> Path:
+        """The project's ``params.yaml`` (grids and thresholds, one section per step)."""
         return self.project_dir / "params.yaml"
+
+    @property
+    def compiled_pipeline(self) -> Path:
+        """The committed compiled pipeline YAML of the project checkout."""
+        return self.project_dir / COMPILED_PIPELINE
 
     def image(self, name: str, tag: str | None = None) -> str:
         """Full image reference, e.g. ``image("slipway-components")``."""

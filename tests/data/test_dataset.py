@@ -1,19 +1,18 @@
 """The dataset itself: seeding is deterministic, the seeded data passes its schema, and every
 kind of violation is caught and reported together."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from slipway.data import DATASET_VERSIONS, build_dataset, split_dataset, write_csv
+from slipway.data.schema import FEATURES, ensure_valid, validate_dataset
+from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset, write_csv
+from slipway.data.versioning import md5_file
 from slipway.errors import DatasetValidationError
-from slipway.schema import FEATURES, ensure_valid, validate_dataset
-from slipway.versioning import md5_file
+from tests.support import REPO
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 
 
 @pytest.mark.parametrize("version", list(DATASET_VERSIONS))

@@ -20,16 +20,16 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from slipway.config import Settings, load_settings
+from tests.support import REPO
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 UID = 10001
 HOW = "run `make test-images` (scripts/test-images.sh starts a private dockerd and builds both images)"
 TIMINGS: dict[str, float] = {}
@@ -107,9 +107,9 @@ def pipeline_run(
     from kfp import local
     from kfp.components import load_component_from_file
 
+    from pipelines.compiled import COMPILED
+    from slipway.data.versioning import seed_datasets
     from slipway.params import load_params
-    from slipway.pipeline_files import COMPILED
-    from slipway.versioning import seed_datasets
 
     state = tmp_path_factory.mktemp("docker-run")
     state.chmod(0o755)
@@ -145,7 +145,7 @@ def pipeline_run(
     )
     TIMINGS["pipeline_in_containers_s"] = round(time.monotonic() - started, 1)
     print(f"\ncompiled pipeline under DockerRunner: {TIMINGS['pipeline_in_containers_s']} s")
-    from slipway.tracking import run_summary
+    from slipway.training.tracking import run_summary
 
     tags = run_summary(settings.tracking_uri, task.output)["tags"]
     return {
@@ -184,8 +184,8 @@ def test_server_image_answers_an_inference_request(engine, images, pipeline_run)
     import numpy as np
     import pandas as pd
 
-    from slipway.package import load_package
-    from slipway.store import LocalModelStore
+    from slipway.packaging.package import load_package
+    from slipway.packaging.store import LocalModelStore
 
     state, code = pipeline_run["state"], pipeline_run["version_code"]
     store_root = state / "store" / "models"

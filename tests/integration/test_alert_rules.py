@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slipway import alerts
-from slipway.kpis import load_kpi_catalog, parse_kpi_catalog
+from slipway.monitoring import alerts
+from slipway.monitoring.kpis import load_kpi_catalog, parse_kpi_catalog
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 RULES = ROOT / alerts.RULES_FILE
 RULE_TESTS = ROOT / alerts.RULE_TESTS_FILE
 CATALOG = ROOT / "monitoring" / "kpis.yaml"

@@ -7,28 +7,28 @@ moto keeps one backend per region, so each test works in its own region.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from slipway.alarms_cli import app
-from slipway.cloudwatch import (
+from slipway.cli.alarms import app
+from slipway.monitoring.cloudwatch import (
     AlarmChange,
     CloudWatchApplyError,
     apply_alarms,
     cloudwatch_client,
     diff_alarms,
 )
-from slipway.dashboards import apply_cloudwatch_dashboard
-from slipway.kpis import KpiCatalog, load_kpi_catalog, parse_kpi_catalog
+from slipway.monitoring.dashboards import apply_cloudwatch_dashboard
+from slipway.monitoring.kpis import KpiCatalog, load_kpi_catalog, parse_kpi_catalog
+from tests.support import REPO
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 CATALOG_PATH = ROOT / "monitoring" / "kpis.yaml"
 TOPIC = "arn:aws:sns:{region}:123456789012:slipway-alerts"
 

@@ -1,16 +1,15 @@
 """Golden test: recompiling the pipeline gives exactly the committed YAML."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from pipelines.compiled import COMPILED, compile_pipeline
 from slipway.config import load_settings
 from slipway.params import load_params
-from slipway.pipeline_files import COMPILED, compile_pipeline
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 
 
 @pytest.fixture(scope="module")

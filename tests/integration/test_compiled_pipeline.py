@@ -22,10 +22,11 @@ from pipelines.platform_config import (
 )
 from pipelines.training_pipeline import COMPILED, compile_training_pipeline
 from slipway.params import load_params
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/slipway-components:0123abcd"
 
 

@@ -2,7 +2,7 @@
 
 The S3 events are real payloads: moto sends them to an SQS queue through a bucket notification
 with the same filter as the template (prefix models/, suffix manifest.json), and the tests hand
-them to ``slipway.efs_sync.handler`` as Lambda would.
+them to ``slipway.packaging.efs_sync.handler`` as Lambda would.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from slipway import efs, efs_sync
-from slipway.efs import write_champion_marker
 from slipway.errors import ConfigError, ModelPackageError
-from slipway.s3store import S3ModelStore
+from slipway.packaging import efs, efs_sync
+from slipway.packaging.efs import write_champion_marker
+from slipway.packaging.store.s3 import S3ModelStore
 from tests.support.aws import (
     FakeLambdaContext,
     client,
@@ -77,7 +77,7 @@ def on_efs(env: SimpleNamespace) -> list[str]:
 
 @pytest.fixture
 def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every file the copy writes (the shared writer of slipway.efs)."""
+    """Every file the copy writes (the shared writer of slipway.packaging.efs)."""
     done: list[Path] = []
     real = efs.write_file
 

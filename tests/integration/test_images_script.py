@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from slipway.config import Settings
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 SCRIPT = ROOT / "scripts" / "images.sh"
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import REPO
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 VENV_BIN = Path(sys.executable).parent
 DOCKERFILES = sorted((ROOT / "images").glob("*.Dockerfile"))
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

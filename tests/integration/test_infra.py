@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from tests.support import REPO
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 TEMPLATE = ROOT / "infra" / "slipway.yaml"
 VENV_BIN = Path(sys.executable).parent
 
@@ -346,7 +348,7 @@ def test_lambda_has_dlq_efs_vpc_tracing_and_reserved_concurrency(
     function = resources["EfsSyncFunction"]
     props = function["Properties"]
     assert props["Runtime"] == "python3.12"
-    assert props["Handler"] == "slipway.efs_sync.handler"
+    assert props["Handler"] == "slipway.packaging.efs_sync.handler"
     assert props["Code"] == {
         "S3Bucket": {"Ref": "LambdaCodeBucket"},
         "S3Key": {"Ref": "LambdaCodeKey"},

@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from slipway.config import Settings
-from slipway.manifests import read_model_version, render_overlay, set_model_version
+from slipway.release.overlay import read_model_version, render_overlay, set_model_version
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 KUSTOMIZATIONS = {
     "base": MANIFESTS / "base",

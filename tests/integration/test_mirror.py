@@ -20,8 +20,8 @@ import boto3
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from slipway.kpis import load_kpi_catalog
-from slipway.mirror import (
+from slipway.monitoring.kpis import load_kpi_catalog
+from slipway.monitoring.mirror import (
     Converter,
     DimensionRules,
     Mirror,
@@ -29,11 +29,11 @@ from slipway.mirror import (
     Publisher,
     mirror_client,
 )
+from tests.support import REPO
 from tests.support.processes import free_port, moto_server
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 INFER = "/v2/models/{name}/infer"
 
 

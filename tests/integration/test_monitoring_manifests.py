@@ -20,13 +20,17 @@ import pytest
 import yaml
 
 from slipway.cli.mirror import mirror_cmd
-from slipway.kpis import load_kpi_catalog
-from slipway.mirror.rules import ALLOWLIST_FILE, ALLOWLIST_KEY, render_allowlist_configmap
+from slipway.monitoring.kpis import load_kpi_catalog
+from slipway.monitoring.mirror.rules import (
+    ALLOWLIST_FILE,
+    ALLOWLIST_KEY,
+    render_allowlist_configmap,
+)
 from tests.integration.test_manifests import CHECKOV_SKIPS, KUBERNETES_VERSION
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "manifests" / "monitoring"
 VENV_BIN = Path(sys.executable).parent
 

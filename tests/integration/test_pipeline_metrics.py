@@ -8,17 +8,15 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from slipway.pipeline_metrics import PipelineRunMetrics, push_pipeline_metrics
+from slipway.orchestration.pipeline_metrics import PipelineRunMetrics, push_pipeline_metrics
+from tests.support import REPO
 from tests.support.processes import free_port, running
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _pushgateway_binary() -> str:
@@ -144,7 +142,7 @@ def test_groups_are_per_model(pushgateway: str) -> None:
 def test_gateway_down_warns_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="slipway.pipeline_metrics"):
+    with caplog.at_level(logging.WARNING, logger="slipway.orchestration.pipeline_metrics"):
         assert push_pipeline_metrics(url, PipelineRunMetrics(1.0, True), model="m") is False
     assert time.monotonic() - started < 5
     assert f"could not push pipeline metrics to {url}" in caplog.text

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from slipway.data import DATASET_VERSIONS
-from slipway.versioning import md5_file, pull_dataset
+from slipway.data.table import DATASET_VERSIONS
+from slipway.data.versioning import md5_file, pull_dataset
+from tests.support import REPO
 from tests.support.aws import (
     FakeLambdaContext,
     client,
@@ -27,7 +28,7 @@ from tests.support.aws import (
 from tests.support.processes import VENV_BIN, free_port, running
 
 pytestmark = pytest.mark.integration
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -134,9 +135,9 @@ def test_pipeline_with_mlflow_dvc_and_models_on_s3_then_efs_sync(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from slipway import efs_sync
-    from slipway.package import load_package
-    from slipway.store import LocalModelStore
+    from slipway.packaging import efs_sync
+    from slipway.packaging.package import load_package
+    from slipway.packaging.store import LocalModelStore
 
     queue = notify_queue(aws_env, s3_stack.bucket)
     state = tmp_path / "state"

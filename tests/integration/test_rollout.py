@@ -21,25 +21,25 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from slipway.audit import read_audit_trail
 from slipway.cli.common import console
 from slipway.cli.rollout import register
 from slipway.config import Settings, load_settings
-from slipway.deploy import deploy_version
-from slipway.efs import CHAMPION_MARKER, read_champion_marker
 from slipway.errors import ConfigError, RolloutError
-from slipway.kubectl import Kubectl
-from slipway.manifests import MODEL_VERSION_FILE, set_model_version
-from slipway.registry import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
-from slipway.rollout import rollback_deployment
-from slipway.s3store import S3ModelStore
-from slipway.store import LocalModelStore
+from slipway.packaging.efs import CHAMPION_MARKER, read_champion_marker
+from slipway.packaging.store import LocalModelStore
+from slipway.packaging.store.s3 import S3ModelStore
+from slipway.registry.client import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
+from slipway.release.audit import read_audit_trail
+from slipway.release.deploy import deploy_version
+from slipway.release.kubectl import Kubectl
+from slipway.release.overlay import MODEL_VERSION_FILE, set_model_version
+from slipway.release.rollback import rollback_deployment
 from slipway.versions import make_version_code
+from tests.support import REPO
 from tests.support.fake_kubectl import FakeKubectl, install_fake_kubectl
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 STATUS = ["rollout", "status", "deployment/slipway-server", "-n", "slipway", "--timeout=5m"]
 GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json"]
 CONTEXT = ["config", "current-context"]

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from slipway.cli import efs as efs_cli
 from slipway.errors import ConfigError, RemoteUnavailableError, VersionExistsError
-from slipway.s3store import BucketVersioningError, S3ModelStore
-from slipway.store import open_model_store
+from slipway.packaging.store import open_model_store
+from slipway.packaging.store.s3 import BucketVersioningError, S3ModelStore
 from tests.support.aws import client, fake_package, new_bucket
 from tests.support.processes import VENV_BIN, free_port, running
 
@@ -195,7 +195,7 @@ def test_cli_wrong_credentials_error_is_a_slipway_error(auth_moto: str) -> None:
 
 
 def test_cli_syncs_the_champion_from_s3(aws_env: str, tmp_path) -> None:
-    from slipway.efs import write_champion_marker
+    from slipway.packaging.efs import write_champion_marker
 
     bucket = new_bucket(aws_env)
     store = S3ModelStore.from_url(f"s3://{bucket}/models", aws_env)

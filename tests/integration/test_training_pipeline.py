@@ -18,12 +18,13 @@ import pytest
 import yaml
 
 from slipway.config import load_settings
-from slipway.data import DATASET_VERSIONS, build_dataset, write_csv
-from slipway.store import LocalModelStore
+from slipway.data.table import DATASET_VERSIONS, build_dataset, write_csv
+from slipway.packaging.store import LocalModelStore
+from tests.support import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 
 
 def run_cli(
@@ -54,14 +55,14 @@ def first_run(state):
 
 
 def registry(state: Path):
-    from slipway.registry import get_client
+    from slipway.registry.client import get_client
 
     settings = load_settings(state_dir=state)
     return get_client(settings.tracking_uri), settings
 
 
 def champion(state: Path):
-    from slipway.registry import get_alias_version
+    from slipway.registry.client import get_alias_version
 
     client, _ = registry(state)
     return get_alias_version(client, "slipway")
@@ -110,9 +111,9 @@ def test_first_run_promotes_and_links_everything(first_run, state):
 
 
 def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
+    from slipway.data.versioning import DatasetRef
     from slipway.params import load_params
-    from slipway.promotion import promote_candidate
-    from slipway.versioning import DatasetRef
+    from slipway.registry.promotion import promote_candidate
 
     client, settings = registry(state)
     before = champion(state)
@@ -185,7 +186,7 @@ def _poisoned_dvc_project(root: Path, remote: Path) -> None:
 
 
 def test_poisoned_dataset_stops_at_validation(first_run, state, tmp_path):
-    from slipway.versioning import push_datasets
+    from slipway.data.versioning import push_datasets
 
     project, remote = tmp_path / "poisoned", tmp_path / "remote"
     _poisoned_dvc_project(project, remote)

@@ -1,18 +1,17 @@
 """Quality thresholds and behaviour of the model trained on the default dataset with params.yaml."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from slipway.data import DATASET_VERSIONS, build_dataset, split_dataset
-from slipway.evaluate import score_model
+from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset
 from slipway.params import load_params
-from slipway.search import fit_grid_search
+from slipway.training.evaluate import score_model
+from slipway.training.search import fit_grid_search
+from tests.support import REPO
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 TARGET = "diagnosis"
 
 

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from slipway.config import load_settings
-from slipway.data import DATASET_VERSIONS, TARGET, build_dataset
-from slipway.package import PackageInfo, build_package
+from slipway.data.table import DATASET_VERSIONS, TARGET, build_dataset
+from slipway.packaging.package import PackageInfo, build_package
+from slipway.packaging.store import MANIFEST, LocalModelStore
 from slipway.serving import ServingLimits, create_app
-from slipway.store import MANIFEST, LocalModelStore
 
 MODEL = "slipway"
 VERSION = "v3-20260101-0a1b2c3d"

@@ -1,14 +1,13 @@
 """Settings and params.yaml parsing: defaults, derivation and clear errors."""
 
-from pathlib import Path
-
 import pytest
 
 from slipway.config import load_settings
 from slipway.errors import ConfigError
 from slipway.params import load_params, parse_params
+from tests.support import REPO
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 
 
 def test_defaults_live_under_the_state_dir(tmp_path):
@@ -132,7 +131,7 @@ def test_unknown_override_is_refused():
 
 
 def test_a_folder_that_is_not_a_dvc_project_is_named_before_anything_is_written(tmp_path):
-    from slipway.versioning import push_datasets
+    from slipway.data.versioning import push_datasets
 
     remote = tmp_path / "remote"
     with pytest.raises(ConfigError, match="is not a DVC project"):

@@ -16,6 +16,8 @@ from slipway.cli import rollout as rollout_cli
 from slipway.cli import serve as serve_cli
 from slipway.cli import submit as submit_cli
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="slipway",
     help="From a versioned dataset to a monitored, rollback-able model service.",
@@ -34,7 +36,7 @@ efs_cli.register(app)
 
 def _mount_optional() -> None:
     """Sub-commands of other capabilities; each module owns its verbs."""
-    from slipway import alarms_cli
+    from slipway.cli import alarms as alarms_cli
 
     app.add_typer(alarms_cli.app, name="alarms")
 

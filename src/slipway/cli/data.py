@@ -15,7 +15,7 @@ app = typer.Typer(help="Dataset versions under DVC.", no_args_is_help=True)
 def seed() -> None:
     """Write every dataset version to data/, track it with DVC and push it to the remote."""
     from slipway.config import load_settings
-    from slipway.versioning import seed_datasets
+    from slipway.data import seed_datasets
 
     settings = load_settings()
     with console.status(f"seeding datasets into DVC remote {settings.dvc_remote_url} …"):
@@ -30,7 +30,7 @@ def seed() -> None:
 def push() -> None:
     """Push the tracked dataset versions to the configured DVC remote (folder or s3://)."""
     from slipway.config import load_settings
-    from slipway.versioning import push_datasets
+    from slipway.data import push_datasets
 
     settings = load_settings()
     with console.status(f"pushing datasets to {settings.dvc_remote_url} …"):
@@ -45,8 +45,7 @@ def push() -> None:
 def list_versions() -> None:
     """The dataset versions, their DVC hashes and whether the remote holds them."""
     from slipway.config import load_settings
-    from slipway.data import DATASET_VERSIONS
-    from slipway.versioning import unpushed_datasets
+    from slipway.data import DATASET_VERSIONS, unpushed_datasets
 
     settings = load_settings()
     missing = set(

@@ -1,6 +1,6 @@
 """``slipway efs-sync``: copy a model package from the model store to the EFS folder by hand.
 
-The same code as the ``efs-sync`` Lambda and the embedded promotion (:mod:`slipway.efs`): verify
+The same code as the ``efs-sync`` Lambda and the embedded promotion (:mod:`slipway.packaging.efs`): verify
 every SHA-256, write to a temporary folder, rename into ``<efs_root>/<model>/<version>/``, then
 retention. Use it to resync a version after a failure, or to fill a fresh EFS volume.
 """
@@ -27,9 +27,8 @@ def efs_sync_cmd(
 ) -> None:
     """Copy one model version from SLIPWAY_MODEL_STORE_URL to SLIPWAY_EFS_ROOT (verified)."""
     from slipway.config import load_settings
-    from slipway.efs import read_champion_marker, sync_from_store
     from slipway.errors import ConfigError
-    from slipway.store import open_model_store
+    from slipway.packaging import open_model_store, read_champion_marker, sync_from_store
     from slipway.versions import parse_version_code
 
     settings = load_settings()

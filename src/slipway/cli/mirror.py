@@ -52,7 +52,7 @@ def mirror_cmd(
     import threading
 
     from slipway.config import load_settings
-    from slipway.mirror import (
+    from slipway.monitoring.mirror import (
         Converter,
         DimensionRules,
         Mirror,
@@ -61,7 +61,7 @@ def mirror_cmd(
         mirror_client,
         serve_health,
     )
-    from slipway.mirror.health import loop_is_alive
+    from slipway.monitoring.mirror.health import loop_is_alive
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()

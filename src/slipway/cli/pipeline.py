@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,29 +26,35 @@ def compile_cmd(
     check: Annotated[bool, typer.Option(help="Fail if the committed YAML is out of date.")] = False,
 ) -> None:
     """Compile the training pipeline to pipelines/training_pipeline.yaml (committed)."""
+    args = ["--check"] if check else []
+    if output is not None:
+        args += ["--output", str(output)]
+    raise typer.Exit(_pipelines_program(args))
+
+
+def _pipelines_program(args: list[str], capture: bool = False) -> int:
+    """Run ``python -m pipelines`` (the compile step lives there, outside the library)."""
     from slipway.config import load_settings
-    from slipway.pipeline_files import compile_pipeline, compiled_is_current
 
     settings = load_settings()
-    if check:
-        if not compiled_is_current(settings):
-            err_console.print(
-                "[red]pipelines/training_pipeline.yaml is out of date: run `make compile-pipeline`[/]"
-            )
-            raise typer.Exit(1)
-        console.print("compiled pipeline is up to date")
-        return
-    path = compile_pipeline(settings, output)
-    console.print(
-        f"compiled [bold]slipway-training[/] -> {path} (image {settings.component_image})"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=settings.project_dir,
+        capture_output=capture,
+        text=True,
+        check=False,
     )
+    if capture and done.returncode:
+        err_console.print(done.stderr.strip(), soft_wrap=True, markup=False)
+    return done.returncode
 
 
 @fails_cleanly
 def run_cmd(
     dataset_version: Annotated[
-        str, typer.Option(help="Readable dataset version, e.g. v1 or v2.")
-    ] = "v2",
+        str | None,
+        typer.Option(help="Readable dataset version, e.g. v1 or v2 (default: the pipeline's)."),
+    ] = None,
     dataset_rev: Annotated[str, typer.Option(help="Git revision of the DVC pointers.")] = "HEAD",
     params_file: Annotated[
         Path | None, typer.Option("--params", help="params.yaml to use instead of the project's.")
@@ -54,17 +62,17 @@ def run_cmd(
 ) -> None:
     """Run the compiled training pipeline end to end on this machine and print a summary."""
     from slipway.config import load_settings
-    from slipway.data import dataset_spec
-    from slipway.local_run import PipelineRunError, run_compiled_pipeline
+    from slipway.data import DEFAULT_DATASET_VERSION, dataset_spec, seed_datasets, unpushed_datasets
+    from slipway.orchestration import PipelineRunError, run_compiled_pipeline
     from slipway.params import load_params
-    from slipway.pipeline_files import COMPILED, ensure_compiled_current
-    from slipway.versioning import seed_datasets, unpushed_datasets
 
     settings = load_settings()
     # validate everything a user typed before the first side effect
     params = load_params(params_file or settings.params_file)
+    dataset_version = dataset_version or DEFAULT_DATASET_VERSION
     dataset_spec(dataset_version)
-    ensure_compiled_current(settings)
+    if _pipelines_program(["--check"], capture=True):
+        raise typer.Exit(1)
 
     # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
     own_project = Path(settings.dvc_repo).resolve() == settings.project_dir
@@ -77,7 +85,7 @@ def run_cmd(
             seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
         console.print(f"seeded dataset versions into {settings.dvc_remote_url}")
     console.rule(
-        f"slipway-training: dataset {dataset_version} ({COMPILED.name}, state {settings.state_dir})"
+        f"slipway-training: dataset {dataset_version} ({settings.compiled_pipeline.name}, state {settings.state_dir})"
     )
     started = time.monotonic()
     champion_before = _champion_version(settings)
@@ -90,7 +98,7 @@ def run_cmd(
         "evaluate_params": params.evaluate.model_dump(),
     }
     try:
-        run_id = run_compiled_pipeline(COMPILED, settings, arguments)
+        run_id = run_compiled_pipeline(settings.compiled_pipeline, settings, arguments)
     except PipelineRunError as e:
         _push_run_metrics(settings, time.monotonic() - started, error=e)
         report = (
@@ -118,12 +126,12 @@ def _push_run_metrics(
     """Report the run to the Pushgateway when one is configured; never fails the run."""
     if not settings.pushgateway_url:
         return
-    from slipway.pipeline_metrics import (
+    from slipway.orchestration import (
         PipelineRunMetrics,
         pipeline_run_from_summary,
         push_pipeline_metrics,
     )
-    from slipway.tracking import run_summary
+    from slipway.training import run_summary
 
     try:
         if run_id:
@@ -164,7 +172,7 @@ def _champion_version(settings: Any) -> str | None:
 
 
 def _print_summary(settings: Any, run_id: str, seconds: float) -> None:
-    from slipway.tracking import run_summary
+    from slipway.training import run_summary
 
     run = run_summary(settings.tracking_uri, run_id)
     tags, metrics, params = run["tags"], run["metrics"], run["params"]

@@ -80,9 +80,7 @@ def deploy_cmd(
 ) -> None:
     """Pin a model version in overlays/<env>/model-version.yaml and roll it out."""
     from slipway.config import load_settings
-    from slipway.deploy import deploy_version
-    from slipway.kubectl import Kubectl
-    from slipway.rollout import resume_command
+    from slipway.release import Kubectl, deploy_version, resume_command
 
     settings = load_settings()
     root = manifests or settings.project_dir / "manifests"
@@ -164,8 +162,7 @@ def rollback_cmd(
 ) -> None:
     """Roll the model server back a revision; move the champion alias back; record who/when/why."""
     from slipway.config import load_settings
-    from slipway.kubectl import Kubectl
-    from slipway.rollout import rollback_deployment
+    from slipway.release import Kubectl, rollback_deployment
 
     settings = load_settings()
     result = rollback_deployment(
@@ -205,9 +202,9 @@ def audit_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record a line.")] = False,
 ) -> None:
     """Print the deploy/rollback audit trail kept in the model registry."""
-    from slipway.audit import read_audit_trail
     from slipway.config import load_settings
     from slipway.registry import get_client
+    from slipway.release import read_audit_trail
 
     settings = load_settings()
     trail = read_audit_trail(get_client(settings.tracking_uri), settings.model_name)

@@ -72,8 +72,7 @@ def submit_cmd(
     """Upload the compiled pipeline as a version named after the commit, then run or schedule it."""
     from slipway.config import load_settings
     from slipway.errors import ConfigError
-    from slipway.pipeline_files import COMPILED
-    from slipway.submit import (
+    from slipway.orchestration import (
         SubmitPlan,
         connect,
         parse_params,
@@ -89,7 +88,7 @@ def submit_cmd(
         raise ConfigError("--cron and --upload-only exclude each other")
     if cron is not None:
         to_kfp_cron(cron)
-    pkg = read_package(package or COMPILED, settings.component_image)
+    pkg = read_package(package or settings.compiled_pipeline, settings.component_image)
     params = parse_params(param or [], pkg.parameters)
     if dataset_version is not None:
         params["dataset_version"] = dataset_version

@@ -18,11 +18,20 @@ from typing import Any
 import numpy as np
 
 from slipway.errors import ModelPackageError
-from slipway.onnx_model import ONNX_FILE, ONNX_TOLERANCE, open_session, predict_onnx
-from slipway.package import MODEL_FILE, loads_model, parse_manifest, verify_file
+from slipway.packaging import (
+    MANIFEST,
+    MODEL_FILE,
+    ONNX_FILE,
+    ONNX_TOLERANCE,
+    LocalModelStore,
+    loads_model,
+    open_session,
+    parse_manifest,
+    predict_onnx,
+    verify_file,
+)
 from slipway.serving.drift import DriftWindow
 from slipway.serving.limits import ServingLimits
-from slipway.store import MANIFEST, LocalModelStore
 
 log = logging.getLogger("slipway.serving")
 
@@ -104,7 +113,7 @@ def load_model(
             "manifest",
             f"{where}/{MANIFEST} has no usable training_stats (decile edges and fractions of "
             f"every feature): {type(e).__name__} {e}; rebuild the package with "
-            "slipway.package.build_package",
+            "slipway.packaging.package.build_package",
         ) from e
     blobs = {}
     for name in manifest.get("files", {}):

@@ -1,0 +1,27 @@
+"""The dataset: its table and versions (DVC), its schema and validation, the holdout split.
+
+Everything that knows what a row is lives here; the layers above receive validated frames
+and a :class:`DatasetRef` (name, version, md5, commit) to record where the data came from.
+"""
+
+from slipway._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DATASET_VERSIONS": "table",
+        "DEFAULT_DATASET_VERSION": "table",
+        "DatasetRef": "versioning",
+        "TARGET": "table",
+        "build_dataset": "table",
+        "dataset_spec": "table",
+        "ensure_valid": "schema",
+        "pull_dataset": "versioning",
+        "push_datasets": "versioning",
+        "read_csv": "table",
+        "seed_datasets": "versioning",
+        "split_dataset": "table",
+        "unpushed_datasets": "versioning",
+        "validate_dataset": "schema",
+    },
+)

@@ -1,0 +1,20 @@
+"""Monitoring from one KPI catalog: Prometheus alert rules, CloudWatch alarms and dashboards,
+the CloudWatch agent configuration, and the Prometheus-to-CloudWatch mirror (``mirror/``),
+all generated from ``monitoring/kpis.yaml``.
+"""
+
+from slipway._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "KpiCatalog": "kpis",
+        "apply_alarms": "cloudwatch",
+        "apply_cloudwatch_dashboard": "dashboards",
+        "check_runbook_anchors": "kpis",
+        "cloudwatch_client": "cloudwatch",
+        "diff_alarms": "cloudwatch",
+        "load_kpi_catalog": "kpis",
+        "write_generated": "generated",
+    },
+)

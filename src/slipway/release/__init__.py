@@ -1,0 +1,22 @@
+"""Releasing a model to the serving Deployment: pinning the version in a kustomize overlay,
+``kubectl`` apply and rollout, rollback (``kubectl rollout undo``) with the registry alias and
+champion marker moved back, and the audit trail of who released what, when and why.
+"""
+
+from slipway._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Kubectl": "kubectl",
+        "append_audit_record": "audit",
+        "deploy_version": "deploy",
+        "read_audit_trail": "audit",
+        "read_model_version": "overlay",
+        "render_overlay": "overlay",
+        "resume_command": "rollback",
+        "rollback_deployment": "rollback",
+        "set_model_version": "overlay",
+        "sync_registry": "rollback",
+    },
+)

@@ -1,0 +1,161 @@
+"""kubectl, called through one small runner: every call has a timeout and a clear error.
+
+Deploy and rollback talk to the cluster only through :class:`Kubectl`, so tests swap the
+executable for a recording fake (a script on ``PATH``) and assert the exact command sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slipway.errors import ConfigError, KubectlError
+from slipway.release.overlay import CHANGE_CAUSE_ANNOTATION, DEPLOYMENT, read_model_version
+
+__all__ = ["NAMESPACE", "REVISION_ANNOTATION", "Kubectl", "ServedVersion", "served_version"]
+
+NAMESPACE = "slipway"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+_DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """What the live Deployment's pod template pins."""
+
+    version: str
+    revision: int | None  # the Deployment's current revision (kubectl rollout history)
+    cause: str | None  # kubernetes.io/change-cause of the pod template
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a kubectl duration such as ``90s``, ``5m`` or ``1h``.
+
+    Raises:
+        ConfigError: not ``<positive integer><s|m|h>``.
+    """
+    match = _DURATION.fullmatch(text or "")
+    if not match:
+        raise ConfigError(f"timeout {text!r} is not valid: give e.g. 90s, 5m or 1h")
+    return int(match[1]) * _SECONDS[match[2]]
+
+
+class Kubectl:
+    """Runs ``kubectl`` with a timeout; every failure is one :class:`KubectlError` sentence.
+
+    Args:
+        executable: kubectl's name on ``PATH`` or its path.
+        namespace: Namespace of the model server.
+        timeout_s: Default timeout of one call, in seconds.
+    """
+
+    def __init__(
+        self, executable: str = "kubectl", namespace: str = NAMESPACE, timeout_s: float = 60.0
+    ) -> None:
+        self.executable = executable
+        self.namespace = namespace
+        self.timeout_s = timeout_s
+
+    def run(self, *args: str, timeout_s: float | None = None) -> str:
+        """Run ``kubectl <args>`` and return its stdout.
+
+        Raises:
+            KubectlError: kubectl is missing, did not finish in time, or exited non-zero.
+        """
+        argv = [self.executable, *args]
+        shown = shlex.join(["kubectl", *args])
+        timeout = timeout_s or self.timeout_s
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except FileNotFoundError as e:
+            raise self._missing() from e
+        except subprocess.TimeoutExpired as e:
+            raise KubectlError(
+                f"`{shown}` did not finish within {timeout:g} s: check that the cluster is "
+                "reachable (`kubectl cluster-info`)"
+            ) from e
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip() or "no output"
+            raise KubectlError(f"`{shown}` failed (exit {proc.returncode}): {detail}")
+        return proc.stdout
+
+    def current_context(self) -> str | None:
+        """The current kubeconfig context, or ``None`` when no cluster is configured."""
+        if shutil.which(self.executable) is None:
+            raise self._missing()
+        try:
+            out = self.run("config", "current-context").strip()
+        except KubectlError:
+            return None  # "current-context is not set": no cluster configured
+        return out or None
+
+    def _missing(self) -> KubectlError:
+        return KubectlError(
+            f"kubectl not found ({self.executable!r}): install kubectl >= 1.27 or pass its "
+            "path with --kubectl"
+        )
+
+    def get_deployment(self, name: str = DEPLOYMENT) -> dict[str, Any]:
+        """The live Deployment object (``kubectl get -o json``)."""
+        out = self.run("get", f"deployment/{name}", "-n", self.namespace, "-o", "json")
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError as e:
+            raise KubectlError(f"kubectl get deployment/{name} did not print JSON: {e}") from e
+
+    def apply_kustomization(self, overlay_dir: Path) -> str:
+        """``kubectl apply -k <overlay>`` (the overlay sets its own namespace)."""
+        return self.run("apply", "-k", str(overlay_dir))
+
+    def rollout_undo(self, name: str = DEPLOYMENT, to_revision: int | None = None) -> str:
+        """``kubectl rollout undo deployment/<name> [--to-revision N]``."""
+        args = ["rollout", "undo", f"deployment/{name}", "-n", self.namespace]
+        if to_revision is not None:
+            args.append(f"--to-revision={to_revision}")
+        return self.run(*args)
+
+    def rollout_status(self, name: str = DEPLOYMENT, timeout: str = "5m") -> str:
+        """Wait until the rollout finishes: ``kubectl rollout status … --timeout``."""
+        seconds = parse_duration(timeout)
+        return self.run(
+            "rollout",
+            "status",
+            f"deployment/{name}",
+            "-n",
+            self.namespace,
+            f"--timeout={timeout}",
+            timeout_s=seconds + 30,
+        )
+
+
+def served_version(deployment: dict[str, Any]) -> ServedVersion:
+    """The model version the live Deployment's pod template pins.
+
+    The annotation ``slipway.io/model-version`` and the env vars ``MODEL_VERSION`` /
+    ``SLIPWAY_MODEL_VERSION`` must agree (checked by :func:`slipway.release.overlay.read_model_version`,
+    which reads the live object as it reads a rendered one).
+
+    Raises:
+        KubectlError: the object is not the model server, or the places disagree.
+    """
+    try:
+        version = read_model_version(json.dumps(deployment))
+    except ConfigError as e:
+        raise KubectlError(f"the live Deployment does not pin one model version: {e}") from e
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    revision = annotations.get(REVISION_ANNOTATION)
+    template_annotations = deployment["spec"]["template"].get("metadata", {}).get("annotations")
+    return ServedVersion(
+        version=version,
+        revision=int(revision) if revision and revision.isdigit() else None,
+        cause=(template_annotations or {}).get(CHANGE_CAUSE_ANNOTATION),
+    )

@@ -1,0 +1,110 @@
+"""MLflow tracking: one run per pipeline run, with params, metrics, dataset, code and model.
+
+The run is created by the search step; later steps reopen it by id, so that everything a pipeline
+run learned sits in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from slipway.data import DatasetRef
+from slipway.errors import RemoteUnavailableError
+
+MODEL_ARTIFACT = "model"
+
+
+def configure_mlflow(tracking_uri: str, experiment_name: str, artifact_root: str | None) -> str:
+    """Point MLflow at ``tracking_uri`` and make sure the experiment exists.
+
+    Args:
+        artifact_root: artifact location for a *new* experiment when the tracking URI is a local
+            database; ``None`` lets a tracking server choose (e.g. its S3 artifacts destination).
+
+    Returns:
+        The experiment id.
+
+    Raises:
+        RemoteUnavailableError: the tracking server cannot be reached.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = artifact_root if tracking_uri.startswith(("sqlite:", "file:", "/")) else None
+        try:
+            return mlflow.create_experiment(experiment_name, artifact_location=location)
+        except MlflowException:
+            # created concurrently by another task
+            return mlflow.get_experiment_by_name(experiment_name).experiment_id
+    except MlflowException as e:
+        raise RemoteUnavailableError(
+            f"cannot reach MLflow at {tracking_uri!r}: {e}; check SLIPWAY_TRACKING_URI"
+        ) from e
+
+
+def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, repo: str, target: str):
+    """The dataset as an MLflow input: named by version, digested by its DVC hash."""
+    import mlflow.data
+
+    return mlflow.data.from_pandas(
+        frame,
+        source=f"{repo.rstrip('/')}/{ref.path}",
+        targets=target,
+        name=f"breast-cancer-{ref.version}",
+        digest=ref.md5[:10],
+    )
+
+
+def pip_requirements() -> list[str]:
+    """Explicit requirements: inferring them costs ~13 s per log_model (docs/benchmarks.md)."""
+    from importlib.metadata import version
+
+    return [
+        f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+    ]
+
+
+def log_model(model: Any, sample: pd.DataFrame, trusted_types: list[str]) -> str:
+    """Log ``model`` (skops format) with signature and input example to the active run.
+
+    Returns:
+        The logged model's URI (``models:/m-…``), which the registry registers.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = sample.head(3)
+    signature = infer_signature(example, model.predict_proba(example)[:, 1])
+    info = mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=trusted_types,
+        pip_requirements=pip_requirements(),
+        signature=signature,
+        input_example=example,
+    )
+    return info.model_uri
+
+
+def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
+    """Params, metrics and tags of a run, as plain dicts."""
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
+    return {
+        "run_id": run_id,
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+        "status": run.info.status,
+        "inputs": [d.dataset.name for d in (run.inputs.dataset_inputs if run.inputs else [])],
+    }

@@ -1,0 +1,88 @@
+"""The search step as one call: split, grid search, and record it all in a new MLflow run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slipway.config import Settings
+from slipway.data import DatasetRef, read_csv, split_dataset
+from slipway.packaging import TRUSTED_TYPES
+from slipway.params import DataParams, SearchParams
+from slipway.training.evaluate import score_model
+from slipway.training.search import SearchResult, fit_grid_search
+from slipway.training.tracking import configure_mlflow, log_model, mlflow_dataset
+
+
+@dataclass
+class TrainedCandidate:
+    run_id: str
+    model_uri: str
+    model: Any
+    search: SearchResult
+    train_metrics: dict[str, float]
+
+
+def train_candidate(
+    csv_path: Path,
+    dataset: DatasetRef,
+    data_params: DataParams,
+    search_params: SearchParams,
+    settings: Settings,
+) -> TrainedCandidate:
+    """Grid-search the training split and log params, metrics, dataset, code and model to MLflow.
+
+    The holdout split is set aside here with the same seed that evaluate uses, so the search never
+    sees a holdout row.
+    """
+    import mlflow
+
+    frame = read_csv(csv_path)
+    target = data_params.target
+    train, _ = split_dataset(frame, search_params.holdout_fraction, search_params.seed, target)
+    result = fit_grid_search(train, target, search_params)
+    train_metrics = score_model(result.best_estimator, train, target)
+
+    experiment_id = configure_mlflow(
+        settings.tracking_uri, settings.experiment_name, settings.artifact_root
+    )
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{dataset.label}") as run:
+        mlflow.set_tags(
+            {
+                "mlflow.source.git.commit": settings.git_commit,
+                "slipway.git_commit": settings.git_commit,
+                "slipway.dataset_version": dataset.version,
+                "slipway.dataset_md5": dataset.md5,
+                "slipway.dataset_path": dataset.path,
+                "slipway.dataset_rev": dataset.rev,
+                "slipway.model_name": settings.model_name,
+            }
+        )
+        mlflow.log_params(
+            {
+                "search.scoring": search_params.scoring,
+                "search.cv_folds": search_params.cv_folds,
+                "search.seed": search_params.seed,
+                "search.holdout_fraction": search_params.holdout_fraction,
+                "search.candidates_tried": result.candidates_tried,
+                **{f"best.{k}": v for k, v in result.best_params.items()},
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"cv_{search_params.scoring}_mean": result.best_cv_score,
+                f"cv_{search_params.scoring}_std": result.cv_std,
+                "train_rows": float(len(train)),
+                **{f"train_{k}": v for k, v in train_metrics.items()},
+            }
+        )
+        mlflow.log_input(
+            mlflow_dataset(frame, dataset, settings.dvc_repo, target), context="training"
+        )
+        model_uri = log_model(
+            result.best_estimator, train.drop(columns=[target]), list(TRUSTED_TYPES)
+        )
+    return TrainedCandidate(
+        run.info.run_id, model_uri, result.best_estimator, result, train_metrics
+    )
