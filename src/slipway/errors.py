@@ -50,3 +50,26 @@ class KubectlError(SlipwayError, RuntimeError):
 
 class RolloutError(SlipwayError, RuntimeError):
     """A deploy or rollback stopped part-way; the message says what is left and how to finish."""
+
+
+class CloudWatchApplyError(SlipwayError, RuntimeError):
+    """A CloudWatch call failed while reading or applying alarms or the dashboard.
+
+    The message names the alarm (or dashboard) and what was applied before the failure.
+    """
+
+
+class KpiCatalogError(SlipwayError, ValueError):
+    """The KPI catalog is malformed, or points at a runbook heading that does not exist."""
+
+
+class PipelineRunError(SlipwayError, RuntimeError):
+    """A task of the local pipeline run failed; the message names it."""
+
+
+class BucketVersioningError(ConfigError):
+    """The model store's bucket does not keep object versions."""
+
+
+class SubmitError(SlipwayError, RuntimeError):
+    """The Kubeflow Pipelines API refused a call or could not be reached."""

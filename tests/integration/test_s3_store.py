@@ -12,9 +12,14 @@ import typer
 from typer.testing import CliRunner
 
 from slipway.cli import efs as efs_cli
-from slipway.errors import ConfigError, RemoteUnavailableError, VersionExistsError
+from slipway.errors import (
+    BucketVersioningError,
+    ConfigError,
+    RemoteUnavailableError,
+    VersionExistsError,
+)
 from slipway.packaging.store import open_model_store
-from slipway.packaging.store.s3 import BucketVersioningError, S3ModelStore
+from slipway.packaging.store.s3 import S3ModelStore
 from tests.support.aws import client, fake_package, new_bucket
 from tests.support.processes import VENV_BIN, free_port, running
 

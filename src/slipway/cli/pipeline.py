@@ -63,7 +63,8 @@ def run_cmd(
     """Run the compiled training pipeline end to end on this machine and print a summary."""
     from slipway.config import load_settings
     from slipway.data import DEFAULT_DATASET_VERSION, dataset_spec, seed_datasets, unpushed_datasets
-    from slipway.orchestration import PipelineRunError, run_compiled_pipeline
+    from slipway.errors import PipelineRunError
+    from slipway.orchestration import run_compiled_pipeline
     from slipway.params import load_params
 
     settings = load_settings()

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from slipway.monitoring.kpis import PROMQL_OPERATORS, Kpi, KpiCatalog, KpiCatalogError
+from slipway.errors import KpiCatalogError
+from slipway.monitoring.kpis import PROMQL_OPERATORS, Kpi, KpiCatalog
 
 RULES_FILE = "monitoring/prometheus/slipway-alerts.yaml"
 RULE_TESTS_FILE = "monitoring/prometheus/slipway-alerts.test.yaml"

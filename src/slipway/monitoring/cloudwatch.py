@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from slipway.errors import SlipwayError
+from slipway.errors import CloudWatchApplyError
 from slipway.monitoring.kpis import Kpi, KpiCatalog
 
 ALARM_PREFIX = "slipway-"
@@ -40,13 +40,6 @@ COMPARED_FIELDS = (
     "DatapointsToAlarm",
     "TreatMissingData",
 )
-
-
-class CloudWatchApplyError(SlipwayError, RuntimeError):
-    """A CloudWatch call failed while reading or applying alarms or the dashboard.
-
-    The message names the alarm (or dashboard) and what was applied before the failure.
-    """
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def apply_cloudwatch_dashboard(client: Any, catalog: KpiCatalog, region: str) ->
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from slipway.monitoring.cloudwatch import CloudWatchApplyError
+    from slipway.errors import CloudWatchApplyError
 
     body = render_cloudwatch_dashboard(catalog, region)
     try:

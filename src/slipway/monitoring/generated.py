@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from slipway.errors import KpiCatalogError
 from slipway.monitoring import alerts, cwagent, dashboards
 from slipway.monitoring.cloudwatch import alarm_specs
-from slipway.monitoring.kpis import KpiCatalog, KpiCatalogError
+from slipway.monitoring.kpis import KpiCatalog
 from slipway.monitoring.mirror import rules as mirror_rules
 
 CLOUDWATCH_DASHBOARD_FILE = "monitoring/cloudwatch/dashboard.json"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from slipway.errors import SlipwayError
+from slipway.errors import KpiCatalogError
 
 Comparison = Literal[
     "GreaterThanThreshold",
@@ -41,10 +41,6 @@ HISTOGRAM_METRICS = frozenset({"slipway_http_request_duration_seconds", "slipway
 _PROM_DURATION = re.compile(r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?)$")
 _EXTENDED_STATISTIC = re.compile(r"^p(?:100|\d{1,2})(?:\.\d{1,2})?$")
 _NAME = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
-
-
-class KpiCatalogError(SlipwayError, ValueError):
-    """The KPI catalog is malformed, or points at a runbook heading that does not exist."""
 
 
 class _Strict(BaseModel):

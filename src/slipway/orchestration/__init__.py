@@ -8,7 +8,6 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "PipelineRunError": "local_run",
         "PipelineRunMetrics": "pipeline_metrics",
         "SubmitPlan": "submit",
         "connect": "submit",

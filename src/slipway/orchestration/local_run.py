@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.errors import SlipwayError
-
-
-class PipelineRunError(SlipwayError, RuntimeError):
-    """A task of the local pipeline run failed; the message names it."""
+from slipway.errors import PipelineRunError
 
 
 def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mapping[str, Any]) -> str:

@@ -18,17 +18,13 @@ from typing import Any
 
 import yaml
 
-from slipway.errors import ConfigError, SlipwayError
+from slipway.errors import ConfigError, SubmitError
 
 PIPELINE_NAME = "slipway-training"
 SERVICE_ACCOUNT = "slipway-pipeline"
 SCHEDULE_NAME = "slipway-training-schedule"
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
-
-
-class SubmitError(SlipwayError, RuntimeError):
-    """The Kubeflow Pipelines API refused a call or could not be reached."""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slipway.errors import KpiCatalogError
 from slipway.monitoring import alerts, cwagent, dashboards
 from slipway.monitoring.cloudwatch import alarm_specs
 from slipway.monitoring.generated import render_generated, write_generated
-from slipway.monitoring.kpis import KpiCatalogError, load_kpi_catalog, parse_kpi_catalog
+from slipway.monitoring.kpis import load_kpi_catalog, parse_kpi_catalog
 from tests.support import REPO
 
 ROOT = REPO

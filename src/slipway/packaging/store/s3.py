@@ -23,16 +23,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from slipway.errors import (
+    BucketVersioningError,
     ConfigError,
     ModelPackageError,
     RemoteUnavailableError,
     VersionExistsError,
 )
 from slipway.packaging.store.base import MANIFEST, ordered_files
-
-
-class BucketVersioningError(ConfigError):
-    """The model store's bucket does not keep object versions."""
 
 
 def checksum_sha256(data: bytes) -> str:
