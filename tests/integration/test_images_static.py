@@ -261,13 +261,28 @@ def workflow_problems(text: str) -> list[str]:
         problems.append("no concurrency group")
     for name, job in doc["jobs"].items():
         steps = job.get("steps", [])
-        if "timeout-minutes" not in job:
+        called = job.get("uses")  # a job that calls a reusable workflow has no steps of its own
+        if called is not None and not called.startswith("./.github/workflows/"):
+            problems.append(
+                f"{name}: calls {called}; only this repository's workflows may be called"
+            )
+        if called is None and "timeout-minutes" not in job:
             problems.append(f"{name}: no timeout-minutes")
         perms = job.get("permissions")
         if not isinstance(perms, dict):
             problems.append(f"{name}: permissions must be a mapping, got {perms!r}")
             perms = {}
-        uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in steps)
+        if called is not None and (ROOT / called).is_file():
+            steps_of_called = [
+                s
+                for j in yaml.safe_load((ROOT / called).read_text())["jobs"].values()
+                for s in j["steps"]
+            ]
+        else:
+            steps_of_called = []
+        uses_oidc = any(
+            "configure-aws-credentials" in s.get("uses", "") for s in steps + steps_of_called
+        )
         for scope, level in perms.items():
             if level == "write" and not (scope == "id-token" and uses_oidc):
                 problems.append(f"{name}: {scope}: write")
@@ -305,7 +320,7 @@ def test_rules_catch_an_unsafe_workflow() -> None:
 
 def run_lines(workflow: str) -> list[str]:
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
-    return [s.get("run", "") for job in doc["jobs"].values() for s in job["steps"]]
+    return [s.get("run", "") for job in doc["jobs"].values() for s in job.get("steps", [])]
 
 
 def test_ci_lints_tests_and_checks_the_compiled_pipeline() -> None:
@@ -315,11 +330,25 @@ def test_ci_lints_tests_and_checks_the_compiled_pipeline() -> None:
     assert "git diff --exit-code pipelines/" in runs
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     assert set(doc[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
+    assert doc[True]["push"] == {"branches": ["main"], "tags": ["v*"]}
+
+
+def test_release_runs_only_after_every_check_passed_for_that_commit() -> None:
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    release = ci["jobs"]["release"]
+    assert release["uses"] == "./.github/workflows/release.yml"
+    assert set(release["needs"]) == set(ci["jobs"]) - {"release"} == {"lint", "test", "compile"}
+    assert "github.event_name == 'push'" in release["if"]
+    assert "refs/heads/main" in release["if"] and "refs/tags/v" in release["if"]
+    # a release run is never cancelled by a newer push (only pull-request runs are)
+    assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    # release.yml cannot start by itself: its only trigger is the call from ci.yml
+    own = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert own[True] == {"workflow_call": None}
 
 
 def test_release_pushes_both_images_and_submits_the_sha() -> None:
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
-    assert doc[True]["push"] == {"branches": ["main"], "tags": ["v*"]}
     steps = doc["jobs"]["release"]["steps"]
     aws = next(s for s in steps if "configure-aws-credentials" in s.get("uses", ""))
     assert aws["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
