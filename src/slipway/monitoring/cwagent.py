@@ -58,6 +58,11 @@ def is_histogram_metric(name: str) -> bool:
 
 
 def source_job(name: str) -> str:
+    """The Prometheus scrape job whose targets export metric ``name``, by its prefix.
+
+    Raises:
+        ValueError: no prefix in :data:`SOURCE_JOBS` matches ``name``.
+    """
     for prefix, job in SOURCE_JOBS:
         if name.startswith(prefix):
             return job

@@ -204,9 +204,15 @@ class KpiCatalog(_Strict):
         return self
 
     def runbook_url(self, kpi: Kpi) -> str:
+        """The URL of the KPI's runbook section: the catalog's base URL plus its anchor."""
         return f"{self.runbook_base_url}#{kpi.runbook}"
 
     def get(self, name: str) -> Kpi:
+        """The KPI named ``name``.
+
+        Raises:
+            KeyError: the catalog has no KPI of that name; the message lists the known ones.
+        """
         for kpi in self.kpis:
             if kpi.name == name:
                 return kpi

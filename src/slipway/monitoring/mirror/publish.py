@@ -118,6 +118,7 @@ class Publisher:
 
     @property
     def pending(self) -> int:
+        """How many data points are buffered, not yet accepted by CloudWatch."""
         return len(self._buffer)
 
     def add(self, datums: Iterable[dict[str, Any]]) -> None:
