@@ -116,10 +116,12 @@ class Settings(BaseSettings):
 
     @property
     def component_image(self) -> str:
+        """Full reference of the pipeline component image (``slipway-components``)."""
         return self.image("slipway-components")
 
     @property
     def server_image(self) -> str:
+        """Full reference of the model server image (``slipway-server``)."""
         return self.image("slipway-server")
 
     def as_env(self) -> dict[str, str]:

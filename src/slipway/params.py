@@ -22,6 +22,8 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
+    """``data``: the label column and the validation limits of the dataset."""
+
     target: str = "diagnosis"
     min_rows: int = Field(100, ge=2)
     max_duplicate_rows: int = Field(0, ge=0)
@@ -55,6 +57,8 @@ class Candidate(_Section):
 
 
 class SearchParams(_Section):
+    """``search``: holdout split, cross-validation, scoring and the candidate grids."""
+
     seed: int = 42
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     cv_folds: int = Field(5, ge=2, le=20)
@@ -64,6 +68,8 @@ class SearchParams(_Section):
 
 
 class EvaluateParams(_Section):
+    """``evaluate``: the metric and margin a challenger must beat, and absolute floors."""
+
     primary_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc"] = "roc_auc"
     min_delta: float = Field(0.002, ge=0.0)
     thresholds: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], float] = Field(
@@ -72,6 +78,8 @@ class EvaluateParams(_Section):
 
 
 class Params(_Section):
+    """The whole ``params.yaml``: one section per pipeline step."""
+
     data: DataParams = DataParams()
     search: SearchParams
     evaluate: EvaluateParams = EvaluateParams()

@@ -11,6 +11,7 @@ from slipway.cli.common import console, fails_cleanly
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``submit`` command to ``app``."""
     app.command("submit")(submit_cmd)
 
 

@@ -42,9 +42,15 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
+        """True when the pass found no violation."""
         return not self.violations
 
     def to_markdown(self, dataset: str) -> str:
+        """Render the report as a Markdown page (result line plus a table of violations).
+
+        Args:
+            dataset: name shown in the page title.
+        """
         head = f"# Data validation: {dataset}\n\nRows: {self.rows}. "
         if self.passed:
             return head + "Result: **passed**, no violations.\n"

@@ -34,6 +34,7 @@ class DatasetRef:
         return f"{self.version}@{self.md5[:8]}"
 
     def to_dict(self) -> dict[str, str]:
+        """The four fields as a plain dict (Dataset artifact metadata, package manifest)."""
         return asdict(self)
 
     @classmethod
@@ -51,6 +52,7 @@ def remote_config(remote_url: str, endpoint_url: str | None = None) -> dict[str,
 
 
 def md5_file(path: Path) -> str:
+    """Hex MD5 of the file at ``path``, the content hash DVC writes into ``.dvc`` pointers."""
     digest = hashlib.md5(usedforsecurity=False)
     with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

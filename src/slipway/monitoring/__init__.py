@@ -1,6 +1,7 @@
-"""Monitoring from one KPI catalog: Prometheus alert rules, CloudWatch alarms and dashboards,
-the CloudWatch agent configuration, and the Prometheus-to-CloudWatch mirror (``mirror/``),
-all generated from ``monitoring/kpis.yaml``.
+"""Monitoring generated from one KPI catalog, ``monitoring/kpis.yaml``.
+
+Prometheus alert rules, CloudWatch alarms and dashboards, the CloudWatch agent configuration,
+and the Prometheus-to-CloudWatch mirror (``mirror/``) all derive from that catalog.
 """
 
 from slipway._lazy import lazy_exports

@@ -48,6 +48,7 @@ def alert_expr(kpi: Kpi) -> str:
 
 
 def alert_labels(kpi: Kpi) -> dict[str, str]:
+    """The labels of a KPI's alert: severity, category, KPI name and rollback flag."""
     return {
         "severity": kpi.severity,
         "category": kpi.category,
@@ -83,6 +84,7 @@ def alert_annotations(kpi: Kpi, catalog: KpiCatalog, shown_value: str | None = N
 
 
 def alert_rule(kpi: Kpi, catalog: KpiCatalog) -> dict[str, Any]:
+    """The Prometheus alerting rule of one KPI (name, expression, ``for``, labels, annotations)."""
     return {
         "alert": kpi.alert_name,
         "expr": alert_expr(kpi),
@@ -201,4 +203,5 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def dump_yaml(data: Any) -> str:
+    """Dump ``data`` as block-style YAML in key order, multi-line strings as ``|`` literals."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)

@@ -65,6 +65,7 @@ def cloudwatch_client(region: str, endpoint_url: str | None = None) -> Any:
 
 
 def alarm_tags(kpi: Kpi) -> list[dict[str, str]]:
+    """The tags of a KPI's alarm: managed-by marker, KPI name, severity, category, rollback."""
     return [
         {"Key": MANAGED_TAG, "Value": "slipway"},
         {"Key": "slipway:kpi", "Value": kpi.name},

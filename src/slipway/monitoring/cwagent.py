@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from slipway.monitoring.alerts import GENERATED_HEADER, dump_yaml
-from slipway.monitoring.kpis import HISTOGRAM_METRICS, KpiCatalog
+from slipway.monitoring.kpis import CLOUDWATCH_NAMESPACE, HISTOGRAM_METRICS, KpiCatalog
 
 AGENT_NAMESPACE = "amazon-cloudwatch"
 AGENT_FILE = "monitoring/cloudwatch-agent/prometheus.yaml"
@@ -58,6 +58,11 @@ def is_histogram_metric(name: str) -> bool:
 
 
 def source_job(name: str) -> str:
+    """The Prometheus scrape job whose targets export metric ``name``, by its prefix.
+
+    Raises:
+        ValueError: no prefix in :data:`SOURCE_JOBS` matches ``name``.
+    """
     for prefix, job in SOURCE_JOBS:
         if name.startswith(prefix):
             return job
@@ -83,7 +88,7 @@ def metric_declarations(catalog: KpiCatalog) -> list[dict[str, Any]]:
     ]
 
 
-def agent_config(catalog: KpiCatalog, namespace: str = "Slipway") -> dict[str, Any]:
+def agent_config(catalog: KpiCatalog, namespace: str = CLOUDWATCH_NAMESPACE) -> dict[str, Any]:
     """The agent's JSON configuration (``cwagentconfig.json``)."""
     return {
         "logs": {

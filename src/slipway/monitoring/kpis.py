@@ -34,6 +34,9 @@ PROMQL_OPERATORS: dict[str, str] = {
     "LessThanOrEqualToThreshold": "<=",
 }
 
+#: CloudWatch namespace of the KPI metrics (agent, mirror and alarms default to it).
+CLOUDWATCH_NAMESPACE = "Slipway"
+
 #: Histograms of the model server. The CloudWatch agent drops histogram samples, so the
 #: CloudWatch metrics derived from these come from ``slipway mirror`` (see docs/metrics.md).
 HISTOGRAM_METRICS = frozenset({"slipway_http_request_duration_seconds", "slipway_prediction_score"})
@@ -88,7 +91,7 @@ class MetricQuery(_Strict):
 class CloudWatchSpec(_Strict):
     """The CloudWatch side: one metric with a statistic, or a metric-math expression."""
 
-    namespace: str = "Slipway"
+    namespace: str = CLOUDWATCH_NAMESPACE
     period: int = Field(description="Seconds: 10, 20, 30 or a multiple of 60.")
     metric_name: str | None = None
     dimensions: dict[str, str] = Field(default_factory=dict)
@@ -204,9 +207,15 @@ class KpiCatalog(_Strict):
         return self
 
     def runbook_url(self, kpi: Kpi) -> str:
+        """The URL of the KPI's runbook section: the catalog's base URL plus its anchor."""
         return f"{self.runbook_base_url}#{kpi.runbook}"
 
     def get(self, name: str) -> Kpi:
+        """The KPI named ``name``.
+
+        Raises:
+            KeyError: the catalog has no KPI of that name; the message lists the known ones.
+        """
         for kpi in self.kpis:
             if kpi.name == name:
                 return kpi

@@ -32,6 +32,7 @@ PSI_BINS = 10
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``, as recorded per file in the manifest."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -169,6 +170,15 @@ def _onnx_copy(model: Any, rows: pd.DataFrame) -> tuple[bytes | None, dict[str, 
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """Parse the bytes of a ``manifest.json`` and check its format version.
+
+    Args:
+        data: the manifest file's content.
+        where: the package location, used only to name it in error messages.
+
+    Raises:
+        ModelPackageError: the bytes are not JSON, or not a format-``MANIFEST_FORMAT`` manifest.
+    """
     try:
         manifest = json.loads(data)
     except ValueError as e:

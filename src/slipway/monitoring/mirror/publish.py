@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from slipway.monitoring.kpis import CLOUDWATCH_NAMESPACE
 from slipway.monitoring.mirror.health import MirrorMetrics
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Publisher:
         self,
         client: Any,
         metrics: MirrorMetrics,
-        namespace: str = "Slipway",
+        namespace: str = CLOUDWATCH_NAMESPACE,
         max_buffered: int = 50_000,
         max_batch_bytes: int = MAX_CALL_BYTES,
         backoff_base: float = 1.0,
@@ -118,6 +119,7 @@ class Publisher:
 
     @property
     def pending(self) -> int:
+        """How many data points are buffered, not yet accepted by CloudWatch."""
         return len(self._buffer)
 
     def add(self, datums: Iterable[dict[str, Any]]) -> None:

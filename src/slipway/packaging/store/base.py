@@ -24,19 +24,40 @@ class ModelStore(Protocol):
 
     url: str
 
-    def package_uri(self, model: str, version: str) -> str: ...
+    def package_uri(self, model: str, version: str) -> str:
+        """Where the package of ``model`` ``version`` lives (a path or an ``s3://`` URI)."""
 
-    def exists(self, model: str, version: str) -> bool: ...
+    def exists(self, model: str, version: str) -> bool:
+        """Whether the package is complete, i.e. its ``manifest.json`` exists."""
 
-    def put_package(self, model: str, version: str, files: Mapping[str, bytes]) -> str: ...
+    def put_package(self, model: str, version: str, files: Mapping[str, bytes]) -> str:
+        """Write a new package, ``manifest.json`` last, and return its URI.
 
-    def read(self, model: str, version: str, name: str) -> bytes: ...
+        Args:
+            model: registered model name.
+            version: version code; written once.
+            files: ``{file name: bytes}``; must include ``manifest.json``.
 
-    def list_versions(self, model: str) -> list[str]: ...
+        Raises:
+            VersionExistsError: the version already exists; versions are immutable.
+            ModelPackageError: ``files`` has no ``manifest.json``.
+        """
 
-    def put_marker(self, model: str, name: str, data: bytes) -> str: ...
+    def read(self, model: str, version: str, name: str) -> bytes:
+        """The bytes of one file of a package.
 
-    def read_marker(self, model: str, name: str) -> bytes | None: ...
+        Raises:
+            ModelPackageError: the file does not exist.
+        """
+
+    def list_versions(self, model: str) -> list[str]:
+        """Sorted version codes of ``model`` whose package is complete."""
+
+    def put_marker(self, model: str, name: str, data: bytes) -> str:
+        """Write (overwrite) a small per-model marker such as ``champion.json``; return its URI."""
+
+    def read_marker(self, model: str, name: str) -> bytes | None:
+        """A marker's bytes, or ``None`` when it does not exist."""
 
 
 def ordered_files(files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:

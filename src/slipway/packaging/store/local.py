@@ -20,15 +20,24 @@ class LocalModelStore:
         self.url = str(self.root)
 
     def package_dir(self, model: str, version: str) -> Path:
+        """The folder of the package: ``<root>/<model>/<version>``."""
         return self.root / model / version
 
     def package_uri(self, model: str, version: str) -> str:
+        """The package folder as a string path."""
         return str(self.package_dir(model, version))
 
     def exists(self, model: str, version: str) -> bool:
+        """Whether the package folder holds its ``manifest.json``."""
         return (self.package_dir(model, version) / MANIFEST).is_file()
 
     def put_package(self, model: str, version: str, files: Mapping[str, bytes]) -> str:
+        """Write the files into a temporary folder, then rename it into place; return its path.
+
+        Raises:
+            VersionExistsError: the version folder exists, or appeared during the write.
+            ModelPackageError: ``files`` has no ``manifest.json``.
+        """
         final = self.package_dir(model, version)
         ordered = ordered_files(files)
         if final.exists():
@@ -56,6 +65,11 @@ class LocalModelStore:
         return str(final)
 
     def read(self, model: str, version: str, name: str) -> bytes:
+        """The bytes of one package file.
+
+        Raises:
+            ModelPackageError: the file does not exist.
+        """
         path = self.package_dir(model, version) / name
         try:
             return path.read_bytes()
@@ -63,6 +77,7 @@ class LocalModelStore:
             raise ModelPackageError(f"model package file {path} does not exist") from e
 
     def list_versions(self, model: str) -> list[str]:
+        """Sorted version codes of ``model`` whose folder holds a manifest (complete packages)."""
         base = self.root / model
         if not base.is_dir():
             return []
@@ -78,5 +93,6 @@ class LocalModelStore:
         return str(path)
 
     def read_marker(self, model: str, name: str) -> bytes | None:
+        """A marker's bytes, or ``None`` when it does not exist."""
         path = self.root / model / name
         return path.read_bytes() if path.is_file() else None

@@ -120,6 +120,9 @@ class S3ModelStore:
         """Open ``s3://bucket/prefix`` and check that the bucket keeps object versions.
 
         Args:
+            url: ``s3://bucket`` or ``s3://bucket/prefix``.
+            endpoint_url: S3 endpoint (moto in tests); ``None`` for AWS.
+            region: AWS region of the client.
             check_versioning: ``False`` only for readers without ``s3:GetBucketVersioning``
                 (the ``efs-sync`` Lambda reads; it never writes packages).
 
@@ -137,6 +140,12 @@ class S3ModelStore:
         return store
 
     def check_versioning(self) -> None:
+        """Check that the bucket has versioning enabled.
+
+        Raises:
+            BucketVersioningError: versioning is suspended or was never enabled.
+            RemoteUnavailableError: the endpoint is unreachable or refuses the credentials.
+        """
         with s3_errors(f"cannot open model store {self.url}", self.endpoint_url):
             status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
         if status != "Enabled":
@@ -148,13 +157,16 @@ class S3ModelStore:
             )
 
     def key(self, model: str, version: str, name: str) -> str:
+        """The object key of one package file: ``<prefix>/<model>/<version>/<name>``."""
         parts = [self.prefix, model, version, name] if self.prefix else [model, version, name]
         return "/".join(parts)
 
     def marker_key(self, model: str, name: str) -> str:
+        """The object key of a per-model marker: ``<prefix>/<model>/<name>``."""
         return "/".join([self.prefix, model, name] if self.prefix else [model, name])
 
     def package_uri(self, model: str, version: str) -> str:
+        """``s3://bucket/prefix/<model>/<version>``."""
         return f"{self.url}/{model}/{version}"
 
     def _head(self, key: str) -> dict[str, Any] | None:
@@ -169,6 +181,7 @@ class S3ModelStore:
                 raise
 
     def exists(self, model: str, version: str) -> bool:
+        """Whether the version's ``manifest.json`` object exists."""
         return self._head(self.key(model, version, MANIFEST)) is not None
 
     def put_package(self, model: str, version: str, files: Mapping[str, bytes]) -> str:
