@@ -339,7 +339,8 @@ def test_release_runs_only_after_every_check_passed_for_that_commit() -> None:
     assert release["uses"] == "./.github/workflows/release.yml"
     assert set(release["needs"]) == set(ci["jobs"]) - {"release"} == {"lint", "test", "compile"}
     assert "github.event_name == 'push'" in release["if"]
-    assert "refs/heads/main" in release["if"] and "refs/tags/v" in release["if"]
+    assert "refs/heads/main" in release["if"]
+    assert "refs/tags/v" in release["if"]
     # a release run is never cancelled by a newer push (only pull-request runs are)
     assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     # release.yml cannot start by itself: its only trigger is the call from ci.yml
