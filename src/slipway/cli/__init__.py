@@ -45,4 +45,5 @@ _mount_optional()
 
 
 def main() -> None:
+    """Run the ``slipway`` command (the console-script entry point)."""
     app()

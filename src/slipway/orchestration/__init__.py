@@ -1,6 +1,7 @@
-"""Running the compiled training pipeline: locally under ``kfp.local`` (the compiled YAML,
-never the Python function), on a Kubeflow Pipelines endpoint (``submit``), and the pipeline
-run metrics pushed to the Pushgateway.
+"""Running the compiled training pipeline, here or on Kubeflow.
+
+Locally under ``kfp.local`` (the compiled YAML, never the Python function), on a Kubeflow
+Pipelines endpoint (``submit``), and the pipeline run metrics pushed to the Pushgateway.
 """
 
 from slipway._lazy import lazy_exports

@@ -1,6 +1,7 @@
-"""Model packages and where they live: the checksummed skops/ONNX package, the create-only
-model stores (a folder or S3), and the copy to EFS (the ``efs-sync`` Lambda and its local
-stand-in) that serving pods read.
+"""Model packages and where they live.
+
+The checksummed skops/ONNX package, the create-only model stores (a folder or S3), and the
+copy to EFS (the ``efs-sync`` Lambda and its local stand-in) that serving pods read.
 """
 
 from slipway._lazy import lazy_exports

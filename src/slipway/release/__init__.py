@@ -1,6 +1,8 @@
-"""Releasing a model to the serving Deployment: pinning the version in a kustomize overlay,
-``kubectl`` apply and rollout, rollback (``kubectl rollout undo``) with the registry alias and
-champion marker moved back, and the audit trail of who released what, when and why.
+"""Releasing a model to the serving Deployment, and taking it back.
+
+Pinning the version in a kustomize overlay, ``kubectl`` apply and rollout, rollback
+(``kubectl rollout undo``) with the registry alias and champion marker moved back, and the
+audit trail of who released what, when and why.
 """
 
 from slipway._lazy import lazy_exports

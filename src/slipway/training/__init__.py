@@ -1,5 +1,7 @@
-"""Training: grid search over whole scikit-learn Pipelines, evaluation on the holdout and
-against the champion, and the MLflow tracking of both.
+"""Training: fit a candidate, judge it, and track both in MLflow.
+
+Grid search over whole scikit-learn Pipelines, evaluation on the holdout and against the
+champion, and the MLflow tracking of both.
 
 One MLflow run per pipeline run: ``train_candidate`` creates it, ``evaluate_candidate`` reopens
 it and decides whether the candidate may be promoted.
