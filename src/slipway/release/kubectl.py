@@ -164,9 +164,12 @@ class Kubectl:
         if not out.strip():
             return None
         try:
-            return json.loads(out)
+            found = json.loads(out)
         except json.JSONDecodeError as e:
             raise KubectlError(f"kubectl get deployment/{name} did not print JSON: {e}") from e
+        if found.get("kind") == "List" and not found.get("items"):
+            return None  # some kubectl versions print an empty List instead of nothing
+        return found
 
     def get_deployment(self, name: str = DEPLOYMENT) -> dict[str, Any]:
         """The live Deployment object (``kubectl get -o json``).
