@@ -15,18 +15,35 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from slipway.errors import ConfigError
+from slipway.versions import VersionCode
 
 PACKAGE_VERSION = "0.1.0"
 
 #: The compiled training pipeline, relative to the project checkout (committed; what the
 #: Kubeflow dashboard uploads and what ``slipway run`` executes).
 COMPILED_PIPELINE = Path("pipelines") / "training_pipeline.yaml"
+
+#: A version-code setting: parsed by :meth:`VersionCode.parse` (the one validator), written back
+#: as its text (``as_env``, ``model_dump``).
+VersionCodeField = Annotated[
+    VersionCode,
+    PlainValidator(VersionCode.parse),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "v<registry version>-<YYYYMMDD>-<8 hex>"}),
+]
 
 
 class Settings(BaseSettings):
@@ -72,7 +89,14 @@ class Settings(BaseSettings):
     idempotency_table: str | None = Field(
         None, description="DynamoDB table of the efs-sync Lambda."
     )
-    model_version: str | None = Field(None, description="Version code the model server serves.")
+    model_version: VersionCodeField | None = Field(
+        None, description="Version code the model server serves."
+    )
+    namespace: str = Field(
+        "slipway",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Kubernetes namespace of the model server (deploy, rollback).",
+    )
     kfp_host: str | None = Field(None, description="Kubeflow Pipelines API endpoint for `submit`.")
     alarm_topic_arn: str | None = Field(None, description="SNS topic that KPI alarms notify.")
 

@@ -73,3 +73,7 @@ class BucketVersioningError(ConfigError):
 
 class SubmitError(SlipwayError, RuntimeError):
     """The Kubeflow Pipelines API refused a call or could not be reached."""
+
+
+class KubectlNotFoundError(KubectlError):
+    """The kubectl executable is not installed (or not at the path given)."""

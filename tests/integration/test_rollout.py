@@ -1,5 +1,5 @@
-"""Deploy and rollback end to end, without a cluster: a recording fake kubectl on PATH and a
-REAL MLflow registry (SQLite in tmp). Proves the exact kubectl command sequence, that registry,
+"""Deploy and rollback end to end, without a cluster: a recording fake kubectl injected as the
+runner of :class:`Kubectl` (also under the CLI) and a REAL MLflow registry (SQLite in tmp). Proves the exact kubectl command sequence, that registry,
 serving, overlay file and audit trail agree afterwards, that a failure part-way leaves the
 registry untouched and says how to finish, and that the resume command finishes it.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -29,19 +28,20 @@ from slipway.packaging.efs import CHAMPION_MARKER, read_champion_marker
 from slipway.packaging.store import LocalModelStore
 from slipway.packaging.store.s3 import S3ModelStore
 from slipway.registry.client import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
+from slipway.release import kubectl as kubectl_module
 from slipway.release.audit import read_audit_trail
-from slipway.release.deploy import deploy_version
+from slipway.release.deploy import DeployRequest, deploy_version
 from slipway.release.kubectl import Kubectl
 from slipway.release.overlay import MODEL_VERSION_FILE, set_model_version
-from slipway.release.rollback import rollback_deployment
+from slipway.release.rollback import RollbackRequest, rollback_deployment
 from slipway.versions import make_version_code
 from tests.support import REPO
-from tests.support.fake_kubectl import FakeKubectl, install_fake_kubectl
+from tests.support.fake_kubectl import FakeKubectl
 
 pytestmark = pytest.mark.integration
 
 STATUS = ["rollout", "status", "deployment/slipway-server", "-n", "slipway", "--timeout=5m"]
-GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json"]
+GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json", "--ignore-not-found"]
 CONTEXT = ["config", "current-context"]
 UNDO = ["rollout", "undo", "deployment/slipway-server", "-n", "slipway"]
 _names = itertools.count(1)
@@ -95,7 +95,7 @@ class World:
         return [record for _, record in read_audit_trail(self.client, self.settings.model_name)]
 
     def kubectl(self) -> Kubectl:
-        return Kubectl(str(self.fake.path))
+        return Kubectl(namespace=self.settings.namespace, runner=self.fake)
 
     def marker(self) -> dict[str, Any] | None:
         """The champion marker efs-sync retention reads (``<store>/<model>/champion.json``)."""
@@ -149,19 +149,19 @@ def world(tmp_path: Path, logged_model: tuple[str, str, str], real_kubectl: str)
         for n, code in zip((1, 2), codes, strict=True)
     ]
     state = {"context": "test-cluster", "revisions": revisions, "current": 2}
-    fake = install_fake_kubectl(tmp_path / "bin", state, real_kubectl)
+    fake = FakeKubectl(state, real_kubectl)
     return World(settings, client, fake, manifests, codes[0], codes[1])
 
 
 def _rollback(world: World, **kwargs: Any):
-    return rollback_deployment(
-        world.settings,
+    request = RollbackRequest(
         env="prod",
         manifests_root=world.manifests,
         actor="alice <alice@example.com>",
-        kubectl=world.kubectl(),
-        client=world.client,
         **{"reason": "p95 latency doubled", **kwargs},
+    )
+    return rollback_deployment(
+        world.settings, request, kubectl=world.kubectl(), client=world.client
     )
 
 
@@ -387,16 +387,10 @@ def _tree_digest(root: Path) -> str:
 
 
 def _deploy(world: World, version: str, **kwargs: Any):
-    return deploy_version(
-        world.settings,
-        version,
-        env="prod",
-        manifests_root=world.manifests,
-        actor="carol",
-        kubectl=world.kubectl(),
-        client=world.client,
-        **kwargs,
+    request = DeployRequest(
+        version=version, env="prod", manifests_root=world.manifests, actor="carol", **kwargs
     )
+    return deploy_version(world.settings, request, kubectl=world.kubectl(), client=world.client)
 
 
 def test_deploy_applies_waits_and_moves_the_alias(world: World) -> None:
@@ -493,8 +487,8 @@ def test_deploy_whose_rollout_fails_leaves_the_registry_and_says_how_to_finish(
 
 
 def _run_cli(world: World, monkeypatch: pytest.MonkeyPatch, argv: list[str]):
-    """Run the CLI verbs with the fake kubectl first on PATH and settings from the world."""
-    monkeypatch.setenv("PATH", f"{world.fake.path.parent}{os.pathsep}{os.environ['PATH']}")
+    """Run the CLI verbs with the fake kubectl as the default runner and the world's settings."""
+    monkeypatch.setattr(kubectl_module, "run_subprocess", world.fake)
     s = world.settings
     env = {
         "SLIPWAY_STATE_DIR": str(s.state_dir),
@@ -543,3 +537,31 @@ def test_cli_refusal_is_one_sentence(world: World, monkeypatch: pytest.MonkeyPat
     assert "error:" in result.output
     assert "model version v8-20261128-0a1b2c3d is not in the model store" in result.output
     assert "Traceback" not in result.output
+
+
+def test_first_deploy_to_a_cluster_without_the_deployment(world: World) -> None:
+    world.fake.set_state(revisions=[], current=None)
+    result = _deploy(world, world.v1)
+    overlay = str(world.manifests / "overlays" / "prod")
+    assert world.fake.calls() == [CONTEXT, GET, ["apply", "-k", overlay], STATUS, GET]
+    assert result.from_version is None
+    assert world.fake.served() == (1, world.v1)
+    assert world.champion() == "1"
+    (record,) = world.trail()
+    assert (record.action, record.from_version, record.to_version) == ("deploy", None, world.v1)
+
+
+def test_deploy_looks_the_registry_version_up_once(world: World) -> None:
+    searches: list[str] = []
+    search = world.client.search_model_versions
+
+    def counted(filter_string: str, *args: Any, **kwargs: Any) -> Any:
+        searches.append(filter_string)
+        return search(filter_string, *args, **kwargs)
+
+    world.client.search_model_versions = counted
+    _deploy(world, world.v1)
+    assert searches == [
+        f"name='{world.settings.model_name}' and tags.{TAG_VERSION_CODE}='{world.v1}'"
+    ]
+    assert world.champion() == "1"

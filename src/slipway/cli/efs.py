@@ -15,6 +15,7 @@ from slipway.cli.common import console, fails_cleanly
 
 
 def register(app: typer.Typer) -> None:
+    """Mount ``efs-sync`` on ``app``."""
     app.command("efs-sync")(efs_sync_cmd)
 
 
@@ -29,25 +30,24 @@ def efs_sync_cmd(
     from slipway.config import load_settings
     from slipway.errors import ConfigError
     from slipway.packaging import open_model_store, read_champion_marker, sync_from_store
-    from slipway.versions import parse_version_code
+    from slipway.versions import VersionCode
 
+    code = VersionCode.parse(version) if version is not None else None  # parsed once, here
     settings = load_settings()
-    if version is not None:
-        parse_version_code(version)
     store = open_model_store(
         settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
     )
     model = settings.model_name
-    if version is None:
-        version = read_champion_marker(store, model)
-        if version is None:
+    if code is None:
+        code = read_champion_marker(store, model)
+        if code is None:
             raise ConfigError(
                 f"no champion marker for model {model} in {store.url}; name the version: "
                 "`slipway efs-sync <version-code>`"
             )
-    result = sync_from_store(store, model, version, settings)
+    result = sync_from_store(store, model, code, settings)
     state = "copied" if result.created else "already present"
-    console.print(f"{model} {version} {state}: {result.path}", soft_wrap=True)
+    console.print(f"{model} {code} {state}: {result.path}", soft_wrap=True)
     if result.champion is None:
         console.print("retention skipped: no readable champion marker")
     elif result.pruned:

@@ -17,6 +17,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from slipway.cli.common import console, fails_cleanly
+from slipway.release.names import DEPLOYMENT, status_command
 
 EnvOption = Annotated[str, typer.Option("--env", help="Overlay: dev or prod.")]
 ManifestsOption = Annotated[
@@ -36,6 +37,7 @@ ActorOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
+    """Mount ``deploy``, ``rollback`` and ``audit`` on ``app``."""
     app.command("deploy")(deploy_cmd)
     app.command("rollback")(rollback_cmd)
     app.command("audit")(audit_cmd)
@@ -80,21 +82,24 @@ def deploy_cmd(
 ) -> None:
     """Pin a model version in overlays/<env>/model-version.yaml and roll it out."""
     from slipway.config import load_settings
-    from slipway.release import Kubectl, deploy_version, resume_command
+    from slipway.release import DeployRequest, Kubectl, deploy_version, resume_command
+    from slipway.versions import VersionCode
 
+    code = VersionCode.parse(version)  # the option is where the code enters: parsed once
     settings = load_settings()
-    root = manifests or settings.project_dir / "manifests"
-    result = deploy_version(
-        settings,
-        version,
+    request = DeployRequest(
+        version=code,
         env=env,
-        manifests_root=root,
+        manifests_root=manifests or settings.project_dir / "manifests",
         actor=_actor(actor, settings.project_dir),
-        kubectl=Kubectl(kubectl),
         cause=cause,
         dry_run=dry_run,
         timeout=timeout,
     )
+    result = deploy_version(
+        settings, request, kubectl=Kubectl(kubectl, namespace=settings.namespace)
+    )
+    version = code
     if result.diff:
         console.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
     else:
@@ -106,14 +111,12 @@ def deploy_cmd(
         return
     overlay = result.overlay_file.parent
     if result.context is None:
-        resume = resume_command(
-            env, result.from_version, cause or f"deploy model {version}", "deploy"
-        )
+        resume = resume_command(env, result.from_version, request.cause or "", "deploy")
         console.print(
             f"wrote {result.overlay_file} (pins {version}). No kubectl context is configured, so "
             f"nothing was applied: review `git diff {result.overlay_file}`, apply it with "
-            f"`kubectl apply -k {overlay}`, wait with `kubectl -n slipway rollout status "
-            f"deployment/slipway-server`, then run `{resume}` to move the registry alias and "
+            f"`kubectl apply -k {overlay}`, wait with `{status_command(settings.namespace)}`, "
+            f"then run `{resume}` to move the registry alias and "
             "record the deploy.",
             soft_wrap=True,
         )
@@ -162,21 +165,24 @@ def rollback_cmd(
 ) -> None:
     """Roll the model server back a revision; move the champion alias back; record who/when/why."""
     from slipway.config import load_settings
-    from slipway.release import Kubectl, rollback_deployment
+    from slipway.release import Kubectl, RollbackRequest, rollback_deployment
+    from slipway.versions import VersionCode
 
+    before = VersionCode.parse(from_version) if from_version is not None else None
     settings = load_settings()
-    result = rollback_deployment(
-        settings,
+    request = RollbackRequest(
         env=env,
         manifests_root=manifests or settings.project_dir / "manifests",
         actor=_actor(actor, settings.project_dir),
-        kubectl=Kubectl(kubectl),
         reason=reason,
         to_revision=to_revision,
         timeout=timeout,
         sync_only=sync_registry_only,
-        from_version=from_version,
+        from_version=before,
         record_as=record_as,
+    )
+    result = rollback_deployment(
+        settings, request, kubectl=Kubectl(kubectl, namespace=settings.namespace)
     )
     served, sync = result.served, result.sync
     verb = "rolled back" if result.action == "rollback" else "synced registry"
@@ -191,8 +197,8 @@ def rollback_cmd(
     if result.from_version == served.version and result.action == "rollback":
         console.print(
             "[yellow]note:[/] the previous revision pins the same model version; it differed "
-            "in something else (image, resources). Check `kubectl -n slipway rollout history "
-            "deployment/slipway-server`."
+            f"in something else (image, resources). Check `kubectl -n {settings.namespace} "
+            f"rollout history deployment/{DEPLOYMENT}`."
         )
 
 

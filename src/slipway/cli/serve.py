@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
 from slipway.cli.common import console, fails_cleanly
 from slipway.serving.limits import LIMIT_ENV, ServingLimits
+
+if TYPE_CHECKING:
+    from slipway.config import Settings
+    from slipway.versions import VersionCode
 
 # the option defaults are ServingLimits' own; each limit can also come from its SLIPWAY_SERVE_*
 # variable (the option wins), which is also how the worker processes receive it
@@ -15,6 +20,7 @@ DEFAULTS = ServingLimits()
 
 
 def register(app: typer.Typer) -> None:
+    """Mount ``serve`` on ``app``."""
     app.command("serve")(serve)
 
 
@@ -55,11 +61,13 @@ def serve(
     """Serve the model package <efs_root>/<model>/<version>/ over the Open Inference Protocol."""
     from slipway.config import load_settings
     from slipway.serving.server import MULTIPROC_ENV, prepare_multiproc_dir, run_server
+    from slipway.versions import VersionCode
 
-    version = (
+    text = (
         model_version or os.environ.get("SLIPWAY_MODEL_VERSION") or os.environ.get("MODEL_VERSION")
     )
-    settings = load_settings(model_version=version) if version else load_settings()
+    # the option or variable is where the code enters: parsed once, then Settings keeps it
+    settings = load_settings(model_version=VersionCode.parse(text)) if text else load_settings()
     if champion:
         settings = load_settings(model_version=_champion_version(settings))
     multiproc_dir = prepare_multiproc_dir(os.environ.get(MULTIPROC_ENV), workers)
@@ -81,7 +89,7 @@ def serve(
     )
 
 
-def _champion_version(settings) -> str:
+def _champion_version(settings: Settings) -> VersionCode:
     """The champion's version code in the registry at ``settings.tracking_uri``."""
     from slipway.errors import RegistryError
     from slipway.registry import champion_version_code, get_client

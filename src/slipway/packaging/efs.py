@@ -35,7 +35,7 @@ from slipway.config import Settings
 from slipway.errors import ModelPackageError, SlipwayError, VersionExistsError
 from slipway.packaging.package import parse_manifest, verify_file
 from slipway.packaging.store import MANIFEST, LocalModelStore, ModelStore
-from slipway.versions import VERSION_CODE_PATTERN, parse_version_code
+from slipway.versions import VersionCode, is_version_code
 
 CHAMPION_MARKER = "champion.json"
 REVISION_HISTORY_LIMIT = 10  # manifests/base/deployment.yaml: rollback depth kept on EFS
@@ -48,14 +48,27 @@ _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 @dataclass
 class SyncResult:
+    """What :func:`sync_from_store` did.
+
+    Attributes:
+        model: The model name.
+        version: The version code copied.
+        path: Its folder on EFS.
+        created: ``False`` when the same package was already on EFS.
+        champion: The champion named by the marker; ``None`` (no readable marker) skips
+            retention.
+        pruned: The versions retention deleted.
+    """
+
     model: str
     version: str
     path: str
-    created: bool  # False: the same package was already on EFS
-    champion: str | None  # None: no readable marker, retention skipped
+    created: bool
+    champion: str | None
     pruned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a dict (the Lambda's idempotency record; codes are ``str``)."""
         return asdict(self)
 
 
@@ -68,14 +81,14 @@ def write_file(path: Path, data: bytes) -> None:
     os.chmod(path, 0o644)
 
 
-def _check_names(model: str, version: str) -> None:
+def _check_names(model: str, version: VersionCode | str) -> VersionCode:
     if not _MODEL_NAME.fullmatch(model):
         raise ModelPackageError(f"{model!r} is not a model name (expected {_MODEL_NAME.pattern})")
-    parse_version_code(version)
+    return VersionCode.parse(version)
 
 
 def copy_package(
-    store: ModelStore, model: str, version: str, manifest_bytes: bytes, efs_root: Path
+    store: ModelStore, model: str, version: VersionCode | str, manifest_bytes: bytes, efs_root: Path
 ) -> tuple[Path, bool]:
     """Verify and copy one package from ``store`` to ``<efs_root>/<model>/<version>/``.
 
@@ -86,8 +99,9 @@ def copy_package(
         ModelPackageError: the manifest or a file is malformed, truncated or tampered with;
             nothing is left at the final path.
         VersionExistsError: EFS holds this version with a different manifest.
+        ConfigError: ``version`` is not a version code.
     """
-    _check_names(model, version)
+    version = _check_names(model, version)
     where = store.package_uri(model, version)
     manifest = parse_manifest(manifest_bytes, where)
     if (manifest.get("model_name"), manifest.get("version_code")) != (model, version):
@@ -159,10 +173,13 @@ def apply_retention(efs_root: Path, model: str, keep: int, champion: str | None)
     _remove_stale_leftovers(base)
     if champion is None:
         return []
-    pattern = re.compile(VERSION_CODE_PATTERN)
     versions = sorted(
-        (p.name for p in base.iterdir() if p.is_dir() and pattern.fullmatch(p.name)),
-        key=lambda code: parse_version_code(code).registry_version,
+        (
+            VersionCode.parse(p.name)
+            for p in base.iterdir()
+            if p.is_dir() and is_version_code(p.name)
+        ),
+        key=lambda code: code.registry_version,
         reverse=True,
     )
     doomed = [v for v in versions[max(keep, REVISION_HISTORY_LIMIT) :] if v != champion]
@@ -187,7 +204,7 @@ def _remove_stale_leftovers(base: Path) -> None:
 
 
 def write_champion_marker(
-    store: ModelStore, model: str, version: str, registry_version: int | None = None
+    store: ModelStore, model: str, version: VersionCode | str, registry_version: int | None = None
 ) -> str:
     """Record ``version`` as ``model``'s champion beside its packages (``<model>/champion.json``).
 
@@ -196,11 +213,14 @@ def write_champion_marker(
 
     Returns:
         Where the marker was written.
+
+    Raises:
+        ModelPackageError, ConfigError: the model name or the version code is not valid.
     """
-    _check_names(model, version)
+    version = _check_names(model, version)
     body = {
         "model": model,
-        "version_code": version,
+        "version_code": str(version),
         "registry_version": registry_version,
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -208,36 +228,43 @@ def write_champion_marker(
     return store.put_marker(model, CHAMPION_MARKER, data)
 
 
-def read_champion_marker(store: ModelStore, model: str) -> str | None:
+def read_champion_marker(store: ModelStore, model: str) -> VersionCode | None:
     """The champion's version code from the marker, or ``None`` if absent or malformed."""
     data = store.read_marker(model, CHAMPION_MARKER)
     if data is None:
         return None
     try:
-        code = json.loads(data)["version_code"]
-        parse_version_code(code)
+        return VersionCode.parse(json.loads(data)["version_code"])
     except (ValueError, KeyError, TypeError, SlipwayError):
         return None
-    return code
 
 
 def sync_from_store(
     store: ModelStore,
     model: str,
-    version: str,
+    version: VersionCode | str,
     settings: Settings,
     manifest: bytes | None = None,
 ) -> SyncResult:
     """Copy one package to ``settings.efs_root`` (verified, atomic), then apply retention.
 
     Args:
+        store: The model store holding the package.
+        model: The model name.
+        version: The version code (text is parsed, before anything is read).
+        settings: ``efs_root`` and ``efs_keep_versions``.
         manifest: the manifest bytes when the caller already read them (the Lambda reads the
             exact S3 object version named by its event); otherwise read from ``store``.
+
+    Returns:
+        What was copied and pruned.
 
     Raises:
         ModelPackageError: the package fails verification; nothing appears on EFS.
         VersionExistsError: EFS holds this version with a different manifest.
+        ConfigError: ``version`` is not a version code.
     """
+    version = _check_names(model, version)
     if manifest is None:
         manifest = store.read(model, version, MANIFEST)
     path, created = copy_package(store, model, version, manifest, settings.efs_root)
@@ -250,7 +277,11 @@ def sync_from_store(
 
 
 def publish_champion(
-    store: ModelStore, model: str, version: str, registry_version: int, settings: Settings
+    store: ModelStore,
+    model: str,
+    version: VersionCode | str,
+    registry_version: int,
+    settings: Settings,
 ) -> str | None:
     """After the champion alias moved: write the marker; on a local store also sync to EFS.
 

@@ -32,6 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from slipway.config import Settings, load_settings
 from slipway.errors import ConfigError, ModelPackageError, VersionExistsError
 from slipway.packaging.store import MANIFEST
+from slipway.versions import VersionCode
 
 # Powertools' documented pattern: one Logger and one Metrics per module, reused across warm
 # invocations. They configure only their own "efs-sync" logger and an in-memory metric set.
@@ -44,15 +45,28 @@ IDEMPOTENCY_SECONDS = 24 * 3600  # longer than S3 redelivery and Lambda's 1 h re
 
 @dataclass(frozen=True)
 class PackageEvent:
+    """The package one S3 event record announces.
+
+    Attributes:
+        bucket: The model store's bucket.
+        key: The manifest's object key.
+        prefix: The store's prefix in the bucket.
+        model: The model name (from the key).
+        version: The version code (from the key, parsed).
+        version_id: The S3 object version of the manifest, if the bucket keeps versions.
+        etag: The manifest's ETag.
+    """
+
     bucket: str
     key: str
     prefix: str
     model: str
-    version: str
+    version: VersionCode
     version_id: str | None
     etag: str | None
 
     def idempotency_data(self) -> dict[str, str | None]:
+        """What makes one delivery the same as another: bucket, key, object version, ETag."""
         return {
             "bucket": self.bucket,
             "key": self.key,
@@ -65,7 +79,8 @@ def parse_record(record: dict[str, Any], store_url: str) -> PackageEvent | None:
     """The package an S3 event record announces; ``None`` for a key that is not a manifest.
 
     Raises:
-        ConfigError: the record comes from another bucket or prefix than ``store_url``.
+        ConfigError: the record comes from another bucket or prefix than ``store_url``, or the
+            key's version folder is not a version code.
     """
     if not store_url.startswith("s3://"):
         raise ConfigError(
@@ -86,8 +101,9 @@ def parse_record(record: dict[str, Any], store_url: str) -> PackageEvent | None:
     parts = key[len(head) :].split("/") if key.startswith(head) else []
     if len(parts) != 3 or parts[2] != MANIFEST:
         return None
+    version = VersionCode.parse(parts[1])  # the key is where the code enters
     return PackageEvent(
-        bucket, key, store_prefix, parts[0], parts[1], obj.get("versionId"), obj.get("eTag")
+        bucket, key, store_prefix, parts[0], version, obj.get("versionId"), obj.get("eTag")
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from slipway.errors import RegistryError
+from slipway.errors import ConfigError, RegistryError
+from slipway.versions import VersionCode
 
 CHAMPION = "champion"
 TAG_VERSION_CODE = "version_code"
@@ -101,8 +102,14 @@ def move_alias(
         raise RegistryError(f"alias {alias!r} of model {name!r} did not move to version {version}")
 
 
-def champion_version_code(client: Any, name: str) -> tuple[str, str] | None:
-    """``(registry version, version code)`` of the champion, or ``None`` without one."""
+def champion_version_code(client: Any, name: str) -> tuple[str, VersionCode] | None:
+    """``(registry version, version code)`` of the champion, or ``None`` without one.
+
+    The ``version_code`` tag is parsed here, where it leaves the registry.
+
+    Raises:
+        RegistryError: the champion has no ``version_code`` tag, or a malformed one.
+    """
     version = get_alias_version(client, name, CHAMPION)
     if version is None:
         return None
@@ -112,4 +119,10 @@ def champion_version_code(client: Any, name: str) -> tuple[str, str] | None:
             f"champion version {version.version} of {name!r} has no {TAG_VERSION_CODE!r} tag; it "
             "was not promoted by slipway. Tag it or move the alias to a slipway version"
         )
-    return str(version.version), code
+    try:
+        return str(version.version), VersionCode.parse(code)
+    except ConfigError as e:
+        raise RegistryError(
+            f"champion version {version.version} of {name!r} has a malformed "
+            f"{TAG_VERSION_CODE!r} tag: {e}. Fix the tag or move the alias to a slipway version"
+        ) from e

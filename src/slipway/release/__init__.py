@@ -1,8 +1,8 @@
-"""Releasing a model to the serving Deployment, and taking it back.
+"""Releasing a model to the serving Deployment: pin, apply, roll back, audit.
 
-Pinning the version in a kustomize overlay, ``kubectl`` apply and rollout, rollback
-(``kubectl rollout undo``) with the registry alias and champion marker moved back, and the
-audit trail of who released what, when and why.
+Pinning the version in a kustomize overlay, ``kubectl`` apply and rollout, rollback (``kubectl
+rollout undo``) with the registry alias and champion marker moved back, and the audit trail of
+who released what, when and why.
 """
 
 from slipway._lazy import lazy_exports
@@ -10,7 +10,10 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "DeployRequest": "deploy",
         "Kubectl": "kubectl",
+        "ReleaseEvent": "audit",
+        "RollbackRequest": "rollback",
         "append_audit_record": "audit",
         "deploy_version": "deploy",
         "read_audit_trail": "audit",

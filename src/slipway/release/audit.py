@@ -14,12 +14,15 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from slipway.errors import RegistryError
+from slipway.errors import ConfigError, RegistryError
+from slipway.versions import VersionCode
 
 __all__ = [
     "AUDIT_TAG_PREFIX",
     "AuditRecord",
+    "ReleaseEvent",
     "append_audit_record",
+    "new_record",
     "read_audit_trail",
 ]
 
@@ -27,6 +30,38 @@ AUDIT_TAG_PREFIX = "audit."
 ACTIONS = ("deploy", "rollback", "sync")
 MAX_VALUE_CHARS = 5000  # VARCHAR(5000) of registered_model_tags.value in MLflow's SQL store
 _MAX_REASON = 1000
+
+
+@dataclass(frozen=True)
+class ReleaseEvent:
+    """One change of the served model version, as deploy and rollback report it.
+
+    Attributes:
+        action: ``deploy``, ``rollback`` or ``sync``.
+        served: The version the Deployment serves after the change.
+        from_version: The version served before (``None`` on a first deploy).
+        reason: Why (``--reason`` / ``--cause``).
+        revision: The Deployment's revision after the change; ``None`` without a cluster.
+        env: Overlay, ``dev`` or ``prod``.
+        context: kubeconfig context the change went to, ``None`` without a cluster.
+        actor: Who ran it.
+
+    Raises:
+        ConfigError: ``action`` is not one of deploy, rollback, sync (a ``ValueError``).
+    """
+
+    action: str
+    served: VersionCode
+    from_version: VersionCode | None
+    reason: str
+    revision: int | None
+    env: str
+    context: str | None
+    actor: str
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ConfigError(f"audit action {self.action!r} is not one of {ACTIONS}")
 
 
 @dataclass(frozen=True)
@@ -59,10 +94,12 @@ class AuditRecord:
     registry_version: str | None
 
     def to_json(self) -> str:
+        """The record as compact JSON with sorted keys (the tag value)."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AuditRecord:
+        """Read a record written by :meth:`to_json` (missing fields become ``None``)."""
         data = json.loads(text)
         names = {f.name for f in fields(cls)}
         return cls(**{k: data.get(k) for k in names})
@@ -78,36 +115,29 @@ class AuditRecord:
 
 
 def new_record(
-    action: str,
-    *,
-    actor: str,
-    from_version: str | None,
-    to_version: str,
-    reason: str,
-    revision: int | None,
-    env: str,
-    context: str | None,
-    registry_version: str | None,
-    now: datetime | None = None,
+    event: ReleaseEvent, *, registry_version: str | None, now: datetime | None = None
 ) -> AuditRecord:
-    """Build a record stamped with the current UTC time; the reason is cut to 1000 characters.
+    """Build the record of ``event``, stamped with the current UTC time.
 
-    Raises:
-        ValueError: ``action`` is not one of deploy, rollback, sync.
+    Args:
+        event: The change; its reason is cut to 1000 characters and made one line.
+        registry_version: Registry version that ``champion`` points at afterwards.
+        now: The time to record (default now).
+
+    Returns:
+        The record, ready for :func:`append_audit_record`.
     """
-    if action not in ACTIONS:
-        raise ValueError(f"audit action {action!r} is not one of {ACTIONS}")
     when = (now or datetime.now(UTC)).astimezone(UTC)
     return AuditRecord(
-        action=action,
-        actor=actor.strip() or "unknown",
+        action=event.action,
+        actor=event.actor.strip() or "unknown",
         at=when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        from_version=from_version,
-        to_version=to_version,
-        reason=" ".join(reason.split())[:_MAX_REASON],
-        revision=revision,
-        env=env,
-        context=context,
+        from_version=str(event.from_version) if event.from_version is not None else None,
+        to_version=str(event.served),
+        reason=" ".join(event.reason.split())[:_MAX_REASON],
+        revision=event.revision,
+        env=event.env,
+        context=event.context,
         registry_version=registry_version,
     )
 

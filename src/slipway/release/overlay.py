@@ -10,7 +10,6 @@ only writer of that file (``slipway deploy --version <code>`` calls :func:`set_m
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -20,25 +19,24 @@ from typing import Any
 import yaml
 
 from slipway.errors import ConfigError
-from slipway.versions import VERSION_CODE_PATTERN
+from slipway.release.names import (
+    CHANGE_CAUSE_ANNOTATION,
+    CONTAINER,
+    DEPLOYMENT,
+    MODEL_VERSION_ANNOTATION,
+    VERSION_ENV,
+)
+from slipway.versions import VersionCode
 
 __all__ = [
-    "MODEL_VERSION_ANNOTATION",
     "MODEL_VERSION_FILE",
-    "VERSION_CODE_PATTERN",
     "read_model_version",
     "render_overlay",
     "set_model_version",
 ]
 
 MODEL_VERSION_FILE = "model-version.yaml"
-MODEL_VERSION_ANNOTATION = "slipway.io/model-version"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-DEPLOYMENT = "slipway-server"
-CONTAINER = "server"
-VERSION_ENV = ("MODEL_VERSION", "SLIPWAY_MODEL_VERSION")
 _MAX_CAUSE = 256
-_VERSION_CODE = re.compile(VERSION_CODE_PATTERN)
 
 _HEADER = """\
 # The model this environment serves. Written by `slipway deploy --version <code>`
@@ -56,7 +54,7 @@ class _IndentedDumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
-def set_model_version(overlay_dir: Path, version_code: str, cause: str) -> Path:
+def set_model_version(overlay_dir: Path, version_code: VersionCode | str, cause: str) -> Path:
     """Pin ``version_code`` in ``overlay_dir/model-version.yaml``, atomically.
 
     Everything is validated before anything is written; the file is written to a temporary
@@ -66,7 +64,8 @@ def set_model_version(overlay_dir: Path, version_code: str, cause: str) -> Path:
     Args:
         overlay_dir: A kustomize overlay of the model server, e.g. ``manifests/overlays/prod``;
             its ``kustomization.yaml`` must list ``model-version.yaml`` under ``patches``.
-        version_code: The model version code, ``v<registry version>-<yyyymmdd>-<8 hex>``.
+        version_code: The model version code, ``v<registry version>-<yyyymmdd>-<8 hex>``; text
+            is parsed with :meth:`VersionCode.parse` before anything is written.
         cause: The ``kubernetes.io/change-cause`` text shown by ``kubectl rollout history``,
             typically ``f"deploy model {version_code}"``; one line, at most 256 characters.
 
@@ -76,18 +75,16 @@ def set_model_version(overlay_dir: Path, version_code: str, cause: str) -> Path:
     Raises:
         ConfigError: the version code, the cause or the overlay is not valid; nothing written.
     """
-    _check_version_code(version_code)
+    code = VersionCode.parse(version_code)
     if not cause.strip() or len(cause) > _MAX_CAUSE or not cause.isprintable():
         raise ConfigError(
             f"change cause {cause!r} is not valid: give one non-empty line of at most "
-            f"{_MAX_CAUSE} printable characters, e.g. 'deploy model {version_code}'"
+            f"{_MAX_CAUSE} printable characters, e.g. 'deploy model {code}'"
         )
     overlay_dir = Path(overlay_dir)
     _check_overlay(overlay_dir)
     target = overlay_dir / MODEL_VERSION_FILE
-    text = _HEADER + yaml.dump(
-        _version_patch(version_code, cause), Dumper=_IndentedDumper, sort_keys=False
-    )
+    text = _HEADER + yaml.dump(_version_patch(code, cause), Dumper=_IndentedDumper, sort_keys=False)
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
     fd, tmp_name = tempfile.mkstemp(prefix=f".{MODEL_VERSION_FILE}.", dir=overlay_dir)
     try:
@@ -133,18 +130,19 @@ def render_overlay(overlay_dir: Path, kubectl: str = "kubectl") -> str:
     return proc.stdout
 
 
-def read_model_version(rendered_yaml: str) -> str:
+def read_model_version(rendered_yaml: str) -> VersionCode:
     """Return the model version pinned in a rendered model-server overlay.
 
     Args:
         rendered_yaml: Output of :func:`render_overlay` for a model-server overlay.
 
     Returns:
-        The version code, after checking that the env vars ``MODEL_VERSION`` and
+        The parsed version code, after checking that the env vars ``MODEL_VERSION`` and
         ``SLIPWAY_MODEL_VERSION`` and the pod-template annotation all agree.
 
     Raises:
-        ConfigError: no ``slipway-server`` Deployment, no version, or the places disagree.
+        ConfigError: no ``slipway-server`` Deployment, no version, the places disagree, or the
+            version is not a valid code.
     """
     deployments = [
         doc
@@ -173,19 +171,7 @@ def read_model_version(rendered_yaml: str) -> str:
             f"model version is missing or inconsistent in the pod template: {found}; "
             f"set it with set_model_version (slipway deploy --version <code>)"
         )
-    code = values.pop()
-    _check_version_code(code)
-    return code
-
-
-def _check_version_code(version_code: Any) -> None:
-    # fullmatch: with match or search, "$" would also accept a trailing newline
-    if not isinstance(version_code, str) or not _VERSION_CODE.fullmatch(version_code):
-        raise ConfigError(
-            f"model version code {version_code!r} is not valid: expected "
-            f"v<registry version>-<yyyymmdd>-<8 lowercase hex>, e.g. v3-20261128-0a1b2c3d "
-            f"(pattern {VERSION_CODE_PATTERN})"
-        )
+    return VersionCode.parse(values.pop())
 
 
 def _check_overlay(overlay_dir: Path) -> None:
@@ -207,7 +193,8 @@ def _check_overlay(overlay_dir: Path) -> None:
         )
 
 
-def _version_patch(version_code: str, cause: str) -> dict[str, Any]:
+def _version_patch(version_code: VersionCode, cause: str) -> dict[str, Any]:
+    version = str(version_code)  # plain text: yaml.SafeDumper does not represent subclasses
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -221,7 +208,7 @@ def _version_patch(version_code: str, cause: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "annotations": {
-                        MODEL_VERSION_ANNOTATION: version_code,
+                        MODEL_VERSION_ANNOTATION: version,
                         CHANGE_CAUSE_ANNOTATION: cause,
                     }
                 },
@@ -229,7 +216,7 @@ def _version_patch(version_code: str, cause: str) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": CONTAINER,
-                            "env": [{"name": name, "value": version_code} for name in VERSION_ENV],
+                            "env": [{"name": name, "value": version} for name in VERSION_ENV],
                         }
                     ]
                 },

@@ -6,8 +6,8 @@ the overlay and ``kubectl apply -k``"). After the cluster has rolled out, the re
 ``champion`` is moved to the served version, the champion marker beside the packages in the model
 store (``<model>/champion.json``, which efs-sync retention never deletes) is rewritten to name it,
 and an audit record is written (:mod:`slipway.release.audit`).
-Every step is checked; a failure part-way raises :class:`RolloutError` saying what state is left and the one command that
-finishes the job (``slipway rollback --sync-registry-only``, which brings registry, champion
+Every step is checked; a failure part-way raises :class:`RolloutError` saying what state is left
+and the one command that finishes the job (``slipway rollback --sync-registry-only``, which brings registry, champion
 marker, audit trail and overlay file in line with what the cluster serves).
 """
 
@@ -22,33 +22,49 @@ from slipway.config import Settings
 from slipway.errors import ConfigError, KubectlError, RegistryError, RolloutError, SlipwayError
 from slipway.packaging import open_model_store
 from slipway.registry import CHAMPION, TAG_VERSION_CODE, get_alias_version, move_alias
-from slipway.release.audit import ACTIONS, append_audit_record, new_record, read_audit_trail
+from slipway.release.audit import (
+    ACTIONS,
+    AuditRecord,
+    ReleaseEvent,
+    append_audit_record,
+    new_record,
+    read_audit_trail,
+)
 from slipway.release.kubectl import Kubectl, ServedVersion, parse_duration, served_version
+from slipway.release.names import DEPLOYMENT, status_command
 from slipway.release.overlay import set_model_version
-from slipway.versions import parse_version_code
+from slipway.versions import VersionCode
 
 __all__ = [
     "ENVS",
     "RegistrySync",
+    "RollbackRequest",
     "RollbackResult",
     "find_registry_version",
     "overlay_dir",
+    "resume_command",
     "rollback_deployment",
     "sync_registry",
 ]
 
 ENVS = ("dev", "prod")
-STATUS = "kubectl -n slipway rollout status deployment/slipway-server"
 
 
 @dataclass(frozen=True)
 class RegistrySync:
-    """What :func:`sync_registry` did."""
+    """What :func:`sync_registry` did.
 
-    alias_before: str | None  # registry version champion pointed at before
-    registry_version: str  # registry version champion points at now
-    audit_key: str | None  # None when the same change was already recorded
-    marker: str | None = None  # where the champion marker was written
+    Attributes:
+        alias_before: Registry version ``champion`` pointed at before (``None``: no alias).
+        registry_version: Registry version ``champion`` points at now.
+        audit_key: Tag key of the audit record; ``None`` when the change was already recorded.
+        marker: Where the champion marker was written.
+    """
+
+    alias_before: str | None
+    registry_version: str
+    audit_key: str | None
+    marker: str | None = None
 
 
 def overlay_dir(manifests_root: Path, env: str) -> Path:
@@ -68,8 +84,11 @@ def overlay_dir(manifests_root: Path, env: str) -> Path:
     return path
 
 
-def find_registry_version(client: Any, name: str, version: str):
+def find_registry_version(client: Any, name: str, version: VersionCode) -> Any:
     """The registry version of model ``name`` whose tag ``version_code`` is ``version``.
+
+    Returns:
+        The MLflow ``ModelVersion``.
 
     Raises:
         RegistryError: none, or more than one.
@@ -80,42 +99,50 @@ def find_registry_version(client: Any, name: str, version: str):
             f"{len(found)} registry versions of model {name!r} have tag "
             f"{TAG_VERSION_CODE}={version}, expected exactly one: tag the version it was "
             f"promoted as (`MlflowClient().set_model_version_tag({name!r}, <n>, "
-            f"{TAG_VERSION_CODE!r}, {version!r})`)"
+            f"{TAG_VERSION_CODE!r}, {str(version)!r})`)"
         )
     return found[0]
 
 
 def sync_registry(
     client: Any,
-    name: str,
-    *,
     settings: Settings,
-    action: str,
-    served: str,
-    from_version: str | None,
-    reason: str,
-    revision: int | None,
-    env: str,
-    context: str | None,
-    actor: str,
+    event: ReleaseEvent,
+    *,
     resume: str,
+    target: Any = None,
 ) -> RegistrySync:
-    """Point ``champion`` at the served version, rewrite the champion marker in the model store
-    (``settings.model_store_url``), tag a rollback, and append the audit record.
+    """Make the registry, the champion marker and the audit trail agree with what is served.
 
+    Points ``champion`` at ``event.served``, rewrites the champion marker in the model store
+    (``settings.model_store_url``), tags a rollback, and appends the audit record.
     Idempotent: an alias already in place is left alone, the marker is a pointer that is simply
     rewritten, and a change already recorded as the newest audit record is not recorded twice,
     so ``resume`` can always be rerun.
 
+    Args:
+        client: An MLflow client of the registry.
+        settings: Names the model (``model_name``) and its store.
+        event: The change that the cluster has made.
+        resume: The command that finishes the job, quoted in every error.
+        target: The registry version of ``event.served`` when the caller already found it
+            (:func:`find_registry_version`); found here otherwise.
+
+    Returns:
+        What was changed.
+
     Raises:
         RolloutError: a registry step failed; the message says which and how to finish.
     """
-    where = f"Deployment slipway-server serves {served}"
+    name, served = settings.model_name, event.served
+    where = f"Deployment {DEPLOYMENT} serves {served}"
     alias_before = None
     try:
         current = get_alias_version(client, name, CHAMPION)
         alias_before = str(current.version) if current is not None else None
-        target_version = str(find_registry_version(client, name, served).version)
+        if target is None:
+            target = find_registry_version(client, name, served)
+        target_version = str(target.version)
         move_alias(client, name, target_version, expected=alias_before)
     except Exception as e:  # registry errors and MLflow/HTTP errors leave the same state
         raise RolloutError(
@@ -123,7 +150,7 @@ def sync_registry(
             f"{alias_before}) and no audit record was written: {e}. Then run `{resume}`"
         ) from e
     try:
-        marker = _write_marker(settings, name, served, target_version)
+        marker = _write_marker(settings, served, target_version)
     except Exception as e:  # store unreachable, access denied, versioning off, bad name
         raise RolloutError(
             f"{where} and {CHAMPION!r} points at registry version {target_version}, but the "
@@ -133,25 +160,16 @@ def sync_registry(
             f"run `{resume}`"
         ) from e
     try:
-        record = new_record(
-            action,
-            actor=actor,
-            from_version=from_version,
-            to_version=served,
-            reason=reason,
-            revision=revision,
-            env=env,
-            context=context,
-            registry_version=target_version,
-        )
+        record = new_record(event, registry_version=target_version)
         # a change already recorded (a rerun of `resume`) keeps its tags: they carry the time
         # of the audit record, and tagging always happens before the record is appended
         trail = read_audit_trail(client, name)
         if trail and trail[-1][1].same_change(record):
             key = None
         else:
-            if action == "rollback" and from_version and from_version != served:
-                _tag_rollback(client, name, from_version, target_version, record)
+            withdrawn = event.from_version
+            if event.action == "rollback" and withdrawn and withdrawn != served:
+                _tag_rollback(client, name, withdrawn, target_version, record)
             key = append_audit_record(client, name, record)
     except Exception as e:
         raise RolloutError(
@@ -161,18 +179,20 @@ def sync_registry(
     return RegistrySync(alias_before, target_version, key, marker)
 
 
-def _write_marker(settings: Settings, name: str, served: str, registry_version: str) -> str:
+def _write_marker(settings: Settings, served: VersionCode, registry_version: str) -> str:
     from slipway.packaging import write_champion_marker
 
     store = open_model_store(
         settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
     )
-    return write_champion_marker(store, name, served, int(registry_version))
+    return write_champion_marker(store, settings.model_name, served, int(registry_version))
 
 
-def _tag_rollback(client: Any, name: str, from_version: str, to_registry: str, record) -> None:
+def _tag_rollback(
+    client: Any, name: str, from_version: VersionCode, to_registry: str, record: AuditRecord
+) -> None:
     # on the restored version: where it came back from; on the withdrawn one: when and why
-    client.set_model_version_tag(name, to_registry, "rolled_back_from", from_version)
+    client.set_model_version_tag(name, to_registry, "rolled_back_from", str(from_version))
     client.set_model_version_tag(name, to_registry, "rolled_back_at", record.at)
     try:
         withdrawn = str(find_registry_version(client, name, from_version).version)
@@ -183,9 +203,61 @@ def _tag_rollback(client: Any, name: str, from_version: str, to_registry: str, r
 
 
 @dataclass(frozen=True)
+class RollbackRequest:
+    """What ``slipway rollback`` was asked to do; checked when it is built.
+
+    Attributes:
+        env: Overlay, ``dev`` or ``prod``.
+        manifests_root: The folder holding ``base/`` and ``overlays/``.
+        actor: Who, for the audit trail.
+        reason: Why, for the audit trail.
+        to_revision: The revision to return to (default: the previous one).
+        timeout: How long to wait for the rollout (``90s``, ``5m``, ``1h``).
+        sync_only: Leave the cluster alone; bring registry, marker, audit and overlay in line.
+        from_version: With ``sync_only``: the version served before (default: the champion).
+        record_as: With ``sync_only``: record the change as ``sync``, ``rollback`` or ``deploy``.
+
+    Raises:
+        ConfigError: a value is out of range; nothing was changed.
+    """
+
+    env: str
+    manifests_root: Path
+    actor: str
+    reason: str
+    to_revision: int | None = None
+    timeout: str = "5m"
+    sync_only: bool = False
+    from_version: VersionCode | None = None
+    record_as: str = "sync"
+
+    def __post_init__(self) -> None:
+        if self.to_revision is not None and (self.sync_only or self.to_revision < 1):
+            raise ConfigError(
+                f"--to-revision {self.to_revision} needs a revision >= 1 and no sync-only"
+            )
+        if self.from_version is not None:  # text from a caller is parsed here, once
+            object.__setattr__(self, "from_version", VersionCode.parse(self.from_version))
+        parse_duration(self.timeout)
+        if self.record_as not in ACTIONS:
+            raise ConfigError(f"--record-as {self.record_as!r} is not one of {', '.join(ACTIONS)}")
+
+
+@dataclass(frozen=True)
 class RollbackResult:
-    action: str  # rollback, or sync with --sync-registry-only
-    from_version: str | None
+    """What :func:`rollback_deployment` did.
+
+    Attributes:
+        action: ``rollback``, or what ``--sync-registry-only`` recorded (``--record-as``).
+        from_version: The version served before.
+        served: What the Deployment serves now.
+        context: The kubeconfig context.
+        sync: What the registry sync did.
+        overlay_file: The overlay file that now pins the served version.
+    """
+
+    action: str
+    from_version: VersionCode | None
     served: ServedVersion
     context: str
     sync: RegistrySync
@@ -193,43 +265,34 @@ class RollbackResult:
 
 
 def rollback_deployment(
-    settings: Settings,
-    *,
-    env: str,
-    manifests_root: Path,
-    actor: str,
-    kubectl: Kubectl,
-    reason: str,
-    to_revision: int | None = None,
-    timeout: str = "5m",
-    sync_only: bool = False,
-    from_version: str | None = None,
-    record_as: str = "sync",
-    client: Any = None,
+    settings: Settings, request: RollbackRequest, *, kubectl: Kubectl, client: Any = None
 ) -> RollbackResult:
-    """Roll the model server back one revision (or to ``to_revision``) and make all agree.
+    """Roll the model server back one revision (or to ``request.to_revision``) and make all agree.
 
     Steps, each checked: the registry is reachable; ``kubectl rollout undo``; ``kubectl rollout
-    status`` (waits up to ``timeout``); read back the version the pod template now pins; move
-    ``champion`` to it, rewrite the store's champion marker, tag both registry versions, append
-    the audit record; pin the served version in the overlay file so that the next
+    status`` (waits up to ``request.timeout``); read back the version the pod template now pins;
+    move ``champion`` to it, rewrite the store's champion marker, tag both registry versions,
+    append the audit record; pin the served version in the overlay file so that the next
     ``kubectl apply -k`` does not undo the rollback.
-    With ``sync_only`` the cluster is left alone and only the last three steps run, recording
-    the change as ``record_as`` (``sync``, or ``rollback`` / ``deploy`` when finishing one of
-    those that stopped part-way) from ``from_version`` (default: the current champion).
+    With ``request.sync_only`` the cluster is left alone and only the last three steps run,
+    recording the change as ``request.record_as`` (``sync``, or ``rollback`` / ``deploy`` when
+    finishing one of those that stopped part-way) from ``request.from_version`` (default: the
+    current champion).
+
+    Args:
+        settings: Model name, registry, store and namespace.
+        request: What to do.
+        kubectl: The runner of kubectl commands.
+        client: An MLflow client (default: one for ``settings.tracking_uri``).
+
+    Returns:
+        What was done and what is served now.
 
     Raises:
         ConfigError, RegistryError, KubectlError: before any change; the message says so.
         RolloutError: after the undo; says what state is left and the command that finishes.
     """
-    overlay = overlay_dir(manifests_root, env)
-    if to_revision is not None and (sync_only or to_revision < 1):
-        raise ConfigError(f"--to-revision {to_revision} needs a revision >= 1 and no sync-only")
-    if from_version is not None:
-        parse_version_code(from_version)
-    parse_duration(timeout)
-    if record_as not in ACTIONS:
-        raise ConfigError(f"--record-as {record_as!r} is not one of {', '.join(ACTIONS)}")
+    overlay = overlay_dir(request.manifests_root, request.env)
     if client is None:
         from slipway.registry import get_client
 
@@ -244,32 +307,30 @@ def rollback_deployment(
             "`kubectl config use-context <name>` (for EKS, `aws eks update-kubeconfig`)"
         )
     before = served_version(kubectl.get_deployment())
-    if sync_only:
-        served, action = before, record_as
+    from_version = request.from_version
+    if request.sync_only:
+        served, action = before, request.record_as
         if from_version is None:
             from slipway.registry import champion_version_code
 
             champion = champion_version_code(client, name)
             from_version = champion[1] if champion else None
     else:
-        resume = resume_command(env, before.version, reason, "rollback")
-        served, action = _undo(kubectl, before, to_revision, timeout, context, resume), "rollback"
-        from_version = before.version
-    resume = resume_command(env, from_version, reason, action)
-    sync = sync_registry(
-        client,
-        name,
-        settings=settings,
+        resume = resume_command(request.env, before.version, request.reason, "rollback")
+        served = _undo(kubectl, before, request, context, resume)
+        action, from_version = "rollback", before.version
+    resume = resume_command(request.env, from_version, request.reason, action)
+    event = ReleaseEvent(
         action=action,
         served=served.version,
         from_version=from_version,
-        reason=reason,
+        reason=request.reason,
         revision=served.revision,
-        env=env,
+        env=request.env,
         context=context,
-        actor=actor,
-        resume=resume,
+        actor=request.actor,
     )
+    sync = sync_registry(client, settings, event, resume=resume)
     try:
         path = _pin_served(overlay, served)
     except (SlipwayError, OSError) as e:
@@ -282,7 +343,17 @@ def rollback_deployment(
 
 
 def resume_command(env: str, from_version: str | None, reason: str, action: str) -> str:
-    """The command that finishes a deploy or rollback whose cluster part is done."""
+    """The command that finishes a deploy or rollback whose cluster part is done.
+
+    Args:
+        env: Overlay, ``dev`` or ``prod``.
+        from_version: The version served before, if known.
+        reason: Why, quoted for the shell.
+        action: What to record the change as.
+
+    Returns:
+        A ``slipway rollback --sync-registry-only …`` command line.
+    """
     from_part = f" --from {from_version}" if from_version else ""
     return (
         f"slipway rollback --sync-registry-only --env {env}{from_part} --record-as {action} "
@@ -291,21 +362,16 @@ def resume_command(env: str, from_version: str | None, reason: str, action: str)
 
 
 def _undo(
-    kubectl: Kubectl,
-    before: ServedVersion,
-    to_revision: int | None,
-    timeout: str,
-    context: str,
-    resume: str,
+    kubectl: Kubectl, before: ServedVersion, request: RollbackRequest, context: str, resume: str
 ) -> ServedVersion:
     try:
-        kubectl.rollout_undo(to_revision=to_revision)
+        kubectl.rollout_undo(to_revision=request.to_revision)
     except KubectlError as e:
         raise KubectlError(
             f"{e}. Nothing was changed: the Deployment still serves {before.version}"
         ) from e
     try:
-        kubectl.rollout_status(timeout=timeout)
+        kubectl.rollout_status(timeout=request.timeout)
     except KubectlError as e:
         try:
             target = served_version(kubectl.get_deployment()).version
@@ -315,7 +381,8 @@ def _undo(
             f"`kubectl rollout undo` on context {context} switched the Deployment from "
             f"{before.version} to {target}, but the rollout did not finish: {e}. The registry "
             f"alias {CHAMPION!r} still points at the old champion and no audit record was "
-            f"written. Watch `{STATUS}`; once it has rolled out run `{resume}`"
+            f"written. Watch `{status_command(kubectl.namespace)}`; once it has rolled out run "
+            f"`{resume}`"
         ) from e
     try:
         return served_version(kubectl.get_deployment())
@@ -323,8 +390,8 @@ def _undo(
         raise RolloutError(
             f"`kubectl rollout undo` on context {context} rolled out, but reading back what the "
             f"Deployment serves failed: {e}. The registry alias {CHAMPION!r} and the audit trail "
-            "are untouched: check `kubectl -n slipway get deployment slipway-server -o yaml`; "
-            f"once its pod template pins one version run `{resume}`"
+            f"are untouched: check `kubectl -n {kubectl.namespace} get deployment {DEPLOYMENT} "
+            f"-o yaml`; once its pod template pins one version run `{resume}`"
         ) from e
 
 

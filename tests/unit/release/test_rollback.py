@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from slipway.errors import ConfigError, KubectlError
-from slipway.release.audit import MAX_VALUE_CHARS, AuditRecord, new_record
+from slipway.release.audit import MAX_VALUE_CHARS, AuditRecord, ReleaseEvent, new_record
 from slipway.release.kubectl import Kubectl, parse_duration, served_version
 from slipway.release.rollback import overlay_dir, resume_command
+from slipway.versions import VersionCode
 from tests.support import REPO
 
 CODE = "v2-20261128-0a1b2c3d"
+NS = "slipway"
 
 
 def _deployment(annotation: str, env_version: str, revision: str = "7") -> dict[str, Any]:
@@ -63,7 +65,7 @@ def test_served_version_refuses_annotation_and_env_that_disagree() -> None:
 
 
 def test_missing_kubectl_is_one_sentence(tmp_path: Path) -> None:
-    kubectl = Kubectl(str(tmp_path / "no-kubectl"))
+    kubectl = Kubectl(str(tmp_path / "no-kubectl"), namespace=NS)
     with pytest.raises(KubectlError, match="kubectl not found") as caught:
         kubectl.rollout_undo()
     assert "--kubectl" in str(caught.value)
@@ -79,7 +81,7 @@ def _script(tmp_path: Path, body: str) -> str:
 
 
 def test_failing_kubectl_names_the_command_exit_code_and_stderr(tmp_path: Path) -> None:
-    kubectl = Kubectl(_script(tmp_path, "echo 'error: boom' >&2; exit 3"))
+    kubectl = Kubectl(_script(tmp_path, "echo 'error: boom' >&2; exit 3"), namespace=NS)
     with pytest.raises(KubectlError) as caught:
         kubectl.rollout_undo(to_revision=4)
     assert str(caught.value) == (
@@ -90,7 +92,7 @@ def test_failing_kubectl_names_the_command_exit_code_and_stderr(tmp_path: Path) 
 
 
 def test_kubectl_that_hangs_times_out(tmp_path: Path) -> None:
-    kubectl = Kubectl(_script(tmp_path, "sleep 5"), timeout_s=0.3)
+    kubectl = Kubectl(_script(tmp_path, "sleep 5"), namespace=NS, timeout_s=0.3)
     with pytest.raises(KubectlError, match=r"did not finish within 0\.3 s") as caught:
         kubectl.get_deployment()
     assert "kubectl cluster-info" in str(caught.value)
@@ -108,37 +110,39 @@ def test_parse_duration_refuses(text: str) -> None:
 
 
 def test_audit_record_round_trips_and_fits_a_registry_tag() -> None:
-    record = new_record(
-        "rollback",
-        actor="alice <alice@example.com>",
-        from_version=CODE,
-        to_version="v1-20261127-0a1b2c3d",
+    event = ReleaseEvent(
+        action="rollback",
+        served=VersionCode.parse("v1-20261127-0a1b2c3d"),
+        from_version=VersionCode.parse(CODE),
         reason="x" * 10_000 + "\n second line",
         revision=5,
         env="prod",
         context="eks-prod",
-        registry_version="1",
-        now=datetime(2026, 11, 28, 10, 15, 30, 123456, tzinfo=UTC),
+        actor="alice <alice@example.com>",
+    )
+    record = new_record(
+        event, registry_version="1", now=datetime(2026, 11, 28, 10, 15, 30, 123456, tzinfo=UTC)
     )
     assert record.at == "2026-11-28T10:15:30.123456Z"
     assert len(record.reason) == 1000
     assert len(record.to_json()) < MAX_VALUE_CHARS
     assert AuditRecord.from_json(record.to_json()) == record
     assert json.loads(record.to_json())["revision"] == 5
+    assert (record.from_version, record.to_version) == (CODE, "v1-20261127-0a1b2c3d")
+    assert type(record.to_version) is str  # plain text in the registry tag
 
 
 def test_audit_record_refuses_unknown_action() -> None:
     with pytest.raises(ValueError, match="'undo' is not one of"):
-        new_record(
-            "undo",
-            actor="a",
+        ReleaseEvent(
+            action="undo",
+            served=VersionCode.parse(CODE),
             from_version=None,
-            to_version=CODE,
             reason="",
             revision=None,
             env="dev",
             context=None,
-            registry_version=None,
+            actor="a",
         )
 
 
