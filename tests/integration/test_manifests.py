@@ -309,8 +309,7 @@ def test_server_settings_env_names_are_settings(name: str, docs: dict) -> None:
     env = _env(container)
     assert env["SLIPWAY_MODEL_NAME"] == "slipway"
     fields = {f"SLIPWAY_{f.upper()}" for f in Settings.model_fields}
-    # SLIPWAY_MODEL_VERSION is read by the server itself, not by Settings
-    unknown = {k for k in env if k.startswith("SLIPWAY_")} - fields - {"SLIPWAY_MODEL_VERSION"}
+    unknown = {k for k in env if k.startswith("SLIPWAY_")} - fields
     assert unknown == set()
 
 
