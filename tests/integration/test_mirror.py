@@ -27,6 +27,7 @@ from slipway.monitoring.mirror import (
     Mirror,
     MirrorMetrics,
     Publisher,
+    PublishLimits,
     mirror_client,
 )
 from tests.support import REPO
@@ -61,7 +62,12 @@ def _mirror(target: str, endpoint: str, rules: DimensionRules, **publisher: Any)
     client = mirror_client(
         "us-east-1", endpoint, max_attempts=2, connect_timeout=1, read_timeout=10
     )
-    return Mirror([target], Converter(rules), Publisher(client, metrics, **publisher), metrics)
+    return Mirror(
+        [target],
+        Converter(rules),
+        Publisher(client, metrics, limits=PublishLimits(**publisher)),
+        metrics,
+    )
 
 
 def _stat(endpoint: str, name: str, dims: dict[str, str], stat: str) -> float | None:

@@ -59,6 +59,7 @@ def mirror_cmd(
         Mirror,
         MirrorMetrics,
         Publisher,
+        PublishLimits,
         mirror_client,
         serve_health,
     )
@@ -74,7 +75,9 @@ def mirror_cmd(
             raise ConfigError(f"--target {url!r} is not an http(s) URL")
     metrics = MirrorMetrics()
     client = mirror_client(region or settings.aws_region, endpoint_url or settings.aws_endpoint_url)
-    publisher = Publisher(client, metrics, namespace=namespace, max_buffered=max_buffered)
+    publisher = Publisher(
+        client, metrics, namespace=namespace, limits=PublishLimits(max_buffered=max_buffered)
+    )
     mirror = Mirror(target, Converter(rules), publisher, metrics)
     server = None
     if port and not once:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,7 @@ from slipway.monitoring.mirror import (
     DimensionRules,
     MirrorMetrics,
     Publisher,
+    PublishLimits,
     datum_size,
     health,
 )
@@ -222,7 +224,9 @@ def _points(n: int, name: str = "g", start: float = T0) -> list[dict[str, Any]]:
 def _publisher(client: FakeCloudWatch, **kwargs: Any) -> tuple[Publisher, MirrorMetrics]:
     metrics = MirrorMetrics(CollectorRegistry())
     kwargs.setdefault("clock", lambda: T0 + 10)
-    return Publisher(client, metrics, backoff_base=0.0, **kwargs), metrics
+    clock = kwargs.pop("clock", time.time)
+    limits = PublishLimits(backoff_base=0.0, **kwargs)
+    return Publisher(client, metrics, limits=limits, clock=clock), metrics
 
 
 def _value(metrics: MirrorMetrics, name: str, **labels: str) -> float:
@@ -321,7 +325,9 @@ def test_backoff_skips_flushes_until_due() -> None:
     now = [T0]
     client = FakeCloudWatch(fail={1: EndpointConnectionError(endpoint_url="http://x")})
     metrics = MirrorMetrics(CollectorRegistry())
-    publisher = Publisher(client, metrics, backoff_base=10.0, clock=lambda: now[0])
+    publisher = Publisher(
+        client, metrics, limits=PublishLimits(backoff_base=10.0), clock=lambda: now[0]
+    )
     publisher.add(_points(1))
     publisher.flush()
     now[0] += 4  # backoff is 5-10 s after the first failure

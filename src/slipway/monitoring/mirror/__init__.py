@@ -9,7 +9,7 @@ mirror's own metrics and probes), :mod:`.loop` (the cycle). Design: docs/monitor
 from slipway.monitoring.mirror.convert import Converter
 from slipway.monitoring.mirror.health import MirrorMetrics, serve_health
 from slipway.monitoring.mirror.loop import Mirror
-from slipway.monitoring.mirror.publish import Publisher, datum_size, mirror_client
+from slipway.monitoring.mirror.publish import Publisher, PublishLimits, datum_size, mirror_client
 from slipway.monitoring.mirror.rules import DimensionRules, render_allowlist_configmap
 from slipway.monitoring.mirror.scrape import Family, Sample, fetch_text, parse_families
 
@@ -19,6 +19,7 @@ __all__ = [
     "Family",
     "Mirror",
     "MirrorMetrics",
+    "PublishLimits",
     "Publisher",
     "Sample",
     "datum_size",

@@ -90,6 +90,23 @@ class _Point:
     timestamp: float
 
 
+@dataclass(frozen=True)
+class PublishLimits:
+    """How much the publisher buffers, how big a call may be, and how it backs off.
+
+    Attributes:
+        max_buffered: data points kept while CloudWatch is unreachable; older ones are dropped.
+        max_batch_bytes: request body limit of one ``PutMetricData`` call.
+        backoff_base: seconds before the first retry; doubled after each failure.
+        backoff_max: the longest wait between retries, in seconds.
+    """
+
+    max_buffered: int = 50_000
+    max_batch_bytes: int = MAX_CALL_BYTES
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+
+
 class Publisher:
     """The buffer and the calls. Not thread-safe: one loop adds and flushes."""
 
@@ -98,19 +115,16 @@ class Publisher:
         client: Any,
         metrics: MirrorMetrics,
         namespace: str = CLOUDWATCH_NAMESPACE,
-        max_buffered: int = 50_000,
-        max_batch_bytes: int = MAX_CALL_BYTES,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
+        limits: PublishLimits = PublishLimits(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.metrics = metrics
         self.namespace = namespace
-        self.max_buffered = max_buffered
-        self.max_batch_bytes = max_batch_bytes
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.max_buffered = limits.max_buffered
+        self.max_batch_bytes = limits.max_batch_bytes
+        self.backoff_base = limits.backoff_base
+        self.backoff_max = limits.backoff_max
         self.clock = clock
         self._buffer: deque[_Point] = deque()
         self._failures = 0
