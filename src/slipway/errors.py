@@ -73,3 +73,16 @@ class BucketVersioningError(ConfigError):
 
 class SubmitError(SlipwayError, RuntimeError):
     """The Kubeflow Pipelines API refused a call or could not be reached."""
+
+
+class PipelineTaskError(PipelineRunError):
+    """A named task of the local pipeline run failed.
+
+    Attributes:
+        failed_task: the innermost task that failed (e.g. ``validate-data``), or ``None`` when
+            kfp did not name one.
+    """
+
+    def __init__(self, message: str, failed_task: str | None = None) -> None:
+        super().__init__(message)
+        self.failed_task = failed_task
