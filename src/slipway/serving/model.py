@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from slipway.errors import ModelPackageError
+from slipway.errors import ModelPackageError, SlipwayError
 from slipway.packaging import (
     MANIFEST,
     MODEL_FILE,
@@ -36,7 +36,7 @@ from slipway.serving.limits import ServingLimits
 log = logging.getLogger("slipway.serving")
 
 
-class LoadFailure(Exception):
+class LoadFailure(SlipwayError, RuntimeError):
     """A load failed for ``reason`` (a ``slipway_model_load_failures_total`` label)."""
 
     def __init__(self, reason: str, message: str) -> None:
