@@ -30,7 +30,7 @@ from slipway.data.schema import validate_dataset, ensure_valid
 from slipway.data.table import read_csv
 from slipway.training.train import train_candidate
 from slipway.training.evaluate import evaluate_candidate
-from slipway.registry.promotion import promote_candidate
+from slipway.registry.promotion import CandidateRun, promote_candidate
 state = Path(sys.argv[1])
 s = load_settings(state_dir=state)
 p = load_params(s.params_file)
@@ -39,10 +39,10 @@ ref = pull_dataset(s.dvc_repo, "v2", csv, sys.argv[2])
 ensure_valid(validate_dataset(read_csv(csv), **p.data.model_dump()), "v2")
 t = train_candidate(csv, ref, p.data, p.search, s)
 (state / "model.skops").write_bytes(sio.dumps(t.model))
-e = evaluate_candidate(csv, state / "model.skops", t.run_id, p.data, p.search, p.evaluate, s)
+c = CandidateRun(t.run_id, t.model_uri, state / "model.skops", csv, ref)
+e = evaluate_candidate(c, p.data, p.search, p.evaluate, s)
 if e.decision.promote:
-    promote_candidate(csv, state / "model.skops", t.run_id, t.model_uri, ref, e.decision.champion_version,
-                      e.decision.candidate, p.data, p.search, s)
+    promote_candidate(c, e.decision.champion_version, e.decision.candidate, p.data, p.search, s)
 """
 
 

@@ -10,12 +10,17 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "Decision": "evaluate",
+        "Evaluation": "evaluate",
         "SearchResult": "search",
-        "configure_mlflow": "tracking",
+        "TrainedCandidate": "train",
+        "ensure_experiment": "tracking",
         "decide_promotion": "evaluate",
         "evaluate_candidate": "evaluate",
         "fit_grid_search": "search",
         "log_model": "tracking",
+        "mlflow_client": "tracking",
+        "mlflow_tracking_uri": "tracking",
         "run_summary": "tracking",
         "score_model": "evaluate",
         "train_candidate": "train",
