@@ -1,5 +1,7 @@
-"""Benchmark: the local pipeline run (compiled YAML under kfp.local) beside the same library calls
-in one process. Median of 3 each, written to docs/benchmarks.md.
+"""Benchmark: the local pipeline run beside the same library calls in one process.
+
+The pipeline runs as the compiled YAML under kfp.local. Median of 3 each, written to
+docs/benchmarks.md.
 
     uv run python -m bench.pipeline [--repeats 3]
 """
@@ -47,12 +49,14 @@ if e.decision.promote:
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds that ``argv`` takes to run to success."""
     start = time.perf_counter()
     subprocess.run(argv, cwd=PROJECT, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
 def main() -> None:
+    """Run both forms ``--repeats`` times and write the medians to docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

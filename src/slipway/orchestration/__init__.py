@@ -1,6 +1,8 @@
-"""Running the compiled training pipeline: locally under ``kfp.local`` (the compiled YAML,
-never the Python function; ``run_training`` is all of ``slipway run`` but the printing), on a
-Kubeflow Pipelines endpoint (``submit``), and the pipeline run metrics pushed to the Pushgateway.
+"""Running the compiled training pipeline, here or on a Kubeflow Pipelines endpoint.
+
+Locally under ``kfp.local`` (the compiled YAML, never the Python function; ``run_training`` is
+all of ``slipway run`` but the printing), on a Kubeflow Pipelines endpoint (``submit``), and the
+pipeline run metrics pushed to the Pushgateway.
 """
 
 from slipway._lazy import lazy_exports

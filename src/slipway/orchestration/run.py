@@ -182,8 +182,10 @@ def run_training(
 def champion_version(settings: Settings) -> str | None:
     """The registry version the ``champion`` alias points at, or ``None`` when there is none."""
     from slipway.registry import get_alias_version, get_client
+    from slipway.training import mlflow_tracking_uri
 
-    version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
+    with mlflow_tracking_uri(settings.tracking_uri):  # get_client sets MLflow's global URIs
+        version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
     return None if version is None else str(version.version)
 
 

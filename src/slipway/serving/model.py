@@ -74,6 +74,9 @@ def load_model(
     """Read ``<efs_root>/<model>/<version>/``, verify it, deserialise it.
 
     Args:
+        efs_root: the EFS mount, holding ``<model>/<version>/`` folders.
+        model: the model name.
+        version: the version code to serve; ``None`` is a missing model.
         limits: where the PSI window's size and period come from (default
             :class:`ServingLimits`).
 

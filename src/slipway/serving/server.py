@@ -22,11 +22,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def limits_to_env(limits: ServingLimits) -> dict[str, str]:
+    """The limits as the environment variables that worker processes read."""
     return {env: str(getattr(limits, field)) for field, env in LIMIT_ENV.items()}
 
 
 def app_from_environment():
-    """uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
+    """Uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
     env = os.environ
     limits = ServingLimits(
         **{field: int(env[name]) for field, name in LIMIT_ENV.items() if name in env}
@@ -49,7 +50,7 @@ def prepare_multiproc_dir(current: str | None, workers: int) -> str | None:
 
 
 def log_config() -> dict:
-    """uvicorn's logging configuration plus the ``slipway`` logger (model load reasons)."""
+    """Uvicorn's logging configuration plus the ``slipway`` logger (model load reasons)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
