@@ -68,25 +68,33 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests get :data:`GRACEFUL_SHUTDOWN_SECONDS`.
 
-    Sets the process environment (this is the entry point) so that worker processes rebuild the
-    same settings; ``PROMETHEUS_MULTIPROC_DIR`` must be set before prometheus-client is imported
-    by a worker, which happens in the worker after this.
+    Sets the process environment while it serves, so that worker processes rebuild the same
+    settings (``PROMETHEUS_MULTIPROC_DIR`` must be set before prometheus-client is imported by a
+    worker, which happens in the worker after this), and restores it when the server stops.
     """
     import uvicorn
 
-    os.environ.update(settings.as_env())
-    os.environ.update(limits_to_env(limits))
+    changes = {**settings.as_env(), **limits_to_env(limits)}
     if multiproc_dir:
-        os.environ[MULTIPROC_ENV] = multiproc_dir
-    uvicorn.run(
-        "slipway.serving.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=log_config(),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+        changes[MULTIPROC_ENV] = multiproc_dir
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        uvicorn.run(
+            "slipway.serving.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=log_config(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
