@@ -43,8 +43,8 @@ def evaluate(
         metrics.log_metric(f"holdout_{name}", value)
     for name, value in (result.decision.champion or {}).items():
         metrics.log_metric(f"champion_holdout_{name}", value)
-    curves.log_confusion_matrix(result.curves["labels"], result.curves["matrix"])
-    curves.log_roc_curve(result.curves["fpr"], result.curves["tpr"], result.curves["thresholds"])
+    curves.log_confusion_matrix(result.curves.labels, result.curves.matrix)
+    curves.log_roc_curve(result.curves.fpr, result.curves.tpr, result.curves.thresholds)
     print(
         f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
     )

@@ -10,6 +10,7 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "Curves": "evaluate",
         "Decision": "evaluate",
         "Evaluation": "evaluate",
         "SearchResult": "search",

@@ -40,7 +40,26 @@ def score_model(model: Any, frame: pd.DataFrame, target: str) -> dict[str, float
     }
 
 
-def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Curves:
+    """Confusion matrix and ROC curve of a model on the holdout, JSON-ready.
+
+    Attributes:
+        labels: class names, negative first.
+        matrix: confusion matrix rows (true class) by columns (predicted class).
+        fpr: false positive rates of the ROC curve.
+        tpr: true positive rates of the ROC curve.
+        thresholds: the thresholds of those points, capped at 1.0.
+    """
+
+    labels: list[str]
+    matrix: list[list[int]]
+    fpr: list[float]
+    tpr: list[float]
+    thresholds: list[float]
+
+
+def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> Curves:
     """Confusion matrix and ROC curve points, for the KFP ClassificationMetrics artifact."""
     from sklearn.metrics import confusion_matrix, roc_curve
 
@@ -49,13 +68,13 @@ def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> dict[str,
     fpr, tpr, thresholds = roc_curve(y, proba)
     # roc_curve's first threshold is +inf, which JSON (and the KFP UI) cannot hold
     thresholds = np.minimum(thresholds, 1.0)
-    return {
-        "labels": ["benign", "malignant"],
-        "matrix": confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).tolist(),
-        "fpr": fpr.tolist(),
-        "tpr": tpr.tolist(),
-        "thresholds": thresholds.tolist(),
-    }
+    return Curves(
+        labels=["benign", "malignant"],
+        matrix=confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).tolist(),
+        fpr=fpr.tolist(),
+        tpr=tpr.tolist(),
+        thresholds=thresholds.tolist(),
+    )
 
 
 @dataclass
@@ -131,7 +150,7 @@ class Evaluation:
     """
 
     decision: Decision
-    curves: dict[str, Any]
+    curves: Curves
     holdout_rows: int
 
 

@@ -1,5 +1,8 @@
 """Grid search building blocks and the promotion gate."""
 
+import dataclasses
+import json
+
 import pytest
 
 from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset
@@ -110,10 +113,12 @@ def test_grid_search_tries_every_candidate_and_refits(small_search):
 def test_curves_are_json_ready(small_search):
     result, holdout = small_search
     curves = confusion_and_roc(result.best_estimator, holdout, "diagnosis")
-    assert sum(map(sum, curves["matrix"])) == len(holdout)
-    assert max(curves["thresholds"]) <= 1.0  # +inf would break the KFP UI
-    assert curves["fpr"][0] == 0.0
-    assert curves["tpr"][-1] == 1.0
+    assert sum(map(sum, curves.matrix)) == len(holdout)
+    assert max(curves.thresholds) <= 1.0  # +inf would break the KFP UI
+    assert curves.fpr[0] == 0.0
+    assert curves.tpr[-1] == 1.0
+    assert curves.labels == ["benign", "malignant"]
+    assert json.loads(json.dumps(dataclasses.asdict(curves)))["matrix"] == curves.matrix
 
 
 def test_mlflow_tracking_uri_restores_the_global_uris_and_env(tmp_path, monkeypatch):
