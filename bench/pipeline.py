@@ -1,5 +1,7 @@
-"""Benchmark: the local pipeline run (compiled YAML under kfp.local) beside the same library calls
-in one process. Median of 3 each, written to docs/benchmarks.md.
+"""Benchmark: the local pipeline run beside the same library calls in one process.
+
+The pipeline runs as the compiled YAML under kfp.local. Median of 3 each, written to
+docs/benchmarks.md.
 
     uv run python -m bench.pipeline [--repeats 3]
 """
@@ -30,7 +32,7 @@ from slipway.data.schema import validate_dataset, ensure_valid
 from slipway.data.table import read_csv
 from slipway.training.train import train_candidate
 from slipway.training.evaluate import evaluate_candidate
-from slipway.registry.promotion import promote_candidate
+from slipway.registry.promotion import CandidateRun, promote_candidate
 state = Path(sys.argv[1])
 s = load_settings(state_dir=state)
 p = load_params(s.params_file)
@@ -39,20 +41,22 @@ ref = pull_dataset(s.dvc_repo, "v2", csv, sys.argv[2])
 ensure_valid(validate_dataset(read_csv(csv), **p.data.model_dump()), "v2")
 t = train_candidate(csv, ref, p.data, p.search, s)
 (state / "model.skops").write_bytes(sio.dumps(t.model))
-e = evaluate_candidate(csv, state / "model.skops", t.run_id, p.data, p.search, p.evaluate, s)
+c = CandidateRun(t.run_id, t.model_uri, state / "model.skops", csv, ref)
+e = evaluate_candidate(c, p.data, p.search, p.evaluate, s)
 if e.decision.promote:
-    promote_candidate(csv, state / "model.skops", t.run_id, t.model_uri, ref, e.decision.champion_version,
-                      e.decision.candidate, p.data, p.search, s)
+    promote_candidate(c, e.decision.champion_version, e.decision.candidate, p.data, p.search, s)
 """
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds that ``argv`` takes to run to success."""
     start = time.perf_counter()
     subprocess.run(argv, cwd=PROJECT, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
 def main() -> None:
+    """Run both forms ``--repeats`` times and write the medians to docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
     run_id: str,
+    model_uri: str,
     data_params: dict,
     search_params: dict,
     evaluate_params: dict,
@@ -19,13 +20,20 @@ def evaluate(
     from pathlib import Path
 
     from slipway.config import load_settings
+    from slipway.data import DatasetRef
     from slipway.params import DataParams, EvaluateParams, SearchParams
+    from slipway.registry import CandidateRun
     from slipway.training import evaluate_candidate
 
-    result = evaluate_candidate(
-        Path(dataset.path),
-        Path(model.path),
+    candidate = CandidateRun(
         run_id,
+        model_uri,
+        Path(model.path),
+        Path(dataset.path),
+        DatasetRef.from_metadata(dataset.metadata),
+    )
+    result = evaluate_candidate(
+        candidate,
         DataParams.model_validate(data_params),
         SearchParams.model_validate(search_params),
         EvaluateParams.model_validate(evaluate_params),
@@ -35,8 +43,8 @@ def evaluate(
         metrics.log_metric(f"holdout_{name}", value)
     for name, value in (result.decision.champion or {}).items():
         metrics.log_metric(f"champion_holdout_{name}", value)
-    curves.log_confusion_matrix(result.curves["labels"], result.curves["matrix"])
-    curves.log_roc_curve(result.curves["fpr"], result.curves["tpr"], result.curves["thresholds"])
+    curves.log_confusion_matrix(result.curves.labels, result.curves.matrix)
+    curves.log_roc_curve(result.curves.fpr, result.curves.tpr, result.curves.thresholds)
     print(
         f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
     )

@@ -22,17 +22,21 @@ def promote(
     from slipway.config import load_settings
     from slipway.data import DatasetRef
     from slipway.params import DataParams, SearchParams
-    from slipway.registry import promote_candidate
+    from slipway.registry import CandidateRun, promote_candidate
+    from slipway.training import Decision
 
-    verdict = json.loads(Path(decision.path).read_text())
-    result = promote_candidate(
-        Path(dataset.path),
-        Path(model.path),
+    verdict = Decision.from_dict(json.loads(Path(decision.path).read_text()))
+    candidate = CandidateRun(
         run_id,
         model_uri,
+        Path(model.path),
+        Path(dataset.path),
         DatasetRef.from_metadata(dataset.metadata),
-        verdict["champion_version"],
-        verdict["candidate"],
+    )
+    result = promote_candidate(
+        candidate,
+        verdict.champion_version,
+        verdict.candidate,
         DataParams.model_validate(data_params),
         SearchParams.model_validate(search_params),
         load_settings(),

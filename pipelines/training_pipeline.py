@@ -63,6 +63,7 @@ def build_training_pipeline(
             dataset=pull.outputs["dataset"],
             model=trained.outputs["model"],
             run_id=trained.outputs["run_id"],
+            model_uri=trained.outputs["model_uri"],
             data_params=data_params,
             search_params=search_params,
             evaluate_params=evaluate_params,

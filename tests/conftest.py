@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.processes import moto_server
+
+_MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _mlflow_globals() -> tuple[str | None, str | None] | None:
+    """MLflow's global tracking and registry URIs as set (``None``: unset), if mlflow is loaded."""
+    if "mlflow" not in sys.modules:  # importing mlflow costs ~3 s: never for a test without it
+        return None
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, registry_utils._registry_uri
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow_uris() -> Iterator[None]:
+    """Restore MLflow's global tracking/registry URIs and their env variables after each test.
+
+    ``mlflow.set_tracking_uri`` (also called by ``get_client``) changes process-wide state and
+    ``MLFLOW_TRACKING_URI``; a test that sets them must not point the next test at its store.
+    """
+    saved_env = {key: os.environ.get(key) for key in _MLFLOW_URI_ENV}
+    saved = _mlflow_globals()
+    yield
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        # mlflow imported during the test: its URIs were unset before
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved or (None, None)
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def test_first_run_promotes_and_links_everything(first_run, state):
 def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
     from slipway.data.versioning import DatasetRef
     from slipway.params import load_params
-    from slipway.registry.promotion import promote_candidate
+    from slipway.registry.promotion import CandidateRun, promote_candidate
 
     client, settings = registry(state)
     before = champion(state)
@@ -124,12 +124,15 @@ def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
     dataset_meta = json.loads((run_dir / "pull-data" / "executor_output.json").read_text())
     meta = dataset_meta["artifacts"]["dataset"]["artifacts"][0]["metadata"]
     params = load_params(PROJECT / "params.yaml")
+    candidate = CandidateRun(
+        run_id=search_out["run_id"],
+        model_uri=search_out["model_uri"],
+        model_path=run_dir / "search" / "model",
+        csv_path=run_dir / "pull-data" / "dataset",
+        dataset=DatasetRef(**{k: meta[k] for k in ("version", "path", "md5", "rev")}),
+    )
     again = promote_candidate(
-        run_dir / "pull-data" / "dataset",
-        run_dir / "search" / "model",
-        search_out["run_id"],
-        search_out["model_uri"],
-        DatasetRef(**{k: meta[k] for k in ("version", "path", "md5", "rev")}),
+        candidate,
         str(before.version),
         {"roc_auc": 1.0},
         params.data,

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from slipway.cli.common import console, err_console, fails_cleanly
 
+if TYPE_CHECKING:
+    from slipway.config import Settings
+    from slipway.orchestration import TrainingRunResult
+
 
 def register(app: typer.Typer) -> None:
+    """Add ``compile`` and ``run`` to the ``slipway`` app."""
     app.command("compile")(compile_cmd)
     app.command("run")(run_cmd)
 
@@ -62,120 +68,58 @@ def run_cmd(
 ) -> None:
     """Run the compiled training pipeline end to end on this machine and print a summary."""
     from slipway.config import load_settings
-    from slipway.data import DEFAULT_DATASET_VERSION, dataset_spec, seed_datasets, unpushed_datasets
-    from slipway.errors import PipelineRunError
-    from slipway.orchestration import run_compiled_pipeline
+    from slipway.data import DEFAULT_DATASET_VERSION
+    from slipway.orchestration import TrainingRequest, run_training
     from slipway.params import load_params
 
     settings = load_settings()
     # validate everything a user typed before the first side effect
-    params = load_params(params_file or settings.params_file)
-    dataset_version = dataset_version or DEFAULT_DATASET_VERSION
-    dataset_spec(dataset_version)
+    request = TrainingRequest(
+        params=load_params(params_file or settings.params_file),
+        dataset_version=dataset_version or DEFAULT_DATASET_VERSION,
+        dataset_rev=dataset_rev,
+    )
     if _pipelines_program(["--check"], capture=True):
         raise typer.Exit(1)
-
-    # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
-    own_project = Path(settings.dvc_repo).resolve() == settings.project_dir
-    unpushed = own_project and unpushed_datasets(
-        settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
-    )
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if unpushed:
-        with console.status(f"seeding the empty DVC remote {settings.dvc_remote_url} …"):
-            seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
-        console.print(f"seeded dataset versions into {settings.dvc_remote_url}")
-    console.rule(
-        f"slipway-training: dataset {dataset_version} ({settings.compiled_pipeline.name}, state {settings.state_dir})"
-    )
-    started = time.monotonic()
-    champion_before = _champion_version(settings)
-    started_at = time.time()
-    arguments: dict[str, Any] = {
-        "dataset_version": dataset_version,
-        "dataset_rev": dataset_rev,
-        "data_params": params.data.model_dump(),
-        "search_params": params.search.model_dump(),
-        "evaluate_params": params.evaluate.model_dump(),
-    }
-    try:
-        run_id = run_compiled_pipeline(settings.compiled_pipeline, settings, arguments)
-    except PipelineRunError as e:
-        _push_run_metrics(settings, time.monotonic() - started, error=e)
-        report = (
-            _latest_report(settings.state_dir, since=started_at)
-            if "validate-data" in str(e)
-            else None
-        )
-        where = f" Validation report: {report}." if report else ""
-        champion_after = _champion_version(settings)
+    result = run_training(settings, request, _ConsoleProgress(settings))
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    if result.failure is not None:
+        where = f" Validation report: {result.report}." if result.report else ""
         outcome = (
-            "Nothing was promoted: the champion is unchanged."
-            if champion_after == champion_before
-            else f"The champion alias moved from {champion_before} to {champion_after} before the "
-            "failure: rerun `slipway run` (promotion is idempotent) to finish."
+            f"The champion alias moved from {result.champion_before} to {result.champion_after} "
+            "before the failure: rerun `slipway run` (promotion is idempotent) to finish."
+            if result.champion_moved
+            else "Nothing was promoted: the champion is unchanged."
         )
-        err_console.print(f"[bold red]pipeline failed:[/] {e}.{where} {outcome}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    _push_run_metrics(settings, time.monotonic() - started, run_id=run_id)
-    _print_summary(settings, run_id, time.monotonic() - started)
-
-
-def _push_run_metrics(
-    settings: Any, seconds: float, run_id: str | None = None, error: Exception | None = None
-) -> None:
-    """Report the run to the Pushgateway when one is configured; never fails the run."""
-    if not settings.pushgateway_url:
-        return
-    from slipway.orchestration import (
-        PipelineRunMetrics,
-        pipeline_run_from_summary,
-        push_pipeline_metrics,
-    )
-    from slipway.training import run_summary
-
-    try:
-        if run_id:
-            run = pipeline_run_from_summary(run_summary(settings.tracking_uri, run_id), seconds)
-        else:  # kfp names the failed task in its error
-            failed_validation = "'validate-data'" in str(error)
-            run = PipelineRunMetrics(
-                seconds, succeeded=False, data_validation_failed=failed_validation
-            )
-        pushed = push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name)
-    except Exception as e:  # metrics must never fail a run that worked
-        err_console.print(f"[yellow]warning:[/] pipeline metrics not computed: {e}")
-        return
-    if not pushed:
         err_console.print(
-            f"[yellow]warning:[/] pipeline metrics not pushed to {settings.pushgateway_url}"
+            f"[bold red]pipeline failed:[/] {result.failure}.{where} {outcome}", soft_wrap=True
+        )
+        raise typer.Exit(1)
+    _print_summary(settings, result)
+
+
+class _ConsoleProgress:
+    """:class:`slipway.orchestration.RunProgress` on the rich console."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def seeding(self, remote_url: str) -> Iterator[None]:
+        with console.status(f"seeding the empty DVC remote {remote_url} …"):
+            yield
+        console.print(f"seeded dataset versions into {remote_url}")
+
+    def starting(self, dataset_version: str) -> None:
+        console.rule(
+            f"slipway-training: dataset {dataset_version} "
+            f"({self.settings.compiled_pipeline.name}, state {self.settings.state_dir})"
         )
 
 
-def _latest_report(state_dir: Path, since: float) -> Path | None:
-    """This run's validation report (never an older run's)."""
-    reports = sorted(
-        (
-            p
-            for p in (state_dir / "kfp").glob("*/validate-data/report")
-            if p.stat().st_mtime >= since
-        ),
-        key=lambda p: p.stat().st_mtime,
-    )
-    return reports[-1] if reports else None
-
-
-def _champion_version(settings: Any) -> str | None:
-    from slipway.registry import get_alias_version, get_client
-
-    version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
-    return None if version is None else str(version.version)
-
-
-def _print_summary(settings: Any, run_id: str, seconds: float) -> None:
-    from slipway.training import run_summary
-
-    run = run_summary(settings.tracking_uri, run_id)
+def _print_summary(settings: Settings, result: TrainingRunResult) -> None:
+    run = result.summary or {}
     tags, metrics, params = run["tags"], run["metrics"], run["params"]
     promoted = tags.get("slipway.promoted") == "true"
     console.rule("summary")
@@ -205,5 +149,5 @@ def _print_summary(settings: Any, run_id: str, seconds: float) -> None:
         console.print(f"model package    {tags.get('slipway.package_uri')}")
         if tags.get("slipway.efs_path"):
             console.print(f"on EFS           {tags.get('slipway.efs_path')}")
-    console.print(f"MLflow run       {run_id}  (tracking {settings.tracking_uri})")
-    console.print(f"finished in {seconds:.1f} s")
+    console.print(f"MLflow run       {result.run_id}  (tracking {settings.tracking_uri})")
+    console.print(f"finished in {result.seconds:.1f} s")

@@ -1,7 +1,8 @@
-"""Running the compiled training pipeline, here or on Kubeflow.
+"""Running the compiled training pipeline, here or on a Kubeflow Pipelines endpoint.
 
-Locally under ``kfp.local`` (the compiled YAML, never the Python function), on a Kubeflow
-Pipelines endpoint (``submit``), and the pipeline run metrics pushed to the Pushgateway.
+Locally under ``kfp.local`` (the compiled YAML, never the Python function; ``run_training`` is
+all of ``slipway run`` but the printing), on a Kubeflow Pipelines endpoint (``submit``), and the
+pipeline run metrics pushed to the Pushgateway.
 """
 
 from slipway._lazy import lazy_exports
@@ -10,6 +11,13 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "PipelineRunMetrics": "pipeline_metrics",
+        "RunProgress": "run",
+        "TrainingRequest": "run",
+        "TrainingRunResult": "run",
+        "champion_version": "run",
+        "failed_task_of": "local_run",
+        "latest_report": "run",
+        "run_training": "run",
         "SubmitPlan": "submit",
         "connect": "submit",
         "parse_params": "submit",

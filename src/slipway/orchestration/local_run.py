@@ -8,42 +8,89 @@ of the current environment, configured through the same ``SLIPWAY_*`` variables 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.errors import PipelineRunError
+from slipway.errors import PipelineTaskError
+
+# kfp.local names the failed tasks innermost first, each quoted (and coloured on a terminal):
+# "... Inner task failed: 'validate-data' inside 'condition-1'." or "Task 'search' finished ..."
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'|Task '([^']+)' finished")
 
 
 def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mapping[str, Any]) -> str:
     """Execute the compiled pipeline and return its output (the MLflow run id).
+
+    The tasks inherit this process's environment, so ``PATH`` (our interpreter first) and the
+    ``SLIPWAY_*`` variables are set for the run only and restored afterwards.
 
     Args:
         yaml_path: the compiled pipeline (``pipelines/training_pipeline.yaml``).
         settings: handed to every task as ``SLIPWAY_*`` environment variables.
         arguments: run parameters, as a dashboard user would set them.
 
+    Returns:
+        The pipeline's output: the MLflow run id of the candidate.
+
     Raises:
-        PipelineRunError: a task failed; its log above says why.
+        PipelineTaskError: a task failed (``failed_task`` names it); its log above says why.
     """
     from kfp import local
     from kfp.components import load_component_from_file
 
-    # tasks start `python3 -m kfp.dsl.executor_main`: make that our interpreter, with our settings
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.update(settings.as_env())
     pipeline_root = settings.state_dir / "kfp"
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(pipeline_root),
-        raise_on_error=True,
-    )
-    pipeline = load_component_from_file(str(yaml_path))
-    try:
-        task = pipeline(**arguments)
-    except RuntimeError as e:
-        raise PipelineRunError(f"pipeline {pipeline.name} failed: {e}") from e
+    # tasks start `python3 -m kfp.dsl.executor_main`: make that our interpreter, with our settings
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    with scoped_environ({"PATH": path, **settings.as_env()}):
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(pipeline_root),
+            raise_on_error=True,
+        )
+        pipeline = load_component_from_file(str(yaml_path))
+        try:
+            task = pipeline(**arguments)
+        except RuntimeError as e:
+            raise PipelineTaskError(
+                f"pipeline {pipeline.name} failed: {e}", failed_task=failed_task_of(e)
+            ) from e
     return task.output
+
+
+def failed_task_of(error: BaseException) -> str | None:
+    """The innermost failed task that a ``kfp.local`` error names, or ``None``.
+
+    Args:
+        error: the ``RuntimeError`` that ``kfp.local`` raised with ``raise_on_error=True``.
+
+    Returns:
+        The task name, e.g. ``validate-data``.
+    """
+    found = _FAILED_TASK.search(_ANSI.sub("", str(error)))
+    return None if found is None else found[1] or found[2]
+
+
+@contextmanager
+def scoped_environ(changes: Mapping[str, str]) -> Iterator[None]:
+    """Set ``changes`` in ``os.environ`` for the block, then restore every variable it touched.
+
+    Args:
+        changes: variable -> value; a variable absent before the block is removed after it.
+    """
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -54,6 +54,8 @@ class SubmitPlan:
 
 @dataclass
 class SubmitResult:
+    """What a submit created or found on the Kubeflow Pipelines endpoint."""
+
     pipeline_id: str
     version_id: str
     version_created: bool

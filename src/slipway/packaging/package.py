@@ -76,19 +76,23 @@ def build_package(
     train_x: pd.DataFrame,
     info: PackageInfo,
     positive_rate: float,
-    check_rows: pd.DataFrame | None = None,
+    *,
     onnx: bool = True,
     blob: bytes | None = None,
 ) -> dict[str, bytes]:
     """Serialise ``model`` with skops and write the manifest that describes and protects it.
 
     With ``onnx`` (the default) the package also gets ``model.onnx`` when the model converts and
-    its probabilities agree with scikit-learn's on ``check_rows`` (default: ``train_x``) within
+    its probabilities agree with scikit-learn's on ``train_x`` within
     :data:`slipway.packaging.onnx_model.ONNX_TOLERANCE`; the manifest's ``onnx`` entry records the measured
     difference, or why there is no ONNX file. The skops file is always there: it is the reference.
 
     Args:
-        check_rows: rows (feature columns only) on which ONNX must agree with scikit-learn.
+        model: the fitted scikit-learn Pipeline.
+        train_x: the training rows, feature columns only: the input contract, the drift
+            statistics, and the rows on which ONNX must agree with scikit-learn.
+        info: what identifies the package.
+        positive_rate: share of positive labels in training, for the prediction-drift KPI.
         onnx: ``False`` skips the conversion (the package holds the skops model only).
         blob: the skops bytes of ``model`` as already saved (the pipeline's model artifact).
             skops writes zip timestamps, so dumping again gives other bytes; a retried
@@ -129,9 +133,7 @@ def build_package(
     }
     files = {MODEL_FILE: blob}
     if onnx:
-        onnx_blob, manifest["onnx"] = _onnx_copy(
-            model, train_x if check_rows is None else check_rows
-        )
+        onnx_blob, manifest["onnx"] = _onnx_copy(model, train_x)
         if onnx_blob is not None:
             files[ONNX_FILE] = onnx_blob
             manifest["files"][ONNX_FILE] = {

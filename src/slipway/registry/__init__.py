@@ -10,6 +10,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "CHAMPION": "client",
+        "CandidateRun": "promotion",
+        "Promotion": "promotion",
         "TAG_VERSION_CODE": "client",
         "champion_version_code": "client",
         "get_alias_version": "client",

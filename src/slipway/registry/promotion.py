@@ -8,6 +8,7 @@ creates nothing new.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,35 +21,69 @@ from slipway.registry.client import TAG_VERSION_CODE, get_client, move_alias, re
 from slipway.versions import make_version_code
 
 
+@dataclass(frozen=True)
+class CandidateRun:
+    """The candidate one pipeline run produced: its MLflow run, its model, its data.
+
+    Attributes:
+        run_id: the MLflow run the search step created.
+        model_uri: the model logged to that run (``models:/m-…``).
+        model_path: the skops file the search step saved (the pipeline's model artifact).
+        csv_path: the dataset version's CSV the candidate was trained on.
+        dataset: what identifies that dataset version.
+    """
+
+    run_id: str
+    model_uri: str
+    model_path: Path
+    csv_path: Path
+    dataset: DatasetRef
+
+
 @dataclass
 class Promotion:
+    """What promotion did.
+
+    Attributes:
+        version_code: the package's version code, e.g. ``v3-20261128-0123abcd``.
+        registry_version: the MLflow registry version.
+        package_uri: where the package is in the model store.
+        created: ``False`` when this run had been promoted before (nothing new was written).
+        efs_path: local store only: where the package is on the EFS folder.
+    """
+
     version_code: str
     registry_version: str
     package_uri: str
-    created: bool  # False when this run had been promoted before
-    efs_path: str | None = None  # local store: where the package is on the EFS folder
+    created: bool
+    efs_path: str | None = None
 
     def to_dict(self) -> dict:
+        """The promotion as JSON-ready data (logged to the run as ``promotion.json``)."""
         return asdict(self)
 
 
 def promote_candidate(
-    csv_path: Path,
-    model_path: Path,
-    run_id: str,
-    model_uri: str,
-    dataset: DatasetRef,
+    candidate: CandidateRun,
     expected_champion: str | None,
-    holdout_metrics: dict[str, float],
+    holdout_metrics: Mapping[str, float],
     data_params: DataParams,
     search_params: SearchParams,
     settings: Settings,
 ) -> Promotion:
-    """Register, package and crown the candidate logged by ``run_id``.
+    """Register, package and crown the candidate logged by ``candidate.run_id``.
 
     Args:
+        candidate: the run, logged model, model file and dataset of the candidate.
         expected_champion: registry version that evaluate compared against (``None`` if none);
             the alias only moves if it still points there.
+        holdout_metrics: the candidate's holdout metrics, recorded in the package manifest.
+        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        search_params: the ``search`` section (the split's fraction and seed).
+        settings: the configuration (MLflow, model store, model name, code version).
+
+    Returns:
+        The version code, registry version and package of the champion.
 
     Raises:
         RegistryError: the champion moved since evaluation.
@@ -56,9 +91,10 @@ def promote_candidate(
     """
     from slipway.packaging import loads_model
 
+    run_id, dataset = candidate.run_id, candidate.dataset
     client = get_client(settings.tracking_uri)
     name = settings.model_name
-    version = register_version(client, name, model_uri, run_id)
+    version = register_version(client, name, candidate.model_uri, run_id)
     code = version.tags.get(TAG_VERSION_CODE) or make_version_code(int(version.version), run_id)
     for key, value in {
         TAG_VERSION_CODE: code,
@@ -76,7 +112,7 @@ def promote_candidate(
     if created:
         target = data_params.target
         train, _ = split_dataset(
-            read_csv(csv_path), search_params.holdout_fraction, search_params.seed, target
+            read_csv(candidate.csv_path), search_params.holdout_fraction, search_params.seed, target
         )
         info = PackageInfo(
             model_name=name,
@@ -85,9 +121,9 @@ def promote_candidate(
             registry_version=int(version.version),
             dataset=dataset.to_dict(),
             git_commit=settings.git_commit,
-            metrics=holdout_metrics,
+            metrics=dict(holdout_metrics),
         )
-        blob = Path(model_path).read_bytes()
+        blob = Path(candidate.model_path).read_bytes()
         model = loads_model(blob)
         files = build_package(
             model, train.drop(columns=[target]), info, float(train[target].mean()), blob=blob

@@ -1,6 +1,7 @@
 """The model server: an Open Inference Protocol (v2) REST app around one verified model.
 
-``create_app(settings)`` builds the app; the model loads in a background thread at start-up so
+``create_app(settings)`` assembles the app from the module-level routes below, which reach the
+served model through ``request.app.state.server`` (a :class:`ServerState`); the model loads in a background thread at start-up so
 that liveness answers at once and readiness turns 200 only once the package is verified and
 deserialised. See docs/serving.md for the routes, the error table and the measured speed.
 """
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
@@ -77,6 +80,251 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass
+class ServerState:
+    """What the routes share, kept on ``app.state.server``.
+
+    Attributes:
+        served: the model name this server answers for.
+        model: the model being loaded or served.
+        metrics: the server's Prometheus metrics.
+        limits: backpressure limits.
+        efs_root: where the model packages are.
+        background_load: load the model in a thread at start-up.
+        multiproc_dir: prometheus-client multiprocess folder, when several workers serve.
+        loaded: set on the event loop when this worker's load has ended (ready or failed);
+            infer requests that arrive while loading await it, holding no thread.
+    """
+
+    served: str
+    model: ModelState
+    metrics: ServerMetrics
+    limits: ServingLimits
+    efs_root: Path
+    background_load: bool = True
+    multiproc_dir: str | None = None
+    loaded: asyncio.Event | None = field(default=None, repr=False)
+
+    def check_name(self, requested: str) -> None:
+        """Refuse a model name other than the served one.
+
+        Raises:
+            ModelNotFound: ``requested`` is not the served model.
+        """
+        if requested != self.served:
+            raise ModelNotFound(f"this server serves model '{self.served}' only")
+
+    def ready_model(self, requested: str) -> Any:
+        """The loaded model, once ``requested`` names it and it is ready.
+
+        Raises:
+            ModelNotFound: ``requested`` is not the served model.
+            ModelNotReady: the model is still loading or failed to load.
+        """
+        self.check_name(requested)
+        if not self.model.ready:
+            raise ModelNotReady(f"model '{self.served}' is not ready ({self.model.reason})")
+        return self.model.model
+
+
+def _server(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    server: ServerState = app.state.server
+    event = asyncio.Event()
+    server.loaded = event
+    if server.background_load:
+        loop = asyncio.get_running_loop()
+
+        def load_then_signal() -> None:
+            try:
+                server.model.load(server.efs_root, server.metrics, server.limits)
+            finally:
+                # RuntimeError: the loop closed first (shut down while loading); no one waits
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(event.set)
+
+        threading.Thread(target=load_then_signal, name="model-load", daemon=True).start()
+    else:
+        server.model.load(server.efs_root, server.metrics, server.limits)
+        event.set()
+    yield
+    if server.multiproc_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), server.multiproc_dir)
+
+
+router = APIRouter()
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)
+}
+
+
+@router.get("/v2/health/live", tags=["health"])
+async def live() -> Response:
+    """Liveness: the process answers."""
+    return _json({"live": True})
+
+
+@router.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
+async def ready(request: Request) -> Response:
+    """Readiness: 200 once the model is verified and loaded, else 503."""
+    server = _server(request)
+    server.ready_model(server.served)
+    return _json({"ready": True})
+
+
+@router.get("/v2", tags=["metadata"])
+async def server_metadata() -> Response:
+    """The server's name and version."""
+    return _json({"name": "slipway-server", "version": PACKAGE_VERSION, "extensions": []})
+
+
+@router.get(
+    "/v2/models/{name}",
+    tags=["metadata"],
+    responses={200: {"model": ModelMetadata}, **_ERRORS},
+)
+async def model_metadata(name: str, request: Request) -> Response:
+    """The served model's version, runtime, input and output tensors."""
+    server = _server(request)
+    model = server.ready_model(name)
+    n = len(model.features)
+    return _json(
+        {
+            "name": server.served,
+            "versions": [model.version],
+            "platform": model.runtime,
+            "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n]}],
+            "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            ],
+            "parameters": {
+                "features": model.features,
+                "positive_class": model.manifest.get("positive_class", 1),
+                "max_batch_rows": server.limits.max_batch_rows,
+            },
+        }
+    )
+
+
+@router.get("/v2/models/{name}/ready", tags=["health"], responses=_ERRORS)
+async def model_ready(name: str, request: Request) -> Response:
+    """Per-model readiness."""
+    server = _server(request)
+    server.ready_model(name)
+    return _json({"name": server.served, "ready": True})
+
+
+def _update_psi(server: ServerState, window: DriftWindow, version: str) -> None:
+    for feature, value in window.compute().items():
+        server.metrics.feature_psi.labels(server.served, version, feature).set(value)
+
+
+async def infer(request: Request) -> Response:
+    """POST /v2/models/{name}/infer, as a plain Starlette endpoint (see :func:`create_app`).
+
+    Raises:
+        ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
+    """
+    server = _server(request)
+    name = request.path_params["name"]
+    server.check_name(name)  # the checks that need no model first: they never wait for a load
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("send the request as Content-Type: application/json")
+    loaded = server.loaded
+    if not server.model.ready and loaded is not None and not loaded.is_set():
+        # this worker is still loading while another one already made the pod ready: wait
+        # for the load (it either succeeds or ends in a 503) rather than fail the request;
+        # awaiting the event holds no thread, so waiting requests cannot starve the loop's
+        # default executor. After the timeout, ready_model answers the usual 503.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loaded.wait(), LOAD_WAIT_SECONDS)
+    model = server.ready_model(name)
+    limits, metrics = server.limits, server.metrics
+    body = await _read_body(request, limits.max_body_bytes)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+    try:
+        rows, request_id = parse_infer_request(payload, model.features, limits.max_batch_rows)
+    except BatchTooLarge:
+        metrics.rejected.labels("batch_size").inc()
+        raise
+    labels, proba = model.predict(rows)
+    metrics.observe_predictions(labels, proba)
+    if model.drift.add(rows):
+        asyncio.get_running_loop().call_soon(_update_psi, server, model.drift, model.version)
+    n = len(rows)
+    return Response(
+        orjson.dumps(
+            {
+                "model_name": server.served,
+                "model_version": model.version,
+                "id": request_id or str(uuid.uuid4()),
+                "outputs": [
+                    {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
+                    {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
+                ],
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        ),
+        media_type="application/json",
+    )
+
+
+@router.post(
+    INFER_PATH,
+    tags=["inference"],
+    responses={200: {"model": InferenceResponse}, **_ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
+            },
+        }
+    },
+)
+async def infer_documented(name: str, request: Request) -> Response:
+    """Documents :func:`infer` in /openapi.json; the Starlette route placed first answers."""
+    return await infer(request)
+
+
+@router.get("/metrics", tags=["metrics"])
+async def metrics_route(request: Request) -> Response:
+    """Prometheus exposition of this worker (or of every worker, in multiprocess mode)."""
+    server = _server(request)
+    body, content_type = render_metrics(server.metrics.registry, server.multiproc_dir)
+    return Response(body, media_type=content_type)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the InferenceRequest schema the plain infer route reads."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        request_schema = InferenceRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(request_schema.pop("$defs", {}))
+        components["InferenceRequest"] = request_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(
     settings: Settings,
     *,
@@ -88,208 +336,43 @@ def create_app(
     """Build the server for ``settings.model_name`` version ``settings.model_version``.
 
     Args:
+        settings: the configuration (model name and version, EFS root).
         limits: backpressure limits (default :class:`ServingLimits`).
         registry: where metrics register (a fresh one by default; tests pass their own).
         multiproc_dir: prometheus-client multiprocess folder, when several workers serve.
         background_load: load the model in a thread at start-up (``False`` loads before serving,
             which tests use).
+
+    Returns:
+        The FastAPI app: the routes of :data:`router`, the error mapping and the middleware.
     """
     limits = limits or ServingLimits()
     served = settings.model_name
     metrics = ServerMetrics(registry or CollectorRegistry(), served, settings.model_version or "")
     state = ModelState(served, settings.model_version)
-    efs_root = Path(settings.efs_root)
-    # set on the event loop when this worker's load has ended (ready or failed); infer requests
-    # that arrive while loading await it, holding no thread (see ``infer``)
-    loaded: list[asyncio.Event] = []
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        event = asyncio.Event()
-        loaded[:] = [event]
-        if background_load:
-            loop = asyncio.get_running_loop()
-
-            def load_then_signal() -> None:
-                try:
-                    state.load(efs_root, metrics, limits)
-                finally:
-                    # RuntimeError: the loop closed first (shut down while loading); no one waits
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(event.set)
-
-            threading.Thread(target=load_then_signal, name="model-load", daemon=True).start()
-        else:
-            state.load(efs_root, metrics, limits)
-            event.set()
-        yield
-        if multiproc_dir:
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(os.getpid(), multiproc_dir)
-
     app = FastAPI(
         title="slipway model server",
         version=PACKAGE_VERSION,
         description="Open Inference Protocol (v2) REST; see docs/serving.md.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
+    )
+    app.state.server = ServerState(
+        served=served,
+        model=state,
+        metrics=metrics,
+        limits=limits,
+        efs_root=Path(settings.efs_root),
+        background_load=background_load,
+        multiproc_dir=multiproc_dir,
     )
     app.state.model = state
     app.state.metrics = metrics
     add_exception_handlers(app)
     app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
-    errors = {s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)}
-
-    def check_name(requested: str) -> None:
-        if requested != served:
-            raise ModelNotFound(f"this server serves model '{served}' only")
-
-    def ready_model(requested: str):
-        check_name(requested)
-        if not state.ready:
-            raise ModelNotReady(f"model '{served}' is not ready ({state.reason})")
-        return state.model
-
-    @app.get("/v2/health/live", tags=["health"])
-    async def live() -> Response:
-        return _json({"live": True})
-
-    @app.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
-    async def ready() -> Response:
-        ready_model(served)
-        return _json({"ready": True})
-
-    @app.get("/v2", tags=["metadata"])
-    async def server_metadata() -> Response:
-        return _json({"name": "slipway-server", "version": PACKAGE_VERSION, "extensions": []})
-
-    @app.get(
-        "/v2/models/{name}",
-        tags=["metadata"],
-        responses={200: {"model": ModelMetadata}, **errors},
-    )
-    async def model_metadata(name: str) -> Response:
-        model = ready_model(name)
-        n = len(model.features)
-        return _json(
-            {
-                "name": served,
-                "versions": [model.version],
-                "platform": model.runtime,
-                "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, n]}],
-                "outputs": [
-                    {"name": "label", "datatype": "INT64", "shape": [-1]},
-                    {"name": "probability", "datatype": "FP64", "shape": [-1]},
-                ],
-                "parameters": {
-                    "features": model.features,
-                    "positive_class": model.manifest.get("positive_class", 1),
-                    "max_batch_rows": limits.max_batch_rows,
-                },
-            }
-        )
-
-    @app.get("/v2/models/{name}/ready", tags=["health"], responses=errors)
-    async def model_ready(name: str) -> Response:
-        ready_model(name)
-        return _json({"name": served, "ready": True})
-
-    def update_psi(window: DriftWindow, version: str) -> None:
-        for feature, value in window.compute().items():
-            metrics.feature_psi.labels(served, version, feature).set(value)
-
-    async def infer(request: Request) -> Response:
-        """POST /v2/models/{name}/infer, as a plain Starlette endpoint (see below)."""
-        name = request.path_params["name"]
-        check_name(name)  # the checks that need no model first: they never wait for a load
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise UnsupportedMediaType("send the request as Content-Type: application/json")
-        if not state.ready and loaded and not loaded[0].is_set():
-            # this worker is still loading while another one already made the pod ready: wait
-            # for the load (it either succeeds or ends in a 503) rather than fail the request;
-            # awaiting the event holds no thread, so waiting requests cannot starve the loop's
-            # default executor. After the timeout, ready_model answers the usual 503.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(loaded[0].wait(), LOAD_WAIT_SECONDS)
-        model = ready_model(name)
-        body = await _read_body(request, limits.max_body_bytes)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidInput(
-                "the body is not valid JSON (NaN and Infinity are not JSON)"
-            ) from None
-        try:
-            rows, request_id = parse_infer_request(payload, model.features, limits.max_batch_rows)
-        except BatchTooLarge:
-            metrics.rejected.labels("batch_size").inc()
-            raise
-        labels, proba = model.predict(rows)
-        metrics.observe_predictions(labels, proba)
-        if model.drift.add(rows):
-            asyncio.get_running_loop().call_soon(update_psi, model.drift, model.version)
-        n = len(rows)
-        return Response(
-            orjson.dumps(
-                {
-                    "model_name": served,
-                    "model_version": model.version,
-                    "id": request_id or str(uuid.uuid4()),
-                    "outputs": [
-                        {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
-                        {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
-                    ],
-                },
-                option=orjson.OPT_SERIALIZE_NUMPY,
-            ),
-            media_type="application/json",
-        )
-
+    app.include_router(router)
     # FastAPI's per-request dependency solving costs ~120 µs, half of this route's time in
     # process: the route that runs is a plain Starlette Route placed first; the FastAPI route
-    # below only documents it in /openapi.json (same path and method, never reached).
+    # (infer_documented) only documents it in /openapi.json (same path and method, never reached).
     app.router.routes.insert(0, Route(INFER_PATH, infer, methods=["POST"]))
-
-    @app.post(
-        INFER_PATH,
-        tags=["inference"],
-        responses={200: {"model": InferenceResponse}, **errors},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/InferenceRequest"}
-                    }
-                },
-            }
-        },
-    )
-    async def infer_documented(name: str, request: Request) -> Response:
-        return await infer(request)
-
-    @app.get("/metrics", tags=["metrics"])
-    async def metrics_route() -> Response:
-        body, content_type = render_metrics(metrics.registry, multiproc_dir)
-        return Response(body, media_type=content_type)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            request_schema = InferenceRequest.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(request_schema.pop("$defs", {}))
-            components["InferenceRequest"] = request_schema
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
+    app.openapi = functools.partial(_openapi, app)
     return app

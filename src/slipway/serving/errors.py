@@ -16,13 +16,21 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from slipway.errors import SlipwayError
+
 log = logging.getLogger("slipway.serving")
 
 MAX_ERROR_BYTES = 2048
 
 
-class ServingError(Exception):
-    """Base of the errors a route may raise; ``status`` is the HTTP status it maps to."""
+class ServingError(SlipwayError):
+    """Base of the errors a route may raise; ``status`` is the HTTP status it maps to.
+
+    Each subclass also inherits the matching builtin, as every slipway error does.
+
+    Attributes:
+        message: a fixed sentence saying what was expected; it never echoes the request.
+    """
 
     status = 500
 
@@ -31,15 +39,21 @@ class ServingError(Exception):
         self.message = message
 
 
-class InvalidInput(ServingError):
+class InvalidInput(ServingError, ValueError):
+    """The request body or its tensors are malformed (400)."""
+
     status = 400
 
 
-class ModelNotFound(ServingError):
+class ModelNotFound(ServingError, LookupError):
+    """The request names a model this server does not serve (404)."""
+
     status = 404
 
 
-class PayloadTooLarge(ServingError):
+class PayloadTooLarge(ServingError, ValueError):
+    """The body is larger than the server accepts (413)."""
+
     status = 413
 
 
@@ -47,15 +61,21 @@ class BatchTooLarge(PayloadTooLarge):
     """More rows than the batch limit (counted as ``rejected{reason="batch_size"}``)."""
 
 
-class UnsupportedMediaType(ServingError):
+class UnsupportedMediaType(ServingError, ValueError):
+    """The body is not ``application/json`` (415)."""
+
     status = 415
 
 
-class TooManyRequests(ServingError):
+class TooManyRequests(ServingError, RuntimeError):
+    """Too many concurrent requests in this worker (429)."""
+
     status = 429
 
 
-class ModelNotReady(ServingError):
+class ModelNotReady(ServingError, RuntimeError):
+    """The model is still loading, or failed to load (503)."""
+
     status = 503
 
 

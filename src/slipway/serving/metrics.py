@@ -128,6 +128,7 @@ class ServerMetrics:
         self.model_ready.labels(self.model).set(1)
 
     def load_failed(self, reason: str) -> None:
+        """Count a failed load for ``reason`` and mark the model not ready."""
         self.load_failures.labels(self.model, reason).inc()
         self.model_ready.labels(self.model).set(0)
 

@@ -22,6 +22,8 @@ _REJECT_BODY = orjson.dumps({"error": "too many concurrent requests; retry short
 
 
 class ServingMiddleware:
+    """Request metrics for every route and the per-worker concurrency limit of infer."""
+
     def __init__(self, app: Any, metrics: ServerMetrics, max_concurrency: int) -> None:
         self.app = app
         self.metrics = metrics
@@ -42,6 +44,7 @@ class ServingMiddleware:
         children[1].observe(seconds)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Handle one ASGI connection: time and count it, or answer 429 beyond the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from slipway.errors import ModelPackageError
+from slipway.errors import ModelPackageError, SlipwayError
 from slipway.packaging import (
     MANIFEST,
     MODEL_FILE,
@@ -36,7 +36,7 @@ from slipway.serving.limits import ServingLimits
 log = logging.getLogger("slipway.serving")
 
 
-class LoadFailure(Exception):
+class LoadFailure(SlipwayError, RuntimeError):
     """A load failed for ``reason`` (a ``slipway_model_load_failures_total`` label)."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -74,6 +74,9 @@ def load_model(
     """Read ``<efs_root>/<model>/<version>/``, verify it, deserialise it.
 
     Args:
+        efs_root: the EFS mount, holding ``<model>/<version>/`` folders.
+        model: the model name.
+        version: the version code to serve; ``None`` is a missing model.
         limits: where the PSI window's size and period come from (default
             :class:`ServingLimits`).
 

@@ -33,6 +33,8 @@ _NUMBER_TYPES = {float, int}
 
 
 class RequestInput(BaseModel):
+    """One input tensor of an infer request."""
+
     name: str = Field(description=f"`{INPUT_NAME}`, or a feature name (column layout)")
     shape: list[int] = Field(description="`[N, 30]` for input-0; `[N]` per feature")
     datatype: Literal["FP64", "FP32"]
@@ -40,6 +42,8 @@ class RequestInput(BaseModel):
 
 
 class InferenceRequest(BaseModel):
+    """An Open Inference Protocol infer request."""
+
     id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="echoed in the response")
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[dict[str, Any]] | None = Field(None, description="ignored: both are returned")
@@ -47,6 +51,8 @@ class InferenceRequest(BaseModel):
 
 
 class ResponseOutput(BaseModel):
+    """One output tensor of an infer response."""
+
     name: Literal["label", "probability"]
     shape: list[int]
     datatype: Literal["INT64", "FP64"]
@@ -54,6 +60,8 @@ class ResponseOutput(BaseModel):
 
 
 class InferenceResponse(BaseModel):
+    """An Open Inference Protocol infer response."""
+
     model_name: str
     model_version: str = Field(description="the package version code")
     id: str
@@ -61,12 +69,16 @@ class InferenceResponse(BaseModel):
 
 
 class TensorMetadata(BaseModel):
+    """Name, datatype and shape of a tensor in the model metadata."""
+
     name: str
     datatype: str
     shape: list[int]
 
 
 class ModelMetadata(BaseModel):
+    """The model metadata response."""
+
     name: str
     versions: list[str]
     platform: str
@@ -76,6 +88,8 @@ class ModelMetadata(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """Every error body: one fixed sentence."""
+
     error: str
 
 

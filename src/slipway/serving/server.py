@@ -22,11 +22,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def limits_to_env(limits: ServingLimits) -> dict[str, str]:
+    """The limits as the environment variables that worker processes read."""
     return {env: str(getattr(limits, field)) for field, env in LIMIT_ENV.items()}
 
 
 def app_from_environment():
-    """uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
+    """Uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
     env = os.environ
     limits = ServingLimits(
         **{field: int(env[name]) for field, name in LIMIT_ENV.items() if name in env}
@@ -49,7 +50,7 @@ def prepare_multiproc_dir(current: str | None, workers: int) -> str | None:
 
 
 def log_config() -> dict:
-    """uvicorn's logging configuration plus the ``slipway`` logger (model load reasons)."""
+    """Uvicorn's logging configuration plus the ``slipway`` logger (model load reasons)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -67,25 +68,33 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests get :data:`GRACEFUL_SHUTDOWN_SECONDS`.
 
-    Sets the process environment (this is the entry point) so that worker processes rebuild the
-    same settings; ``PROMETHEUS_MULTIPROC_DIR`` must be set before prometheus-client is imported
-    by a worker, which happens in the worker after this.
+    Sets the process environment while it serves, so that worker processes rebuild the same
+    settings (``PROMETHEUS_MULTIPROC_DIR`` must be set before prometheus-client is imported by a
+    worker, which happens in the worker after this), and restores it when the server stops.
     """
     import uvicorn
 
-    os.environ.update(settings.as_env())
-    os.environ.update(limits_to_env(limits))
+    changes = {**settings.as_env(), **limits_to_env(limits)}
     if multiproc_dir:
-        os.environ[MULTIPROC_ENV] = multiproc_dir
-    uvicorn.run(
-        "slipway.serving.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=log_config(),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+        changes[MULTIPROC_ENV] = multiproc_dir
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        uvicorn.run(
+            "slipway.serving.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=log_config(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from slipway.params import EvaluateParams
+from slipway.params import DataParams, EvaluateParams, SearchParams
+
+if TYPE_CHECKING:
+    from slipway.config import Settings
+    from slipway.registry import CandidateRun
 
 
 def score_model(model: Any, frame: pd.DataFrame, target: str) -> dict[str, float]:
@@ -35,7 +40,26 @@ def score_model(model: Any, frame: pd.DataFrame, target: str) -> dict[str, float
     }
 
 
-def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Curves:
+    """Confusion matrix and ROC curve of a model on the holdout, JSON-ready.
+
+    Attributes:
+        labels: class names, negative first.
+        matrix: confusion matrix rows (true class) by columns (predicted class).
+        fpr: false positive rates of the ROC curve.
+        tpr: true positive rates of the ROC curve.
+        thresholds: the thresholds of those points, capped at 1.0.
+    """
+
+    labels: list[str]
+    matrix: list[list[int]]
+    fpr: list[float]
+    tpr: list[float]
+    thresholds: list[float]
+
+
+def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> Curves:
     """Confusion matrix and ROC curve points, for the KFP ClassificationMetrics artifact."""
     from sklearn.metrics import confusion_matrix, roc_curve
 
@@ -44,13 +68,13 @@ def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> dict[str,
     fpr, tpr, thresholds = roc_curve(y, proba)
     # roc_curve's first threshold is +inf, which JSON (and the KFP UI) cannot hold
     thresholds = np.minimum(thresholds, 1.0)
-    return {
-        "labels": ["benign", "malignant"],
-        "matrix": confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).tolist(),
-        "fpr": fpr.tolist(),
-        "tpr": tpr.tolist(),
-        "thresholds": thresholds.tolist(),
-    }
+    return Curves(
+        labels=["benign", "malignant"],
+        matrix=confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).tolist(),
+        fpr=fpr.tolist(),
+        tpr=tpr.tolist(),
+        thresholds=thresholds.tolist(),
+    )
 
 
 @dataclass
@@ -65,7 +89,17 @@ class Decision:
     failed_thresholds: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON-ready data (the pipeline's ``decision`` artifact)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Rebuild a decision from :meth:`to_dict`'s data (read back by the promote step).
+
+        Raises:
+            TypeError: ``data`` lacks a field or has one a decision does not have.
+        """
+        return cls(**data)
 
 
 def decide_promotion(
@@ -107,17 +141,34 @@ def decide_promotion(
 
 @dataclass
 class Evaluation:
+    """What evaluate found.
+
+    Attributes:
+        decision: whether to promote, and why.
+        curves: confusion matrix and ROC points (:func:`confusion_and_roc`).
+        holdout_rows: rows of the holdout both models were scored on.
+    """
+
     decision: Decision
-    curves: dict[str, Any]
+    curves: Curves
     holdout_rows: int
 
 
-def load_champion(settings: Any) -> tuple[str, str, Any] | None:
-    """``(registry version, version code, model)`` of the champion, verified from the model store."""
+def load_champion(settings: Settings) -> tuple[str, str, Any] | None:
+    """``(registry version, version code, model)`` of the champion, verified from the model store.
+
+    Returns:
+        ``None`` when there is no champion yet.
+
+    Raises:
+        ModelPackageError: the champion's package is missing or fails its checksum.
+    """
     from slipway.packaging import load_package, open_model_store
     from slipway.registry import champion_version_code, get_client
+    from slipway.training.tracking import mlflow_tracking_uri
 
-    found = champion_version_code(get_client(settings.tracking_uri), settings.model_name)
+    with mlflow_tracking_uri(settings.tracking_uri):  # get_client sets the global URIs
+        found = champion_version_code(get_client(settings.tracking_uri), settings.model_name)
     if found is None:
         return None
     registry_version, code = found
@@ -129,29 +180,37 @@ def load_champion(settings: Any) -> tuple[str, str, Any] | None:
 
 
 def evaluate_candidate(
-    csv_path: Any,
-    model_path: Any,
-    run_id: str,
-    data_params: Any,
-    search_params: Any,
+    candidate: CandidateRun,
+    data_params: DataParams,
+    search_params: SearchParams,
     evaluate_params: EvaluateParams,
-    settings: Any,
+    settings: Settings,
 ) -> Evaluation:
-    """Score the candidate and the champion on the same holdout and decide; log it all to the run."""
-    from pathlib import Path
+    """Score the candidate and the champion on the same holdout and decide; log it all to the run.
 
-    import mlflow
+    Args:
+        candidate: the run, model file and dataset file the search step produced.
+        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        search_params: the ``search`` section (the holdout's fraction and seed).
+        evaluate_params: the ``evaluate`` section (thresholds, primary metric, ``min_delta``).
+        settings: the configuration (MLflow, model store, model name).
 
+    Returns:
+        The decision, the candidate's curves and the holdout size.
+
+    Raises:
+        ModelPackageError: the candidate or the champion's package does not load safely.
+    """
     from slipway.data import read_csv, split_dataset
     from slipway.packaging import loads_model
-    from slipway.training.tracking import configure_mlflow
+    from slipway.training.tracking import mlflow_client
 
     target = data_params.target
     _, holdout = split_dataset(
-        read_csv(Path(csv_path)), search_params.holdout_fraction, search_params.seed, target
+        read_csv(candidate.csv_path), search_params.holdout_fraction, search_params.seed, target
     )
-    candidate = loads_model(Path(model_path).read_bytes())
-    metrics = score_model(candidate, holdout, target)
+    model = loads_model(candidate.model_path.read_bytes())
+    metrics = score_model(model, holdout, target)
     champion = load_champion(settings)
     champion_metrics = score_model(champion[2], holdout, target) if champion else None
     decision = decide_promotion(
@@ -161,17 +220,34 @@ def evaluate_candidate(
         champion[0] if champion else None,
         champion[1] if champion else None,
     )
-    configure_mlflow(settings.tracking_uri, settings.experiment_name, settings.artifact_root)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-        mlflow.log_metric("holdout_rows", float(len(holdout)))
-        if champion_metrics:
-            mlflow.log_metrics({f"champion_holdout_{k}": v for k, v in champion_metrics.items()})
-        mlflow.set_tags(
-            {
-                "slipway.decision": "promote" if decision.promote else "keep",
-                "slipway.decision_reason": decision.reason,
-                "slipway.champion_version": champion[1] if champion else "none",
-            }
-        )
-    return Evaluation(decision, confusion_and_roc(candidate, holdout, target), len(holdout))
+    _log_evaluation(
+        mlflow_client(settings.tracking_uri),
+        candidate.run_id,
+        {
+            **{f"holdout_{k}": v for k, v in metrics.items()},
+            "holdout_rows": float(len(holdout)),
+            **{f"champion_holdout_{k}": v for k, v in (champion_metrics or {}).items()},
+        },
+        {
+            "slipway.decision": "promote" if decision.promote else "keep",
+            "slipway.decision_reason": decision.reason,
+            "slipway.champion_version": champion[1] if champion else "none",
+        },
+    )
+    return Evaluation(decision, confusion_and_roc(model, holdout, target), len(holdout))
+
+
+def _log_evaluation(
+    client: Any, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str]
+) -> None:
+    """Add the metrics and tags to the candidate's run, in one call and without the fluent API."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, value) for key, value in tags.items()],
+    )

@@ -6,6 +6,9 @@ run learned sits in one place.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -14,12 +17,29 @@ from slipway.data import DatasetRef
 from slipway.errors import RemoteUnavailableError
 
 MODEL_ARTIFACT = "model"
+_MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-def configure_mlflow(tracking_uri: str, experiment_name: str, artifact_root: str | None) -> str:
-    """Point MLflow at ``tracking_uri`` and make sure the experiment exists.
+def mlflow_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri``, which is also its registry; no global state.
 
     Args:
+        tracking_uri: MLflow tracking (and registry) URI, ``settings.tracking_uri``.
+
+    Returns:
+        The client.
+    """
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: str | None) -> str:
+    """Make sure the experiment exists at ``tracking_uri`` and return its id.
+
+    Args:
+        tracking_uri: MLflow tracking URI, ``settings.tracking_uri``.
+        experiment_name: the experiment, ``settings.experiment_name``.
         artifact_root: artifact location for a *new* experiment when the tracking URI is a local
             database; ``None`` lets a tracking server choose (e.g. its S3 artifacts destination).
 
@@ -29,25 +49,53 @@ def configure_mlflow(tracking_uri: str, experiment_name: str, artifact_root: str
     Raises:
         RemoteUnavailableError: the tracking server cannot be reached.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    client = mlflow_client(tracking_uri)
     try:
-        experiment = mlflow.get_experiment_by_name(experiment_name)
+        experiment = client.get_experiment_by_name(experiment_name)
         if experiment is not None:
             return experiment.experiment_id
         location = artifact_root if tracking_uri.startswith(("sqlite:", "file:", "/")) else None
         try:
-            return mlflow.create_experiment(experiment_name, artifact_location=location)
+            return client.create_experiment(experiment_name, artifact_location=location)
         except MlflowException:
             # created concurrently by another task
-            return mlflow.get_experiment_by_name(experiment_name).experiment_id
+            return client.get_experiment_by_name(experiment_name).experiment_id
     except MlflowException as e:
         raise RemoteUnavailableError(
             f"cannot reach MLflow at {tracking_uri!r}: {e}; check SLIPWAY_TRACKING_URI"
         ) from e
+
+
+@contextmanager
+def mlflow_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (and registry) at ``tracking_uri`` for the block only.
+
+    ``mlflow.start_run`` and ``mlflow.sklearn.log_model`` have no URI argument: they read the
+    global URIs (which ``mlflow.set_tracking_uri`` also writes to ``MLFLOW_TRACKING_URI``). This
+    sets both and, on exit, restores the previous globals and environment variables exactly.
+
+    Args:
+        tracking_uri: MLflow tracking and registry URI, ``settings.tracking_uri``.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {key: os.environ.get(key) for key in _MLFLOW_URI_ENV}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, repo: str, target: str):
@@ -96,10 +144,17 @@ def log_model(model: Any, sample: pd.DataFrame, trusted_types: list[str]) -> str
 
 
 def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
-    """Params, metrics and tags of a run, as plain dicts."""
-    from mlflow import MlflowClient
+    """Params, metrics and tags of a run, as plain dicts.
 
-    run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
+    Args:
+        tracking_uri: MLflow tracking URI.
+        run_id: the run.
+
+    Returns:
+        ``run_id``, ``params``, ``metrics``, ``tags`` (without ``mlflow.*``), ``status`` and the
+        names of the run's dataset ``inputs``.
+    """
+    run = mlflow_client(tracking_uri).get_run(run_id)
     return {
         "run_id": run_id,
         "params": dict(run.data.params),

@@ -12,11 +12,26 @@ from slipway.packaging import TRUSTED_TYPES
 from slipway.params import DataParams, SearchParams
 from slipway.training.evaluate import score_model
 from slipway.training.search import SearchResult, fit_grid_search
-from slipway.training.tracking import configure_mlflow, log_model, mlflow_dataset
+from slipway.training.tracking import (
+    ensure_experiment,
+    log_model,
+    mlflow_dataset,
+    mlflow_tracking_uri,
+)
 
 
 @dataclass
 class TrainedCandidate:
+    """What the search step produced.
+
+    Attributes:
+        run_id: the new MLflow run.
+        model_uri: the logged model (``models:/m-…``).
+        model: the refitted best Pipeline.
+        search: the grid search's result.
+        train_metrics: the model's metrics on the training split.
+    """
+
     run_id: str
     model_uri: str
     model: Any
@@ -35,6 +50,19 @@ def train_candidate(
 
     The holdout split is set aside here with the same seed that evaluate uses, so the search never
     sees a holdout row.
+
+    Args:
+        csv_path: the dataset version's CSV (pull-data's artifact).
+        dataset: what identifies that dataset version.
+        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        search_params: the ``search`` section (grids, folds, seed, holdout fraction).
+        settings: the configuration (MLflow URI, experiment, model name, code version).
+
+    Returns:
+        The new run's id, the logged model's URI, the model and the search's result.
+
+    Raises:
+        RemoteUnavailableError: MLflow cannot be reached.
     """
     import mlflow
 
@@ -44,10 +72,13 @@ def train_candidate(
     result = fit_grid_search(train, target, search_params)
     train_metrics = score_model(result.best_estimator, train, target)
 
-    experiment_id = configure_mlflow(
+    experiment_id = ensure_experiment(
         settings.tracking_uri, settings.experiment_name, settings.artifact_root
     )
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{dataset.label}") as run:
+    with (
+        mlflow_tracking_uri(settings.tracking_uri),
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{dataset.label}") as run,
+    ):
         mlflow.set_tags(
             {
                 "mlflow.source.git.commit": settings.git_commit,

@@ -223,3 +223,37 @@ def test_batch_rejection_is_counted(served) -> None:
     client.post(INFER, content=content, headers={"content-type": JSON})
     assert metric_value(registry, "slipway_rejected_requests_total", reason="batch_size") == 1
     assert metric_value(registry, "slipway_rejected_requests_total", reason="concurrency") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "builtin", "status"),
+    [
+        ("InvalidInput", ValueError, 400),
+        ("ModelNotFound", LookupError, 404),
+        ("PayloadTooLarge", ValueError, 413),
+        ("BatchTooLarge", ValueError, 413),
+        ("UnsupportedMediaType", ValueError, 415),
+        ("TooManyRequests", RuntimeError, 429),
+        ("ModelNotReady", RuntimeError, 503),
+    ],
+)
+def test_serving_errors_join_the_one_hierarchy(name: str, builtin: type, status: int) -> None:
+    from slipway.errors import SlipwayError
+    from slipway.serving import errors
+
+    error = getattr(errors, name)("what was expected")
+    assert isinstance(error, errors.ServingError)
+    assert isinstance(error, SlipwayError)
+    assert isinstance(error, builtin)
+    assert error.status == status
+    assert error.message == "what was expected"
+
+
+def test_load_failure_is_a_slipway_error() -> None:
+    from slipway.errors import SlipwayError
+    from slipway.serving import LoadFailure
+
+    failure = LoadFailure("checksum", "bad hash")
+    assert isinstance(failure, SlipwayError)
+    assert isinstance(failure, RuntimeError)
+    assert failure.reason == "checksum"

@@ -1,5 +1,8 @@
 """Grid search building blocks and the promotion gate."""
 
+import dataclasses
+import json
+
 import pytest
 
 from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset
@@ -110,7 +113,45 @@ def test_grid_search_tries_every_candidate_and_refits(small_search):
 def test_curves_are_json_ready(small_search):
     result, holdout = small_search
     curves = confusion_and_roc(result.best_estimator, holdout, "diagnosis")
-    assert sum(map(sum, curves["matrix"])) == len(holdout)
-    assert max(curves["thresholds"]) <= 1.0  # +inf would break the KFP UI
-    assert curves["fpr"][0] == 0.0
-    assert curves["tpr"][-1] == 1.0
+    assert sum(map(sum, curves.matrix)) == len(holdout)
+    assert max(curves.thresholds) <= 1.0  # +inf would break the KFP UI
+    assert curves.fpr[0] == 0.0
+    assert curves.tpr[-1] == 1.0
+    assert curves.labels == ["benign", "malignant"]
+    assert json.loads(json.dumps(dataclasses.asdict(curves)))["matrix"] == curves.matrix
+
+
+def test_mlflow_tracking_uri_restores_the_global_uris_and_env(tmp_path, monkeypatch):
+    import os
+
+    import mlflow
+
+    from slipway.training.tracking import mlflow_tracking_uri
+
+    outer = f"sqlite:///{tmp_path / 'outer.db'}"
+    mlflow.set_tracking_uri(outer)
+    mlflow.set_registry_uri(outer)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", outer)
+    inner = f"sqlite:///{tmp_path / 'inner.db'}"
+    with mlflow_tracking_uri(inner):
+        assert mlflow.get_tracking_uri() == inner
+        assert mlflow.get_registry_uri() == inner
+        assert os.environ["MLFLOW_TRACKING_URI"] == inner
+    assert mlflow.get_tracking_uri() == outer
+    assert mlflow.get_registry_uri() == outer
+    assert os.environ["MLFLOW_TRACKING_URI"] == outer
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+def test_decision_round_trips_through_the_artifact_json():
+    import json
+
+    from slipway.training.evaluate import Decision
+
+    d = decide_promotion({**GOOD, "roc_auc": 0.9925}, {**GOOD, "roc_auc": 0.99}, GATE, "3", "v3")
+    again = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert again == d
+    assert again.champion_version == "3"
+    with pytest.raises(TypeError, match="unexpected"):
+        Decision.from_dict({**d.to_dict(), "surprise": 1})

@@ -1,0 +1,244 @@
+"""One local training run as a library call: what ``slipway run`` does, without the printing.
+
+:func:`run_training` seeds this checkout's DVC remote when it is empty, records the champion
+before and after, runs the compiled pipeline under ``kfp.local``, pushes the run's metrics when a
+Pushgateway is configured and finds the validation report of a run that validate-data stopped.
+It returns a :class:`TrainingRunResult`; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from slipway.config import Settings
+from slipway.data import DEFAULT_DATASET_VERSION
+from slipway.errors import PipelineTaskError
+from slipway.params import Params
+
+VALIDATE_TASK = "validate-data"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a user asks of one run; validated when built, before any side effect.
+
+    Attributes:
+        params: ``params.yaml``, already validated; its sections become the run parameters.
+        dataset_version: readable dataset version, e.g. ``v1`` or ``v2``.
+        dataset_rev: git revision of the DVC pointers.
+
+    Raises:
+        DatasetVersionError: ``dataset_version`` is unknown; the message lists the known ones.
+    """
+
+    params: Params
+    dataset_version: str = DEFAULT_DATASET_VERSION
+    dataset_rev: str = "HEAD"
+
+    def __post_init__(self) -> None:
+        from slipway.data import dataset_spec
+
+        dataset_spec(self.dataset_version)
+
+    def arguments(self) -> dict[str, Any]:
+        """The pipeline's run parameters, as a dashboard user would set them."""
+        return {
+            "dataset_version": self.dataset_version,
+            "dataset_rev": self.dataset_rev,
+            "data_params": self.params.data.model_dump(),
+            "search_params": self.params.search.model_dump(),
+            "evaluate_params": self.params.evaluate.model_dump(),
+        }
+
+
+@dataclass(frozen=True)
+class TrainingRunResult:
+    """What one run did.
+
+    Attributes:
+        seconds: wall time of the run (from the first champion look-up to the metrics push).
+        champion_before: registry version of the champion before the run (``None``: none).
+        champion_after: registry version of the champion after the run.
+        run_id: the MLflow run of the candidate; ``None`` when the pipeline failed.
+        summary: :func:`slipway.training.run_summary` of that run; ``None`` on failure.
+        failure: the error of the failed pipeline; ``None`` when it succeeded.
+        report: this run's validation report when validate-data stopped the run.
+        warnings: problems that did not fail the run (metrics not computed or not pushed).
+    """
+
+    seconds: float
+    champion_before: str | None
+    champion_after: str | None
+    run_id: str | None = None
+    summary: Mapping[str, Any] | None = None
+    failure: PipelineTaskError | None = None
+    report: Path | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether every task of the pipeline finished."""
+        return self.failure is None
+
+    @property
+    def champion_moved(self) -> bool:
+        """Whether the champion alias points elsewhere than before the run."""
+        return self.champion_after != self.champion_before
+
+
+class RunProgress(Protocol):
+    """Hooks a caller implements to show progress (the CLI prints with rich)."""
+
+    def seeding(self, remote_url: str) -> AbstractContextManager[None]:
+        """Wraps seeding the empty DVC remote ``remote_url``."""
+        ...
+
+    def starting(self, dataset_version: str) -> None:
+        """Called just before the pipeline starts."""
+        ...
+
+
+class _Quiet:
+    @contextmanager
+    def seeding(self, remote_url: str) -> Iterator[None]:
+        yield
+
+    def starting(self, dataset_version: str) -> None:
+        pass
+
+
+def run_training(
+    settings: Settings, request: TrainingRequest, progress: RunProgress | None = None
+) -> TrainingRunResult:
+    """Run the compiled training pipeline on this machine, end to end.
+
+    A failed pipeline does not raise: the result carries the failure, and whether the champion
+    moved before it (promotion is idempotent, so a rerun finishes the job).
+
+    Args:
+        settings: the configuration; handed to every task.
+        request: dataset version, revision and params of the run.
+        progress: hooks to show progress; ``None`` shows nothing.
+
+    Returns:
+        What the run did, for the caller to report.
+
+    Raises:
+        RemoteUnavailableError: the DVC remote cannot be read or seeded, or MLflow is unreachable.
+    """
+    from slipway.data import seed_datasets, unpushed_datasets
+    from slipway.orchestration.local_run import run_compiled_pipeline
+
+    progress = progress or _Quiet()
+    # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
+    own_project = Path(settings.dvc_repo).resolve() == settings.project_dir
+    unpushed = own_project and unpushed_datasets(
+        settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
+    )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if unpushed:
+        with progress.seeding(settings.dvc_remote_url):
+            seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
+    progress.starting(request.dataset_version)
+    started = time.monotonic()
+    champion_before = champion_version(settings)
+    started_at = time.time()
+    try:
+        run_id = run_compiled_pipeline(settings.compiled_pipeline, settings, request.arguments())
+    except PipelineTaskError as e:
+        stopped_by_validation = e.failed_task == VALIDATE_TASK
+        warnings = _push_run_metrics(
+            settings, time.monotonic() - started, data_validation_failed=stopped_by_validation
+        )
+        return TrainingRunResult(
+            seconds=time.monotonic() - started,
+            champion_before=champion_before,
+            champion_after=champion_version(settings),
+            failure=e,
+            report=latest_report(settings.state_dir, since=started_at)
+            if stopped_by_validation
+            else None,
+            warnings=warnings,
+        )
+    from slipway.training import run_summary
+
+    summary = run_summary(settings.tracking_uri, run_id)
+    warnings = _push_run_metrics(settings, time.monotonic() - started, summary=summary)
+    return TrainingRunResult(
+        seconds=time.monotonic() - started,
+        champion_before=champion_before,
+        champion_after=champion_version(settings),
+        run_id=run_id,
+        summary=summary,
+        warnings=warnings,
+    )
+
+
+def champion_version(settings: Settings) -> str | None:
+    """The registry version the ``champion`` alias points at, or ``None`` when there is none."""
+    from slipway.registry import get_alias_version, get_client
+    from slipway.training import mlflow_tracking_uri
+
+    with mlflow_tracking_uri(settings.tracking_uri):  # get_client sets MLflow's global URIs
+        version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
+    return None if version is None else str(version.version)
+
+
+def latest_report(state_dir: Path, since: float) -> Path | None:
+    """This run's validation report (never an older run's).
+
+    Args:
+        state_dir: the state folder whose ``kfp/`` holds the local runs.
+        since: Unix time the run started; older reports are ignored.
+
+    Returns:
+        The newest ``validate-data/report`` written since ``since``, or ``None``.
+    """
+    reports = sorted(
+        (
+            p
+            for p in (state_dir / "kfp").glob(f"*/{VALIDATE_TASK}/report")
+            if p.stat().st_mtime >= since
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return reports[-1] if reports else None
+
+
+def _push_run_metrics(
+    settings: Settings,
+    seconds: float,
+    summary: Mapping[str, Any] | None = None,
+    data_validation_failed: bool = False,
+) -> tuple[str, ...]:
+    """Report the run to the Pushgateway when one is configured; never fails the run.
+
+    Returns:
+        The warnings to show (empty when pushed or when no gateway is configured).
+    """
+    if not settings.pushgateway_url:
+        return ()
+    from slipway.orchestration.pipeline_metrics import (
+        PipelineRunMetrics,
+        pipeline_run_from_summary,
+        push_pipeline_metrics,
+    )
+
+    try:
+        if summary is not None:
+            run = pipeline_run_from_summary(summary, seconds)
+        else:
+            run = PipelineRunMetrics(
+                seconds, succeeded=False, data_validation_failed=data_validation_failed
+            )
+        pushed = push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name)
+    except Exception as e:  # metrics must never fail a run that worked
+        return (f"pipeline metrics not computed: {e}",)
+    if not pushed:
+        return (f"pipeline metrics not pushed to {settings.pushgateway_url}",)
+    return ()

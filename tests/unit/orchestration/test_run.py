@@ -1,0 +1,142 @@
+"""``run_training`` without kfp: the outcome of a run, the failed task, and the scoped environment."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from slipway.config import load_settings
+from slipway.errors import DatasetVersionError, PipelineTaskError
+from slipway.orchestration import local_run
+from slipway.orchestration import run as run_module
+from slipway.orchestration.local_run import failed_task_of, scoped_environ
+from slipway.orchestration.run import TrainingRequest, latest_report, run_training
+from slipway.params import load_params
+from tests.support import REPO
+
+COLOURED = (
+    "Pipeline \x1b[95m'slipway-training'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. "
+    "Inner task failed: \x1b[96m'validate-data'\x1b[0m."
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "task"),
+    [
+        (COLOURED, "validate-data"),
+        ("... Inner task failed: 'promote' inside 'condition-1'.", "promote"),
+        ("Task 'search' finished with status FAILURE", "search"),
+        ("something else went wrong", None),
+    ],
+)
+def test_failed_task_is_read_once_from_the_kfp_error(message: str, task: str | None) -> None:
+    assert failed_task_of(RuntimeError(message)) == task
+
+
+def test_scoped_environ_restores_changed_and_removes_added(monkeypatch) -> None:
+    monkeypatch.setenv("SLIPWAY_H2_KEPT", "before")
+    monkeypatch.delenv("SLIPWAY_H2_NEW", raising=False)
+    with scoped_environ({"SLIPWAY_H2_KEPT": "during", "SLIPWAY_H2_NEW": "x"}):
+        assert os.environ["SLIPWAY_H2_KEPT"] == "during"
+        assert os.environ["SLIPWAY_H2_NEW"] == "x"
+    assert os.environ["SLIPWAY_H2_KEPT"] == "before"
+    assert "SLIPWAY_H2_NEW" not in os.environ
+
+
+def test_scoped_environ_restores_after_an_error(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin")
+    with pytest.raises(RuntimeError, match="boom"), scoped_environ({"PATH": "/elsewhere"}):
+        raise RuntimeError("boom")
+    assert os.environ["PATH"] == "/usr/bin"
+
+
+def test_unknown_dataset_version_fails_when_the_request_is_built() -> None:
+    params = load_params(REPO / "params.yaml")
+    with pytest.raises(DatasetVersionError, match="unknown dataset version 'v9'") as failure:
+        TrainingRequest(params=params, dataset_version="v9")
+    assert "v1, v2" in str(failure.value)
+    assert TrainingRequest(params=params).arguments()["dataset_version"] == "v2"
+
+
+def test_a_failed_pipeline_leaves_the_environment_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    """run_compiled_pipeline restores PATH and SLIPWAY_* even when a task fails."""
+    settings = load_settings(state_dir=tmp_path)
+    before = dict(os.environ)
+
+    class FakePipeline:
+        name = "slipway-training"
+
+        def __call__(self, **_: object) -> None:
+            assert os.environ["SLIPWAY_STATE_DIR"] == str(settings.state_dir)
+            raise RuntimeError(COLOURED)
+
+    monkeypatch.setattr(
+        "kfp.components.load_component_from_file", lambda path: FakePipeline(), raising=True
+    )
+    monkeypatch.setattr("kfp.local.init", lambda **_: None)
+    with pytest.raises(PipelineTaskError, match="pipeline slipway-training failed") as failure:
+        local_run.run_compiled_pipeline(tmp_path / "p.yaml", settings, {})
+    assert failure.value.failed_task == "validate-data"
+    assert dict(os.environ) == before
+
+
+def _fake_run(monkeypatch, tmp_path: Path, champions: list[str | None], error: Exception | None):
+    settings = load_settings(state_dir=tmp_path, dvc_repo=str(tmp_path / "elsewhere"))
+    calls = iter(champions)
+    monkeypatch.setattr(run_module, "champion_version", lambda _: next(calls))
+
+    def fake_pipeline(yaml_path, settings_, arguments):
+        assert arguments["dataset_version"] == "v1"
+        report = tmp_path / "kfp" / "slipway-training-1" / "validate-data" / "report"
+        report.parent.mkdir(parents=True)
+        report.write_text("# report")
+        if error is not None:
+            raise error
+        return "run-1"
+
+    monkeypatch.setattr(local_run, "run_compiled_pipeline", fake_pipeline)
+    request = TrainingRequest(params=load_params(REPO / "params.yaml"), dataset_version="v1")
+    return run_training(settings, request)
+
+
+def test_validation_failure_finds_this_runs_report(tmp_path: Path, monkeypatch) -> None:
+    error = PipelineTaskError("pipeline failed", failed_task="validate-data")
+    result = _fake_run(monkeypatch, tmp_path, ["3", "3"], error)
+    assert result.succeeded is False
+    assert result.failure is error
+    assert result.report == tmp_path / "kfp" / "slipway-training-1" / "validate-data" / "report"
+    assert result.champion_before == result.champion_after == "3"
+    assert result.champion_moved is False
+    assert result.run_id is None
+    assert result.summary is None
+
+
+def test_other_failures_have_no_report_and_say_the_champion_moved(tmp_path, monkeypatch) -> None:
+    error = PipelineTaskError("pipeline failed", failed_task="promote")
+    result = _fake_run(monkeypatch, tmp_path, [None, "1"], error)
+    assert result.report is None
+    assert result.champion_moved is True
+    assert (result.champion_before, result.champion_after) == (None, "1")
+
+
+def test_success_returns_the_run_and_its_summary(tmp_path: Path, monkeypatch) -> None:
+    summary = {"tags": {"slipway.promoted": "true"}, "metrics": {}, "params": {}}
+    monkeypatch.setattr("slipway.training.run_summary", lambda uri, run_id: summary)
+    result = _fake_run(monkeypatch, tmp_path, ["1", "2"], None)
+    assert result.succeeded is True
+    assert result.run_id == "run-1"
+    assert result.summary == summary
+    assert result.champion_moved is True
+    assert result.warnings == ()
+
+
+def test_latest_report_ignores_older_runs(tmp_path: Path) -> None:
+    old = tmp_path / "kfp" / "old" / "validate-data" / "report"
+    old.parent.mkdir(parents=True)
+    old.write_text("old")
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    assert latest_report(tmp_path, since=time.time() - 10) is None
+    assert latest_report(tmp_path, since=time.time() - 1000) == old
