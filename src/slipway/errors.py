@@ -64,7 +64,16 @@ class KpiCatalogError(SlipwayError, ValueError):
 
 
 class PipelineRunError(SlipwayError, RuntimeError):
-    """A task of the local pipeline run failed; the message names it."""
+    """A task of the local pipeline run failed; the message names it.
+
+    Attributes:
+        failed_task: the innermost task that failed (e.g. ``validate-data``), or ``None`` when
+            kfp did not name one.
+    """
+
+    def __init__(self, message: str, failed_task: str | None = None) -> None:
+        super().__init__(message)
+        self.failed_task = failed_task
 
 
 class BucketVersioningError(ConfigError):
@@ -77,16 +86,3 @@ class SubmitError(SlipwayError, RuntimeError):
 
 class KubectlNotFoundError(KubectlError):
     """The kubectl executable is not installed (or not at the path given)."""
-
-
-class PipelineTaskError(PipelineRunError):
-    """A named task of the local pipeline run failed.
-
-    Attributes:
-        failed_task: the innermost task that failed (e.g. ``validate-data``), or ``None`` when
-            kfp did not name one.
-    """
-
-    def __init__(self, message: str, failed_task: str | None = None) -> None:
-        super().__init__(message)
-        self.failed_task = failed_task

@@ -18,7 +18,7 @@ from slipway.errors import (
     RemoteUnavailableError,
     VersionExistsError,
 )
-from slipway.packaging.store import open_model_store
+from slipway.packaging.store import store_at_url
 from slipway.packaging.store.s3 import S3ModelStore
 from tests.support.aws import client, fake_package, new_bucket
 from tests.support.processes import VENV_BIN, free_port, running
@@ -31,7 +31,7 @@ V2 = "v2-20261129-89abcdef"
 
 def test_layout_checksums_and_manifest_written_last(aws_env: str) -> None:
     bucket = new_bucket(aws_env)
-    store = open_model_store(f"s3://{bucket}/models", aws_env)
+    store = store_at_url(f"s3://{bucket}/models", aws_env, "us-east-1")
     files = fake_package("slipway", V1)
     puts: list[dict] = []
     real_put = store.client.put_object

@@ -34,9 +34,7 @@ def efs_sync_cmd(
 
     code = VersionCode.parse(version) if version is not None else None  # parsed once, here
     settings = load_settings()
-    store = open_model_store(
-        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
-    )
+    store = open_model_store(settings)
     model = settings.model_name
     if code is None:
         code = read_champion_marker(store, model)

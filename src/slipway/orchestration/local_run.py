@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.errors import PipelineTaskError
+from slipway.errors import PipelineRunError
 
 # kfp.local names the failed tasks innermost first, each quoted (and coloured on a terminal):
 # "... Inner task failed: 'validate-data' inside 'condition-1'." or "Task 'search' finished ..."
@@ -39,7 +39,7 @@ def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mappin
         The pipeline's output: the MLflow run id of the candidate.
 
     Raises:
-        PipelineTaskError: a task failed (``failed_task`` names it); its log above says why.
+        PipelineRunError: a task failed (``failed_task`` names it); its log above says why.
     """
     from kfp import local
     from kfp.components import load_component_from_file
@@ -58,7 +58,7 @@ def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mappin
         try:
             task = pipeline(**arguments)
         except RuntimeError as e:
-            raise PipelineTaskError(
+            raise PipelineRunError(
                 f"pipeline {pipeline.name} failed: {e}", failed_task=failed_task_of(e)
             ) from e
     return task.output

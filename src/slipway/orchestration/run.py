@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from slipway.config import Settings
 from slipway.data import DEFAULT_DATASET_VERSION
-from slipway.errors import PipelineTaskError
+from slipway.errors import PipelineRunError
 from slipway.params import Params
 
 VALIDATE_TASK = "validate-data"
@@ -76,7 +76,7 @@ class TrainingRunResult:
     champion_after: str | None
     run_id: str | None = None
     summary: Mapping[str, Any] | None = None
-    failure: PipelineTaskError | None = None
+    failure: PipelineRunError | None = None
     report: Path | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -150,7 +150,7 @@ def run_training(
     started_at = time.time()
     try:
         run_id = run_compiled_pipeline(settings.compiled_pipeline, settings, request.arguments())
-    except PipelineTaskError as e:
+    except PipelineRunError as e:
         stopped_by_validation = e.failed_task == VALIDATE_TASK
         warnings = _push_run_metrics(
             settings, time.monotonic() - started, data_validation_failed=stopped_by_validation
@@ -182,10 +182,8 @@ def run_training(
 def champion_version(settings: Settings) -> str | None:
     """The registry version the ``champion`` alias points at, or ``None`` when there is none."""
     from slipway.registry import get_alias_version, get_client
-    from slipway.training import mlflow_tracking_uri
 
-    with mlflow_tracking_uri(settings.tracking_uri):  # get_client sets MLflow's global URIs
-        version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
+    version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
     return None if version is None else str(version.version)
 
 

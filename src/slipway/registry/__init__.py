@@ -16,6 +16,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "champion_version_code": "client",
         "get_alias_version": "client",
         "get_client": "client",
+        "mlflow_tracking_uri": "client",
         "move_alias": "client",
         "promote_candidate": "promotion",
         "register_version": "client",

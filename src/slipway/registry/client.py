@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from slipway.errors import ConfigError, RegistryError
@@ -11,18 +14,44 @@ CHAMPION = "champion"
 TAG_VERSION_CODE = "version_code"
 
 
-def get_client(tracking_uri: str):
-    """A client for the registry at ``tracking_uri``.
+_MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
-    The global URIs are set too: the SQL registry store resolves ``models:/m-…`` sources through
-    the *global* tracking URI, not the client's.
-    """
-    import mlflow
+
+def get_client(tracking_uri: str):
+    """A client for the tracking server and registry at ``tracking_uri``; no global is set."""
     from mlflow import MlflowClient
 
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+@contextmanager
+def mlflow_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (and registry) at ``tracking_uri`` for the block only.
+
+    ``mlflow.start_run`` and ``mlflow.sklearn.log_model`` have no URI argument: they read the
+    global URIs (which ``mlflow.set_tracking_uri`` also writes to ``MLFLOW_TRACKING_URI``). This
+    sets both and, on exit, restores the previous globals and environment variables exactly.
+
+    Args:
+        tracking_uri: MLflow tracking and registry URI, ``settings.tracking_uri``.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {key: os.environ.get(key) for key in _MLFLOW_URI_ENV}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def get_alias_version(client: Any, name: str, alias: str = CHAMPION):
@@ -69,7 +98,10 @@ def register_version(client: Any, name: str, model_uri: str, run_id: str):
     # MLflow 3 logged models (models:/m-...): a tracking *server* refuses the source unless
     # model_id names the logged model (a local store resolves it by itself)
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
+    # the SQL registry store resolves a models:/m-... source through MLflow's *global* tracking
+    # URI, not the client's: point it at the client's store for this one call
+    with mlflow_tracking_uri(client.tracking_uri):
+        version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
     return client.get_model_version(name, version.version)
 
 

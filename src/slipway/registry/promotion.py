@@ -15,7 +15,14 @@ from pathlib import Path
 from slipway.config import Settings
 from slipway.data import DatasetRef, read_csv, split_dataset
 from slipway.errors import VersionExistsError
-from slipway.packaging import MANIFEST, PackageInfo, build_package, open_model_store, parse_manifest
+from slipway.packaging import (
+    MANIFEST,
+    PackageInfo,
+    build_package,
+    open_model_store,
+    parse_manifest,
+    publish_champion,
+)
 from slipway.params import DataParams, SearchParams
 from slipway.registry.client import TAG_VERSION_CODE, get_client, move_alias, register_version
 from slipway.versions import make_version_code
@@ -105,9 +112,7 @@ def promote_candidate(
     }.items():
         client.set_model_version_tag(name, version.version, key, value)
 
-    store = open_model_store(
-        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
-    )
+    store = open_model_store(settings)
     created = not store.exists(name, code)
     if created:
         target = data_params.target
@@ -140,13 +145,10 @@ def promote_candidate(
     move_alias(client, name, version.version, expected_champion)
     promotion = Promotion(code, str(version.version), store.package_uri(name, code), created)
 
-    # --- EFS (issue #3): the champion marker that efs-sync retention reads (it cannot reach
-    # MLflow), and on a local store the embedded stand-in of the Lambda (same verify + rename
-    # code). On S3 the bucket notification runs the Lambda instead. Idempotent.
-    from slipway.packaging import publish_champion
-
+    # the champion marker that efs-sync retention reads (it cannot reach MLflow), and on a local
+    # store the embedded stand-in of the Lambda (same verify + rename code); on S3 the bucket
+    # notification runs the Lambda instead. Idempotent.
     promotion.efs_path = publish_champion(store, name, code, int(version.version), settings)
-    # --- end EFS
     for key, value in {
         "slipway.version_code": code,
         "slipway.registry_version": str(version.version),

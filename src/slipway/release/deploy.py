@@ -101,9 +101,7 @@ def check_version_available(settings: Settings, version: VersionCode) -> None:
         RolloutError: the package is missing; the message names the version and the fix.
     """
     name = settings.model_name
-    store = open_model_store(
-        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
-    )
+    store = open_model_store(settings)
     if not store.exists(name, version):
         known = store.list_versions(name)[-5:]
         raise RolloutError(

@@ -182,9 +182,7 @@ def sync_registry(
 def _write_marker(settings: Settings, served: VersionCode, registry_version: str) -> str:
     from slipway.packaging import write_champion_marker
 
-    store = open_model_store(
-        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
-    )
+    store = open_model_store(settings)
     return write_champion_marker(store, settings.model_name, served, int(registry_version))
 
 

@@ -23,7 +23,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "fit_grid_search": "search",
         "log_model": "tracking",
         "mlflow_client": "tracking",
-        "mlflow_tracking_uri": "tracking",
         "run_summary": "tracking",
         "score_model": "evaluate",
         "train_candidate": "train",

@@ -165,16 +165,12 @@ def load_champion(settings: Settings) -> tuple[str, str, Any] | None:
     """
     from slipway.packaging import load_package, open_model_store
     from slipway.registry import champion_version_code, get_client
-    from slipway.training.tracking import mlflow_tracking_uri
 
-    with mlflow_tracking_uri(settings.tracking_uri):  # get_client sets the global URIs
-        found = champion_version_code(get_client(settings.tracking_uri), settings.model_name)
+    found = champion_version_code(get_client(settings.tracking_uri), settings.model_name)
     if found is None:
         return None
     registry_version, code = found
-    store = open_model_store(
-        settings.model_store_url, settings.aws_endpoint_url, settings.aws_region
-    )
+    store = open_model_store(settings)
     model, _ = load_package(store, settings.model_name, code)
     return registry_version, code, model
 

@@ -6,9 +6,6 @@ run learned sits in one place.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -17,7 +14,6 @@ from slipway.data import DatasetRef
 from slipway.errors import RemoteUnavailableError
 
 MODEL_ARTIFACT = "model"
-_MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def mlflow_client(tracking_uri: str) -> Any:
@@ -66,36 +62,6 @@ def ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: st
         raise RemoteUnavailableError(
             f"cannot reach MLflow at {tracking_uri!r}: {e}; check SLIPWAY_TRACKING_URI"
         ) from e
-
-
-@contextmanager
-def mlflow_tracking_uri(tracking_uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (and registry) at ``tracking_uri`` for the block only.
-
-    ``mlflow.start_run`` and ``mlflow.sklearn.log_model`` have no URI argument: they read the
-    global URIs (which ``mlflow.set_tracking_uri`` also writes to ``MLFLOW_TRACKING_URI``). This
-    sets both and, on exit, restores the previous globals and environment variables exactly.
-
-    Args:
-        tracking_uri: MLflow tracking and registry URI, ``settings.tracking_uri``.
-    """
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved_env = {key: os.environ.get(key) for key in _MLFLOW_URI_ENV}
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, repo: str, target: str):

@@ -10,13 +10,13 @@ from slipway.config import Settings
 from slipway.data import DatasetRef, read_csv, split_dataset
 from slipway.packaging import TRUSTED_TYPES
 from slipway.params import DataParams, SearchParams
+from slipway.registry import mlflow_tracking_uri
 from slipway.training.evaluate import score_model
 from slipway.training.search import SearchResult, fit_grid_search
 from slipway.training.tracking import (
     ensure_experiment,
     log_model,
     mlflow_dataset,
-    mlflow_tracking_uri,
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slipway.config import load_settings
-from slipway.errors import DatasetVersionError, PipelineTaskError
+from slipway.errors import DatasetVersionError, PipelineRunError
 from slipway.orchestration import local_run
 from slipway.orchestration import run as run_module
 from slipway.orchestration.local_run import failed_task_of, scoped_environ
@@ -77,7 +77,7 @@ def test_a_failed_pipeline_leaves_the_environment_as_it_was(tmp_path: Path, monk
         "kfp.components.load_component_from_file", lambda path: FakePipeline(), raising=True
     )
     monkeypatch.setattr("kfp.local.init", lambda **_: None)
-    with pytest.raises(PipelineTaskError, match="pipeline slipway-training failed") as failure:
+    with pytest.raises(PipelineRunError, match="pipeline slipway-training failed") as failure:
         local_run.run_compiled_pipeline(tmp_path / "p.yaml", settings, {})
     assert failure.value.failed_task == "validate-data"
     assert dict(os.environ) == before
@@ -103,7 +103,7 @@ def _fake_run(monkeypatch, tmp_path: Path, champions: list[str | None], error: E
 
 
 def test_validation_failure_finds_this_runs_report(tmp_path: Path, monkeypatch) -> None:
-    error = PipelineTaskError("pipeline failed", failed_task="validate-data")
+    error = PipelineRunError("pipeline failed", failed_task="validate-data")
     result = _fake_run(monkeypatch, tmp_path, ["3", "3"], error)
     assert result.succeeded is False
     assert result.failure is error
@@ -115,7 +115,7 @@ def test_validation_failure_finds_this_runs_report(tmp_path: Path, monkeypatch) 
 
 
 def test_other_failures_have_no_report_and_say_the_champion_moved(tmp_path, monkeypatch) -> None:
-    error = PipelineTaskError("pipeline failed", failed_task="promote")
+    error = PipelineRunError("pipeline failed", failed_task="promote")
     result = _fake_run(monkeypatch, tmp_path, [None, "1"], error)
     assert result.report is None
     assert result.champion_moved is True

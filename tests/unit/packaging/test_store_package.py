@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from slipway.config import load_settings
 from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset
 from slipway.errors import ConfigError, ModelPackageError, VersionExistsError
 from slipway.packaging.package import PackageInfo, build_package, load_package, training_statistics
-from slipway.packaging.store import MANIFEST, LocalModelStore, open_model_store
+from slipway.packaging.store import MANIFEST, LocalModelStore, open_model_store, store_at_url
 from slipway.versions import make_version_code, parse_version_code
 
 
@@ -184,7 +185,10 @@ def test_training_statistics_bins_cover_all_rows(trained):
         assert s["edges"] == sorted(s["edges"])
 
 
-def test_open_model_store_refuses_unknown_schemes(tmp_path):
-    assert isinstance(open_model_store(str(tmp_path)), LocalModelStore)
+def test_open_model_store_opens_the_configured_store_and_refuses_unknown_schemes(tmp_path):
+    settings = load_settings(state_dir=tmp_path, model_store_url=str(tmp_path / "models"))
+    store = open_model_store(settings)
+    assert isinstance(store, LocalModelStore)
+    assert store.root == tmp_path / "models"
     with pytest.raises(ModelPackageError, match="unsupported model store URL 'gs://x'"):
-        open_model_store("gs://x")
+        store_at_url("gs://x", None, "us-east-1")

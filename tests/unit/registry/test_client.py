@@ -8,6 +8,7 @@ from slipway.registry.client import (
     find_version_for_run,
     get_alias_version,
     get_client,
+    mlflow_tracking_uri,
     move_alias,
     register_version,
 )
@@ -21,17 +22,27 @@ def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = get_client(uri)
-    exp = mlflow.create_experiment("t", artifact_location=str(root / "art"))
     runs = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=exp) as run:
-            info = mlflow.sklearn.log_model(
-                DummyClassifier().fit([[0], [1]], [0, 1]),
-                name="model",
-                pip_requirements=["scikit-learn"],
-            )
-        runs.append((run.info.run_id, info.model_uri))
+    with mlflow_tracking_uri(uri):  # the fluent API logs to the global URI only
+        exp = mlflow.create_experiment("t", artifact_location=str(root / "art"))
+        for _ in range(2):
+            with mlflow.start_run(experiment_id=exp) as run:
+                info = mlflow.sklearn.log_model(
+                    DummyClassifier().fit([[0], [1]], [0, 1]),
+                    name="model",
+                    pip_requirements=["scikit-learn"],
+                )
+            runs.append((run.info.run_id, info.model_uri))
     return client, runs
+
+
+def test_get_client_leaves_the_global_uris_alone(tmp_path):
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    client = get_client(f"sqlite:///{tmp_path / 'other.db'}")
+    assert client.tracking_uri.endswith("other.db")
+    assert mlflow.get_tracking_uri() == before
 
 
 def test_registration_is_idempotent_per_run(registry):

@@ -126,7 +126,7 @@ def test_mlflow_tracking_uri_restores_the_global_uris_and_env(tmp_path, monkeypa
 
     import mlflow
 
-    from slipway.training.tracking import mlflow_tracking_uri
+    from slipway.registry import mlflow_tracking_uri
 
     outer = f"sqlite:///{tmp_path / 'outer.db'}"
     mlflow.set_tracking_uri(outer)
