@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AliasChoices,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         frozen=True,
+        populate_by_name=True,
     )
 
     state_dir: Path = Field(Path(".slipway"), description="Local state folder (embedded default).")
@@ -90,7 +92,10 @@ class Settings(BaseSettings):
         None, description="DynamoDB table of the efs-sync Lambda."
     )
     model_version: VersionCodeField | None = Field(
-        None, description="Version code the model server serves."
+        None,
+        # the pod template pins MODEL_VERSION once; SLIPWAY_MODEL_VERSION wins where both are set
+        validation_alias=AliasChoices("SLIPWAY_MODEL_VERSION", "MODEL_VERSION", "model_version"),
+        description="Version code the model server serves (SLIPWAY_MODEL_VERSION or MODEL_VERSION).",
     )
     namespace: str = Field(
         "slipway",
@@ -170,11 +175,25 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as e:
         problems = "; ".join(
-            f"SLIPWAY_{'_'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: "
-            f"{err['msg']}"
-            for err in e.errors()
+            f"{_variable(err['loc'])}={err.get('input')!r}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from e
+
+
+def _variable(loc: tuple[Any, ...]) -> str:
+    """The environment variable(s) behind a validation error's location."""
+    name = "_".join(str(p) for p in loc)
+    field = Settings.model_fields.get(name) or next(
+        (f for f in Settings.model_fields.values() if _aliases(f) and name in _aliases(f)), None
+    )
+    if field is not None and _aliases(field):
+        return " or ".join(a for a in _aliases(field) if a.isupper())
+    return f"SLIPWAY_{name.upper()}"
+
+
+def _aliases(field: Any) -> list[str]:
+    alias = field.validation_alias
+    return [str(a) for a in alias.choices] if isinstance(alias, AliasChoices) else []
 
 
 def _git_commit(project: Path) -> str:

@@ -319,8 +319,11 @@ def test_model_version_is_pinned_in_the_pod_template(name: str, docs: dict) -> N
     template_annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     code = read_model_version(yaml.safe_dump_all(docs[name]))
     assert VERSION_CODE.fullmatch(code)
-    assert _env(container)["MODEL_VERSION"] == template_annotations["slipway.io/model-version"]
-    assert _env(container)["SLIPWAY_MODEL_VERSION"] == code
+    assert _env(container)["MODEL_VERSION"] == code
+    # pinned once: no second env var or annotation that could disagree
+    assert [e["name"] for e in container["env"]].count("MODEL_VERSION") == 1
+    assert not {"SLIPWAY_MODEL_VERSION"} & set(_env(container))
+    assert not [k for k in template_annotations if code in template_annotations[k]][1:]
     assert template_annotations["kubernetes.io/change-cause"] == f"deploy model {code}"
     assert deployment["metadata"]["annotations"]["kubernetes.io/change-cause"] == (
         f"deploy model {code}"
@@ -335,7 +338,7 @@ def test_model_version_is_pinned_in_the_pod_template(name: str, docs: dict) -> N
 def test_base_pins_no_model_version(docs: dict) -> None:
     deployment, _, container = _server(docs["base"])
     assert not {"MODEL_VERSION", "SLIPWAY_MODEL_VERSION"} & set(_env(container))
-    assert "slipway.io/model-version" not in deployment["spec"]["template"]["metadata"].get(
+    assert "kubernetes.io/change-cause" not in deployment["spec"]["template"]["metadata"].get(
         "annotations", {}
     )
 
@@ -483,13 +486,11 @@ def test_new_version_changes_only_the_version_in_the_pod_template(tmp_path: Path
     assert old_t.keys() == new_t.keys()
     changed = {k: (old_t[k], new_t[k]) for k in old_t if old_t[k] != new_t[k]}
     assert changed == {
-        "/metadata/annotations/slipway.io/model-version": (old, new),
         "/metadata/annotations/kubernetes.io/change-cause": (
             f"deploy model {old}",
             f"deploy model {new}",
         ),
         "/spec/containers[server]/env[MODEL_VERSION]/value": (old, new),
-        "/spec/containers[server]/env[SLIPWAY_MODEL_VERSION]/value": (old, new),
     }
     # outside the Deployment nothing changed at all
     others = [d for d in yaml.safe_load_all(before) if d["kind"] != "Deployment"]

@@ -112,7 +112,9 @@ class World:
 
 def _pinned(path: Path) -> str:
     doc = yaml.safe_load(path.read_text())
-    return doc["spec"]["template"]["metadata"]["annotations"]["slipway.io/model-version"]
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    (version,) = [e["value"] for e in container["env"] if e["name"] == "MODEL_VERSION"]
+    return version
 
 
 @pytest.fixture
@@ -300,14 +302,14 @@ def test_rollback_to_an_unregistered_version_says_what_is_left(world: World) -> 
     assert world.trail() == []
 
 
-def test_rollback_whose_template_disagrees_with_itself_is_not_synced(world: World) -> None:
+def test_rollback_whose_template_pins_no_valid_version_is_not_synced(world: World) -> None:
     revisions = world.fake.state()["revisions"]
-    revisions[0]["env_version"] = "v9-20261101-deadbeef"  # annotation v1, env MODEL_VERSION v9
+    revisions[0]["env_version"] = "v9-latest"  # MODEL_VERSION is not a version code
     world.fake.set_state(revisions=revisions)
     with pytest.raises(RolloutError, match="reading back what the Deployment serves failed") as e:
         _rollback(world)
     assert "does not pin one model version" in str(e.value)
-    assert "v9-20261101-deadbeef" in str(e.value)
+    assert "'v9-latest' is not a model version code" in str(e.value)
     assert world.fake.calls() == [CONTEXT, GET, UNDO, STATUS, GET]
     assert world.champion() == "2"
     assert world.trail() == []
@@ -403,7 +405,7 @@ def test_deploy_applies_waits_and_moves_the_alias(world: World) -> None:
     assert world.fake.calls() == [CONTEXT, GET, ["apply", "-k", overlay], STATUS, GET]
     assert world.fake.served() == (2, world.v2)
     assert _pinned(world.overlay_file) == world.v2
-    assert "+        slipway.io/model-version: " + world.v2 in result.diff
+    assert "+          value: " + world.v2 in result.diff  # env MODEL_VERSION
     assert world.champion() == "2"
     assert world.marker_names() == (world.v2, 2)
     (record,) = world.trail()
@@ -450,8 +452,8 @@ def test_deploy_dry_run_prints_the_diff_and_changes_nothing(world: World) -> Non
     ]
     assert changed  # only version lines change in the rendered manifests
     assert all(world.v1 in line or world.v2 in line for line in changed), changed
-    assert f"-        slipway.io/model-version: {world.v2}" in changed
-    assert f"+        slipway.io/model-version: {world.v1}" in changed
+    assert f"-          value: {world.v2}" in changed  # env MODEL_VERSION
+    assert f"+          value: {world.v1}" in changed
     assert _tree_digest(world.manifests) == before
     assert world.fake.calls() == []  # renders only: no context, no apply
     assert world.champion() == "2"

@@ -12,7 +12,7 @@ State::
 
     {"context": "test-cluster" | None,          # None: `config current-context` fails
      "revisions": [{"revision": 1, "version": "v1-…", "cause": "deploy model v1-…",
-                    "env_version": "v9-…"}],    # optional: MODEL_VERSION disagrees
+                    "env_version": "v9-…"}],    # optional: what MODEL_VERSION reads instead
      "current": 1,                              # the revision the Deployment is at
      "fail": {"rollout status": "error text"}}  # argv prefixes that fail with that stderr
 """
@@ -31,8 +31,8 @@ from slipway.release.names import (
     CHANGE_CAUSE_ANNOTATION,
     CONTAINER,
     DEPLOYMENT,
-    MODEL_VERSION_ANNOTATION,
     REVISION_ANNOTATION,
+    VERSION_ENV,
 )
 
 NAMESPACE = "slipway"
@@ -125,8 +125,7 @@ class FakeKubectl:
         version, cause = rev["version"], rev["cause"]
         env = [
             {"name": "MODEL_ROOT", "value": "/models"},
-            {"name": "MODEL_VERSION", "value": rev.get("env_version", version)},
-            {"name": "SLIPWAY_MODEL_VERSION", "value": version},
+            {"name": VERSION_ENV, "value": rev.get("env_version", version)},
         ]
         return {
             "apiVersion": "apps/v1",
@@ -142,12 +141,7 @@ class FakeKubectl:
             "spec": {
                 "revisionHistoryLimit": 10,
                 "template": {
-                    "metadata": {
-                        "annotations": {
-                            MODEL_VERSION_ANNOTATION: version,
-                            CHANGE_CAUSE_ANNOTATION: cause,
-                        }
-                    },
+                    "metadata": {"annotations": {CHANGE_CAUSE_ANNOTATION: cause}},
                     "spec": {"containers": [{"name": CONTAINER, "env": env}]},
                 },
             },
@@ -173,9 +167,10 @@ class FakeKubectl:
         if rendered.returncode != 0:
             raise _Failed(rendered.stderr)
         (dep,) = [d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "Deployment"]
-        annotations = dep["spec"]["template"]["metadata"]["annotations"]
-        version = annotations[MODEL_VERSION_ANNOTATION]
-        cause = annotations[CHANGE_CAUSE_ANNOTATION]
+        template = dep["spec"]["template"]
+        (container,) = [c for c in template["spec"]["containers"] if c["name"] == CONTAINER]
+        (version,) = [e["value"] for e in container["env"] if e["name"] == VERSION_ENV]
+        cause = template["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION]
         revisions = self._state.setdefault("revisions", [])
         same = [r for r in revisions if (r["version"], r["cause"]) == (version, cause)]
         if same:

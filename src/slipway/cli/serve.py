@@ -63,11 +63,13 @@ def serve(
     from slipway.serving.server import MULTIPROC_ENV, prepare_multiproc_dir, run_server
     from slipway.versions import VersionCode
 
-    text = (
-        model_version or os.environ.get("SLIPWAY_MODEL_VERSION") or os.environ.get("MODEL_VERSION")
+    # the option (or SLIPWAY_MODEL_VERSION / MODEL_VERSION, read by Settings) is where the code
+    # enters: parsed once, then Settings keeps it
+    settings = (
+        load_settings(model_version=VersionCode.parse(model_version))
+        if model_version
+        else load_settings()
     )
-    # the option or variable is where the code enters: parsed once, then Settings keeps it
-    settings = load_settings(model_version=VersionCode.parse(text)) if text else load_settings()
     if champion:
         settings = load_settings(model_version=_champion_version(settings))
     multiproc_dir = prepare_multiproc_dir(os.environ.get(MULTIPROC_ENV), workers)

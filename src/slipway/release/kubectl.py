@@ -213,8 +213,7 @@ class Kubectl:
 def served_version(deployment: dict[str, Any]) -> ServedVersion:
     """The model version the live Deployment's pod template pins.
 
-    The annotation ``slipway.io/model-version`` and the env vars ``MODEL_VERSION`` /
-    ``SLIPWAY_MODEL_VERSION`` must agree (checked by
+    The server container's env var ``MODEL_VERSION`` (read by
     :func:`slipway.release.overlay.read_model_version`, which reads the live object as it reads a
     rendered one).
 

@@ -11,7 +11,6 @@ __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
     "CONTAINER",
     "DEPLOYMENT",
-    "MODEL_VERSION_ANNOTATION",
     "REVISION_ANNOTATION",
     "VERSION_ENV",
     "status_command",
@@ -21,15 +20,12 @@ __all__ = [
 DEPLOYMENT = "slipway-server"
 #: Its container that serves the model.
 CONTAINER = "server"
-#: Pod-template annotation naming the served version (read back by deploy and rollback).
-MODEL_VERSION_ANNOTATION = "slipway.io/model-version"
 #: The annotation ``kubectl rollout history`` shows as CHANGE-CAUSE.
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 #: The Deployment's current revision, set by the Deployment controller.
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-#: Container env vars that pin the version: ``MODEL_VERSION``, and ``SLIPWAY_MODEL_VERSION``
-#: which the server's Settings read.
-VERSION_ENV = ("MODEL_VERSION", "SLIPWAY_MODEL_VERSION")
+#: The one container env var that pins the served version (the server's Settings read it).
+VERSION_ENV = "MODEL_VERSION"
 
 
 def status_command(namespace: str) -> str:

@@ -1,8 +1,8 @@
 """Pin, render and read the model version of the model server's kustomize overlays.
 
-The served model is chosen by the Deployment's POD TEMPLATE (env var ``MODEL_VERSION`` and the
-annotation ``slipway.io/model-version``), so that each model version is its own ReplicaSet
-revision and ``kubectl rollout undo`` is a model rollback. Each overlay sets the version in one
+The served model is chosen by the Deployment's POD TEMPLATE (the env var ``MODEL_VERSION``, written
+once, beside the ``kubernetes.io/change-cause`` annotation that ``kubectl rollout history`` shows),
+so that each model version is its own ReplicaSet revision and ``kubectl rollout undo`` is a model rollback. Each overlay sets the version in one
 small strategic-merge patch, ``manifests/overlays/<env>/model-version.yaml``; this module is the
 only writer of that file (``slipway deploy --version <code>`` calls :func:`set_model_version`).
 """
@@ -23,7 +23,6 @@ from slipway.release.names import (
     CHANGE_CAUSE_ANNOTATION,
     CONTAINER,
     DEPLOYMENT,
-    MODEL_VERSION_ANNOTATION,
     VERSION_ENV,
 )
 from slipway.versions import VersionCode
@@ -41,7 +40,7 @@ _MAX_CAUSE = 256
 _HEADER = """\
 # The model this environment serves. Written by `slipway deploy --version <code>`
 # (slipway.release.overlay.set_model_version); edit by hand only to the same shape.
-# The version lives in the POD TEMPLATE (env var + annotation), so each version is its own
+# The version lives in the POD TEMPLATE (env MODEL_VERSION, once), so each version is its own
 # ReplicaSet revision and `kubectl rollout undo deployment/slipway-server` restores the
 # previous model.
 """
@@ -137,11 +136,10 @@ def read_model_version(rendered_yaml: str) -> VersionCode:
         rendered_yaml: Output of :func:`render_overlay` for a model-server overlay.
 
     Returns:
-        The parsed version code, after checking that the env vars ``MODEL_VERSION`` and
-        ``SLIPWAY_MODEL_VERSION`` and the pod-template annotation all agree.
+        The parsed version code, from the server container's env var ``MODEL_VERSION``.
 
     Raises:
-        ConfigError: no ``slipway-server`` Deployment, no version, the places disagree, or the
+        ConfigError: no ``slipway-server`` Deployment, no version (or more than one), or the
             version is not a valid code.
     """
     deployments = [
@@ -157,21 +155,19 @@ def read_model_version(rendered_yaml: str) -> VersionCode:
             f"{len(deployments)}: render a model-server overlay (manifests/overlays/<env>)"
         )
     template = deployments[0]["spec"]["template"]
-    found = {
-        f"annotation {MODEL_VERSION_ANNOTATION}": (template.get("metadata") or {})
-        .get("annotations", {})
-        .get(MODEL_VERSION_ANNOTATION)
-    }
     containers = [c for c in template["spec"]["containers"] if c.get("name") == CONTAINER]
-    env = {e["name"]: e.get("value") for c in containers for e in c.get("env") or []}
-    found.update({f"env {name}": env.get(name) for name in VERSION_ENV})
-    values = set(found.values())
-    if len(values) != 1 or None in values:
+    values = [
+        e.get("value")
+        for c in containers
+        for e in c.get("env") or []
+        if e.get("name") == VERSION_ENV
+    ]
+    if len(values) != 1 or not values[0]:
         raise ConfigError(
-            f"model version is missing or inconsistent in the pod template: {found}; "
-            f"set it with set_model_version (slipway deploy --version <code>)"
+            f"the pod template must pin the model version once, in env {VERSION_ENV} of container "
+            f"{CONTAINER!r}; found {values}: set it with slipway deploy --version <code>"
         )
-    return VersionCode.parse(values.pop())
+    return VersionCode.parse(values[0])
 
 
 def _check_overlay(overlay_dir: Path) -> None:
@@ -207,16 +203,14 @@ def _version_patch(version_code: VersionCode, cause: str) -> dict[str, Any]:
         "spec": {
             "template": {
                 "metadata": {
-                    "annotations": {
-                        MODEL_VERSION_ANNOTATION: version,
-                        CHANGE_CAUSE_ANNOTATION: cause,
-                    }
+                    # kubectl rollout history shows this (it names the version, see cause)
+                    "annotations": {CHANGE_CAUSE_ANNOTATION: cause}
                 },
                 "spec": {
                     "containers": [
                         {
                             "name": CONTAINER,
-                            "env": [{"name": name, "value": version} for name in VERSION_ENV],
+                            "env": [{"name": VERSION_ENV, "value": version}],
                         }
                     ]
                 },

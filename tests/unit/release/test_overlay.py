@@ -30,7 +30,7 @@ def _pinned(overlay: Path) -> dict[str, str]:
     (container,) = template["spec"]["containers"]
     return {
         "deployment_cause": patch["metadata"]["annotations"]["kubernetes.io/change-cause"],
-        "annotation": template["metadata"]["annotations"]["slipway.io/model-version"],
+        "template_annotations": ",".join(template["metadata"]["annotations"]),
         "template_cause": template["metadata"]["annotations"]["kubernetes.io/change-cause"],
         **{e["name"]: e["value"] for e in container["env"]},
         "container": container["name"],
@@ -52,10 +52,9 @@ def test_set_model_version_pins_every_place(overlay: Path) -> None:
     assert written == overlay / MODEL_VERSION_FILE
     assert _pinned(overlay) == {
         "deployment_cause": f"deploy model {NEW_CODE}",
-        "annotation": NEW_CODE,
+        "template_annotations": "kubernetes.io/change-cause",  # the version is pinned once: env
         "template_cause": f"deploy model {NEW_CODE}",
         "MODEL_VERSION": NEW_CODE,
-        "SLIPWAY_MODEL_VERSION": NEW_CODE,
         "container": "server",
     }
     assert sorted(p.name for p in overlay.iterdir() if p.name.startswith(".")) == []
@@ -124,25 +123,17 @@ def test_overlay_that_does_not_patch_with_the_file_is_refused(overlay: Path) -> 
     assert (overlay / MODEL_VERSION_FILE).read_bytes() == before
 
 
-def _rendered(annotation: str | None, model_version: str | None, slipway_version: str | None):
+def _rendered(*model_versions: str, container: str = "server") -> str:
     env = [{"name": "SLIPWAY_MODEL_NAME", "value": "slipway"}]
-    env += [
-        {"name": name, "value": value}
-        for name, value in [
-            ("MODEL_VERSION", model_version),
-            ("SLIPWAY_MODEL_VERSION", slipway_version),
-        ]
-        if value is not None
-    ]
-    annotations = {} if annotation is None else {"slipway.io/model-version": annotation}
+    env += [{"name": "MODEL_VERSION", "value": value} for value in model_versions]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "slipway-server"},
         "spec": {
             "template": {
-                "metadata": {"annotations": annotations},
-                "spec": {"containers": [{"name": "server", "env": env}]},
+                "metadata": {"annotations": {"kubernetes.io/change-cause": "x"}},
+                "spec": {"containers": [{"name": container, "env": env}]},
             }
         },
     }
@@ -150,31 +141,30 @@ def _rendered(annotation: str | None, model_version: str | None, slipway_version
     return yaml.safe_dump_all([service, deployment])
 
 
-def test_read_model_version_returns_the_agreed_code() -> None:
-    assert read_model_version(_rendered(NEW_CODE, NEW_CODE, NEW_CODE)) == NEW_CODE
+def test_read_model_version_returns_the_pinned_code() -> None:
+    assert read_model_version(_rendered(NEW_CODE)) == NEW_CODE
 
 
 @pytest.mark.parametrize(
-    ("annotation", "model_version", "slipway_version"),
+    ("model_versions", "container"),
     [
-        (NEW_CODE, COMMITTED_CODE, NEW_CODE),
-        (COMMITTED_CODE, NEW_CODE, NEW_CODE),
-        (NEW_CODE, NEW_CODE, COMMITTED_CODE),
-        (None, NEW_CODE, NEW_CODE),
-        (NEW_CODE, None, NEW_CODE),
-        (None, None, None),
+        ((), "server"),
+        ((NEW_CODE, COMMITTED_CODE), "server"),
+        (("",), "server"),
+        ((NEW_CODE,), "app"),
     ],
+    ids=["missing", "twice", "empty", "other-container"],
 )
-def test_read_model_version_refuses_missing_or_disagreeing_places(
-    annotation: str | None, model_version: str | None, slipway_version: str | None
+def test_read_model_version_refuses_a_template_that_does_not_pin_it_once(
+    model_versions: tuple[str, ...], container: str
 ) -> None:
-    with pytest.raises(ConfigError, match="missing or inconsistent"):
-        read_model_version(_rendered(annotation, model_version, slipway_version))
+    with pytest.raises(ConfigError, match="must pin the model version once, in env MODEL_VERSION"):
+        read_model_version(_rendered(*model_versions, container=container))
 
 
 def test_read_model_version_refuses_a_malformed_code() -> None:
     with pytest.raises(ConfigError, match="'v2-latest'"):
-        read_model_version(_rendered("v2-latest", "v2-latest", "v2-latest"))
+        read_model_version(_rendered("v2-latest"))
 
 
 def test_read_model_version_needs_the_server_deployment() -> None:

@@ -22,7 +22,7 @@ CODE = "v2-20261128-0a1b2c3d"
 NS = "slipway"
 
 
-def _deployment(annotation: str, env_version: str, revision: str = "7") -> dict[str, Any]:
+def _deployment(code: str, *env_versions: str, revision: str = "7") -> dict[str, Any]:
     return {
         "kind": "Deployment",
         "metadata": {
@@ -31,19 +31,14 @@ def _deployment(annotation: str, env_version: str, revision: str = "7") -> dict[
         },
         "spec": {
             "template": {
-                "metadata": {
-                    "annotations": {
-                        "slipway.io/model-version": annotation,
-                        "kubernetes.io/change-cause": f"deploy model {annotation}",
-                    }
-                },
+                "metadata": {"annotations": {"kubernetes.io/change-cause": f"deploy model {code}"}},
                 "spec": {
                     "containers": [
                         {
                             "name": "server",
                             "env": [
-                                {"name": "MODEL_VERSION", "value": env_version},
-                                {"name": "SLIPWAY_MODEL_VERSION", "value": annotation},
+                                {"name": "MODEL_ROOT", "value": "/models"},
+                                *({"name": "MODEL_VERSION", "value": v} for v in env_versions),
                             ],
                         }
                     ]
@@ -55,13 +50,17 @@ def _deployment(annotation: str, env_version: str, revision: str = "7") -> dict[
 
 def test_served_version_reads_version_revision_and_cause() -> None:
     served = served_version(_deployment(CODE, CODE))
+    assert served.version == CODE
     assert (served.version, served.revision, served.cause) == (CODE, 7, f"deploy model {CODE}")
 
 
-def test_served_version_refuses_annotation_and_env_that_disagree() -> None:
+@pytest.mark.parametrize(
+    "env_versions", [(), (CODE, "v1-20261127-0a1b2c3d"), ("v1-latest",)], ids=["none", "two", "bad"]
+)
+def test_served_version_refuses_a_template_that_does_not_pin_one_version(env_versions) -> None:
     with pytest.raises(KubectlError, match="does not pin one model version") as caught:
-        served_version(_deployment(CODE, "v1-20261127-0a1b2c3d"))
-    assert "v1-20261127-0a1b2c3d" in str(caught.value)
+        served_version(_deployment(CODE, *env_versions))
+    assert "MODEL_VERSION" in str(caught.value) or "v1-latest" in str(caught.value)
 
 
 def test_missing_kubectl_is_one_sentence(tmp_path: Path) -> None:

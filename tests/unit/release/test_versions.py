@@ -70,9 +70,23 @@ def test_settings_parse_the_model_version_once(monkeypatch: pytest.MonkeyPatch) 
     assert type(settings.model_dump()["model_version"]) is str
     monkeypatch.delenv("SLIPWAY_MODEL_VERSION")
     assert load_settings().model_version is None
-    with pytest.raises(ConfigError, match="SLIPWAY_MODEL_VERSION='v2-latest'") as caught:
+    with pytest.raises(
+        ConfigError, match="SLIPWAY_MODEL_VERSION or MODEL_VERSION='v2-latest'"
+    ) as caught:
         load_settings(model_version="v2-latest")
     assert "is not a model version code" in str(caught.value)
+
+
+def test_the_pod_templates_model_version_env_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLIPWAY_MODEL_VERSION", raising=False)
+    monkeypatch.setenv("MODEL_VERSION", CODE)  # what the overlay pins, once
+    assert load_settings().model_version == CODE
+    monkeypatch.setenv("SLIPWAY_MODEL_VERSION", "v1-20261128-0a1b2c3d")  # wins where both are set
+    assert load_settings().model_version == "v1-20261128-0a1b2c3d"
+    monkeypatch.setenv("MODEL_VERSION", "latest")
+    monkeypatch.delenv("SLIPWAY_MODEL_VERSION")
+    with pytest.raises(ConfigError, match="MODEL_VERSION='latest'"):
+        load_settings()
 
 
 def test_namespace_is_a_setting_with_a_default() -> None:
