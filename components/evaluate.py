@@ -20,18 +20,11 @@ def evaluate(
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import DatasetRef
     from slipway.params import DataParams, EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
     from slipway.training import evaluate_candidate
 
-    candidate = CandidateRun(
-        run_id,
-        model_uri,
-        Path(model.path),
-        Path(dataset.path),
-        DatasetRef.from_metadata(dataset.metadata),
-    )
+    candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
     result = evaluate_candidate(
         candidate,
         DataParams.model_validate(data_params),

@@ -20,19 +20,12 @@ def promote(
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import DatasetRef
     from slipway.params import DataParams, SearchParams
     from slipway.registry import CandidateRun, promote_candidate
     from slipway.training import Decision
 
     verdict = Decision.from_dict(json.loads(Path(decision.path).read_text()))
-    candidate = CandidateRun(
-        run_id,
-        model_uri,
-        Path(model.path),
-        Path(dataset.path),
-        DatasetRef.from_metadata(dataset.metadata),
-    )
+    candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
     result = promote_candidate(
         candidate,
         verdict.champion_version,

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from slipway.config import Settings
 from slipway.data import DatasetRef, read_csv, split_dataset
@@ -45,6 +46,24 @@ class CandidateRun:
     model_path: Path
     csv_path: Path
     dataset: DatasetRef
+
+    @classmethod
+    def from_artifacts(cls, run_id: str, model_uri: str, model: Any, dataset: Any) -> CandidateRun:
+        """Build it from the pipeline's KFP ``Model`` and ``Dataset`` artifacts (``.path``, ``.metadata``).
+
+        Args:
+            run_id: the MLflow run the search step created.
+            model_uri: the model logged to that run.
+            model: the search step's model artifact.
+            dataset: the pull-data step's dataset artifact (its metadata is a DatasetRef).
+        """
+        return cls(
+            run_id,
+            model_uri,
+            Path(model.path),
+            Path(dataset.path),
+            DatasetRef.from_metadata(dataset.metadata),
+        )
 
 
 @dataclass
