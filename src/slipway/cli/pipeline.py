@@ -145,9 +145,17 @@ class _ConsoleProgress:
 
     @contextmanager
     def seeding(self, remote_url: str) -> Iterator[None]:
-        with console.status(f"seeding the empty DVC remote {remote_url} …"):
-            yield
-        console.print(f"seeded dataset versions into {remote_url}")
+        doing = f"seeding the empty DVC remote {escape(remote_url)} …"
+        if self.live is None:
+            with self.out.status(doing):
+                yield
+        else:  # one live display at a time: the seeding is a row of the task spinner
+            row = self.live.add_task(doing)
+            try:
+                yield
+            finally:
+                self.live.remove_task(row)
+        self.out.print(f"seeded dataset versions into {escape(remote_url)}", soft_wrap=True)
 
     def starting(self, dataset_version: str, log: Path | None) -> None:
         console.rule(
@@ -159,10 +167,11 @@ class _ConsoleProgress:
 
     @contextmanager
     def running(self, terminal: TextIO | None) -> Iterator[None]:
-        # live (--verbose): the tasks print to stdout themselves, a spinner would garble them
+        # live (--verbose): the tasks print to stdout themselves, a spinner would garble them;
+        # off a terminal a spinner only adds noise
         self.out = console if terminal is None else make_console(file=terminal)
         try:
-            if terminal is None:
+            if terminal is None or not self.out.is_terminal:
                 yield
             else:
                 self.live = task_spinner(self.out)

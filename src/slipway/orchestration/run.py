@@ -103,11 +103,11 @@ class RunProgress(Protocol):
         ...
 
     def starting(self, dataset_version: str, log: Path | None) -> None:
-        """Called just before the pipeline starts; the task output goes to ``log`` (or live)."""
+        """Called before seeding and the pipeline; their output goes to ``log`` (or live)."""
         ...
 
     def running(self, terminal: TextIO | None) -> AbstractContextManager[None]:
-        """Wraps the pipeline run; ``terminal`` is where to write while the output is captured.
+        """Wraps seeding and the pipeline; ``terminal``: where to write while output is captured.
 
         ``None``: the output is not captured (the tasks print live to stdout).
         """
@@ -175,20 +175,22 @@ def run_training(
         settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if unpushed:
-        with progress.seeding(settings.dvc_remote_url):
-            seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
     log = new_run_log(settings.state_dir) if capture else None
     progress.starting(request.dataset_version, log)
-    started = time.monotonic()
-    with output_to(log) if log is not None else nullcontext(None) as terminal:
+    capturing = output_to(log) if log is not None else nullcontext(None)
+    with capturing as terminal, progress.running(terminal):
+        if unpushed:
+            with progress.seeding(settings.dvc_remote_url):
+                seed_datasets(
+                    settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
+                )
+        started = time.monotonic()
         champion_before = champion_version(settings)
         started_at = time.time()
         try:
-            with progress.running(terminal):
-                run_id = run_compiled_pipeline(
-                    settings.compiled_pipeline, settings, request.arguments(), progress
-                )
+            run_id = run_compiled_pipeline(
+                settings.compiled_pipeline, settings, request.arguments(), progress
+            )
         except PipelineRunError as e:
             return _failed(settings, e, started, started_at, champion_before, log)
         from slipway.training import run_summary
