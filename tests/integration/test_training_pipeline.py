@@ -110,6 +110,22 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     assert run.data.params["best.estimator"] in {"LogisticRegression", "RandomForestClassifier"}
 
 
+def test_output_is_one_line_per_task_then_the_summary_and_the_log_holds_the_rest(first_run):
+    lines = first_run.stdout.splitlines()
+    assert len(lines) <= 30, first_run.stdout
+    assert "\x1b[" not in first_run.stdout + first_run.stderr  # not a terminal: plain text
+    for task in ("pull-data", "validate-data", "search", "evaluate", "promote"):
+        assert len([line for line in lines if line.startswith(f"✓ {task} ")]) == 1, task
+    logs = [line.split()[-1] for line in lines if line.startswith("task logs ")]
+    assert len(logs) == 1
+    log = Path(logs[0])
+    assert log.name == "pipeline.log"
+    logged = log.read_text()
+    assert "Executing task 'search'" in logged
+    assert "Task 'search' outputs:" in logged
+    assert "Executing task" not in first_run.stdout
+
+
 def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
     from slipway.data.versioning import DatasetRef
     from slipway.params import load_params
@@ -205,6 +221,8 @@ def test_poisoned_dataset_stops_at_validation(first_run, state, tmp_path):
     for violation in ("column_in_dataframe", "not_nullable", "isin((0, 1))", "fewer than 100 rows"):
         assert violation in output, violation
     assert "Nothing was promoted" in output
+    assert "✗ validate-data" in result.stdout
+    assert "Task logs: " in result.stderr
     assert champion(state).version == before.version
     assert (
         len(client.search_runs([client.get_experiment_by_name("slipway").experiment_id]))

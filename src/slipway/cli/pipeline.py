@@ -8,16 +8,23 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from slipway.cli.common import console, err_console, fails_cleanly
+from slipway.cli.common import console, err_console, fails_cleanly, make_console
 
 if TYPE_CHECKING:
     from slipway.config import Settings
-    from slipway.orchestration import TrainingRunResult
+    from slipway.orchestration import TaskStatus, TrainingRunResult
+
+# how a finished task is marked, by TaskStatus value
+_MARKS = {"succeeded": "[green]✓[/]", "failed": "[bold red]✗[/]", "skipped": "[dim]-[/]"}
+LOG_TAIL_LINES = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -65,8 +72,18 @@ def run_cmd(
     params_file: Annotated[
         Path | None, typer.Option("--params", help="params.yaml to use instead of the project's.")
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show the tasks' logs as they run instead of in a log file."
+        ),
+    ] = False,
 ) -> None:
-    """Run the compiled training pipeline end to end on this machine and print a summary."""
+    """Run the compiled training pipeline end to end on this machine and print a summary.
+
+    One line per task as it ends, then the summary; what the tasks print goes to
+    ``<state_dir>/runs/<timestamp>/pipeline.log`` (or to the terminal with ``--verbose``).
+    """
     from slipway.config import load_settings
     from slipway.data import DEFAULT_DATASET_VERSION
     from slipway.orchestration import TrainingRequest, run_training
@@ -81,7 +98,7 @@ def run_cmd(
     )
     if _pipelines_program(["--check"], capture=True):
         raise typer.Exit(1)
-    result = run_training(settings, request, _ConsoleProgress(settings))
+    result = run_training(settings, request, _ConsoleProgress(settings), capture=not verbose)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if result.failure is not None:
@@ -92,30 +109,107 @@ def run_cmd(
             if result.champion_moved
             else "Nothing was promoted: the champion is unchanged."
         )
+        logs = f" Task logs: {result.log}." if result.log else ""
         err_console.print(
-            f"[bold red]pipeline failed:[/] {result.failure}.{where} {outcome}", soft_wrap=True
+            f"[bold red]pipeline failed:[/] {escape(str(result.failure))}.{escape(where)} "
+            f"{outcome}{escape(logs)}",
+            soft_wrap=True,
         )
+        _print_failure_detail(result)
         raise typer.Exit(1)
     _print_summary(settings, result)
 
 
+def _print_failure_detail(result: TrainingRunResult) -> None:
+    """The validation report of a run validate-data stopped, else the end of the task log."""
+    if result.report is not None and result.report.is_file():
+        err_console.print(result.report.read_text(), markup=False, soft_wrap=True)
+    elif result.log is not None and result.log.is_file():
+        tail = result.log.read_text(errors="replace").rstrip().splitlines()[-LOG_TAIL_LINES:]
+        err_console.rule(f"last {len(tail)} lines of {result.log}")
+        err_console.print("\n".join(tail), markup=False, soft_wrap=True)
+
+
 class _ConsoleProgress:
-    """:class:`slipway.orchestration.RunProgress` on the rich console."""
+    """:class:`slipway.orchestration.RunProgress` on the rich console: one line per task.
+
+    While the task output is captured, a spinner shows the running task (on a terminal only) and
+    each task prints one line when it ends, on the terminal stream the capture hands over.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.out: Console = console
+        self.live: Progress | None = None
+        self.rows: dict[str, TaskID] = {}
 
     @contextmanager
     def seeding(self, remote_url: str) -> Iterator[None]:
-        with console.status(f"seeding the empty DVC remote {remote_url} …"):
-            yield
-        console.print(f"seeded dataset versions into {remote_url}")
+        doing = f"seeding the empty DVC remote {escape(remote_url)} …"
+        if self.live is None:
+            with self.out.status(doing):
+                yield
+        else:  # one live display at a time: the seeding is a row of the task spinner
+            row = self.live.add_task(doing)
+            try:
+                yield
+            finally:
+                self.live.remove_task(row)
+        self.out.print(f"seeded dataset versions into {escape(remote_url)}", soft_wrap=True)
 
-    def starting(self, dataset_version: str) -> None:
+    def starting(self, dataset_version: str, log: Path | None) -> None:
         console.rule(
             f"slipway-training: dataset {dataset_version} "
             f"({self.settings.compiled_pipeline.name}, state {self.settings.state_dir})"
         )
+        if log is not None:
+            console.print(f"task logs        {escape(str(log))}", soft_wrap=True)
+
+    @contextmanager
+    def running(self, terminal: TextIO | None) -> Iterator[None]:
+        # live (--verbose): the tasks print to stdout themselves, a spinner would garble them;
+        # off a terminal a spinner only adds noise
+        self.out = console if terminal is None else make_console(file=terminal)
+        try:
+            if terminal is None or not self.out.is_terminal:
+                yield
+            else:
+                self.live = task_spinner(self.out)
+                with self.live:
+                    yield
+        finally:
+            self.out, self.live, self.rows = console, None, {}
+
+    def task_started(self, task: str) -> None:
+        if self.live is not None:
+            self.rows[task] = self.live.add_task(escape(task))
+
+    def task_finished(self, task: str, status: TaskStatus, seconds: float) -> None:
+        if self.live is not None and task in self.rows:
+            self.live.remove_task(self.rows.pop(task))
+        self.out.print(task_line(task, status, seconds))
+
+
+def task_spinner(out: Console) -> Progress:
+    """The running tasks with their elapsed time; gone when done, nothing off a terminal.
+
+    It must not redirect ``sys.stdout``: that is the task log while the tasks run.
+    """
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
+def task_line(task: str, status: TaskStatus, seconds: float) -> str:
+    """One task's line (rich markup), e.g. ``✓ search  12.3 s``."""
+    took = "skipped" if status == "skipped" else f"{seconds:6.1f} s"
+    return f"{_MARKS[status]} {escape(task):<16} {took}"
 
 
 def _print_summary(settings: Settings, result: TrainingRunResult) -> None:

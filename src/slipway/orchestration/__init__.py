@@ -12,6 +12,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "PipelineRunMetrics": "pipeline_metrics",
         "RunProgress": "run",
+        "TaskStatus": "task_log",
         "TrainingRequest": "run",
         "TrainingRunResult": "run",
         "champion_version": "run",

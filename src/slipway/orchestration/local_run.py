@@ -11,12 +11,13 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
 from slipway.errors import PipelineRunError
+from slipway.orchestration.task_log import TaskEvents, TaskWatcher, executor_tasks
 
 # kfp.local names the failed tasks innermost first, each quoted (and coloured on a terminal):
 # "... Inner task failed: 'validate-data' inside 'condition-1'." or "Task 'search' finished ..."
@@ -24,16 +25,23 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'|Task '([^']+)' finished")
 
 
-def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mapping[str, Any]) -> str:
+def run_compiled_pipeline(
+    yaml_path: Path,
+    settings: Settings,
+    arguments: Mapping[str, Any],
+    events: TaskEvents | None = None,
+) -> str:
     """Execute the compiled pipeline and return its output (the MLflow run id).
 
     The tasks inherit this process's environment, so ``PATH`` (our interpreter first) and the
-    ``SLIPWAY_*`` variables are set for the run only and restored afterwards.
+    ``SLIPWAY_*`` variables are set for the run only and restored afterwards. What the tasks
+    print goes to this process's stdout (see :func:`slipway.orchestration.task_log.output_to`).
 
     Args:
         yaml_path: the compiled pipeline (``pipelines/training_pipeline.yaml``).
         settings: handed to every task as ``SLIPWAY_*`` environment variables.
         arguments: run parameters, as a dashboard user would set them.
+        events: told when each task starts and ends (a task that never ran: skipped).
 
     Returns:
         The pipeline's output: the MLflow run id of the candidate.
@@ -55,13 +63,23 @@ def run_compiled_pipeline(yaml_path: Path, settings: Settings, arguments: Mappin
             raise_on_error=True,
         )
         pipeline = load_component_from_file(str(yaml_path))
+        watcher = _watcher(pipeline, events)
         try:
-            task = pipeline(**arguments)
+            with watcher:
+                task = pipeline(**arguments)
         except RuntimeError as e:
             raise PipelineRunError(
-                f"pipeline {pipeline.name} failed: {e}", failed_task=failed_task_of(e)
+                f"pipeline {pipeline.name} failed: {_ANSI.sub('', str(e))}",
+                failed_task=failed_task_of(e),
             ) from e
     return task.output
+
+
+def _watcher(pipeline: Any, events: TaskEvents | None) -> AbstractContextManager[Any]:
+    if events is None:
+        return nullcontext()
+    spec = getattr(pipeline, "pipeline_spec", None)
+    return TaskWatcher(events, executor_tasks(spec) if spec is not None else ()).watching()
 
 
 def failed_task_of(error: BaseException) -> str | None:

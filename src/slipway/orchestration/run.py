@@ -1,7 +1,8 @@
 """One local training run as a library call: what ``slipway run`` does, without the printing.
 
 :func:`run_training` seeds this checkout's DVC remote when it is empty, records the champion
-before and after, runs the compiled pipeline under ``kfp.local``, pushes the run's metrics when a
+before and after, runs the compiled pipeline under ``kfp.local`` (what its tasks print goes to
+``<state_dir>/runs/<timestamp>/pipeline.log``; the progress hooks hear of each task), pushes the run's metrics when a
 Pushgateway is configured and finds the validation report of a run that validate-data stopped.
 It returns a :class:`TrainingRunResult`; the CLI prints it.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from slipway.config import Settings
 from slipway.data import DEFAULT_DATASET_VERSION
 from slipway.errors import PipelineRunError
+from slipway.orchestration.task_log import TaskStatus
 from slipway.params import Params
 
 VALIDATE_TASK = "validate-data"
@@ -69,6 +71,7 @@ class TrainingRunResult:
         failure: the error of the failed pipeline; ``None`` when it succeeded.
         report: this run's validation report when validate-data stopped the run.
         warnings: problems that did not fail the run (metrics not computed or not pushed).
+        log: the file holding what the tasks printed; ``None`` when they printed live.
     """
 
     seconds: float
@@ -79,6 +82,7 @@ class TrainingRunResult:
     failure: PipelineRunError | None = None
     report: Path | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    log: Path | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -98,8 +102,23 @@ class RunProgress(Protocol):
         """Wraps seeding the empty DVC remote ``remote_url``."""
         ...
 
-    def starting(self, dataset_version: str) -> None:
-        """Called just before the pipeline starts."""
+    def starting(self, dataset_version: str, log: Path | None) -> None:
+        """Called before seeding and the pipeline; their output goes to ``log`` (or live)."""
+        ...
+
+    def running(self, terminal: TextIO | None) -> AbstractContextManager[None]:
+        """Wraps seeding and the pipeline; ``terminal``: where to write while output is captured.
+
+        ``None``: the output is not captured (the tasks print live to stdout).
+        """
+        ...
+
+    def task_started(self, task: str) -> None:
+        """The task ``task`` (e.g. ``pull-data``) started."""
+        ...
+
+    def task_finished(self, task: str, status: TaskStatus, seconds: float) -> None:
+        """The task ended with ``status`` after ``seconds`` (0 for a skipped task)."""
         ...
 
 
@@ -108,12 +127,24 @@ class _Quiet:
     def seeding(self, remote_url: str) -> Iterator[None]:
         yield
 
-    def starting(self, dataset_version: str) -> None:
+    def starting(self, dataset_version: str, log: Path | None) -> None:
+        pass
+
+    def running(self, terminal: TextIO | None) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def task_started(self, task: str) -> None:
+        pass
+
+    def task_finished(self, task: str, status: TaskStatus, seconds: float) -> None:
         pass
 
 
 def run_training(
-    settings: Settings, request: TrainingRequest, progress: RunProgress | None = None
+    settings: Settings,
+    request: TrainingRequest,
+    progress: RunProgress | None = None,
+    capture: bool = True,
 ) -> TrainingRunResult:
     """Run the compiled training pipeline on this machine, end to end.
 
@@ -124,6 +155,8 @@ def run_training(
         settings: the configuration; handed to every task.
         request: dataset version, revision and params of the run.
         progress: hooks to show progress; ``None`` shows nothing.
+        capture: send what the tasks print to ``<state_dir>/runs/<timestamp>/pipeline.log``
+            (``result.log``); ``False`` lets them print to stdout as they run.
 
     Returns:
         What the run did, for the caller to report.
@@ -133,6 +166,7 @@ def run_training(
     """
     from slipway.data import seed_datasets, unpushed_datasets
     from slipway.orchestration.local_run import run_compiled_pipeline
+    from slipway.orchestration.task_log import new_run_log, output_to
 
     progress = progress or _Quiet()
     # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
@@ -141,41 +175,63 @@ def run_training(
         settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if unpushed:
-        with progress.seeding(settings.dvc_remote_url):
-            seed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
-    progress.starting(request.dataset_version)
-    started = time.monotonic()
-    champion_before = champion_version(settings)
-    started_at = time.time()
-    try:
-        run_id = run_compiled_pipeline(settings.compiled_pipeline, settings, request.arguments())
-    except PipelineRunError as e:
-        stopped_by_validation = e.failed_task == VALIDATE_TASK
-        warnings = _push_run_metrics(
-            settings, time.monotonic() - started, data_validation_failed=stopped_by_validation
-        )
-        return TrainingRunResult(
-            seconds=time.monotonic() - started,
-            champion_before=champion_before,
-            champion_after=champion_version(settings),
-            failure=e,
-            report=latest_report(settings.state_dir, since=started_at)
-            if stopped_by_validation
-            else None,
-            warnings=warnings,
-        )
-    from slipway.training import run_summary
+    log = new_run_log(settings.state_dir) if capture else None
+    progress.starting(request.dataset_version, log)
+    capturing = output_to(log) if log is not None else nullcontext(None)
+    with capturing as terminal, progress.running(terminal):
+        if unpushed:
+            with progress.seeding(settings.dvc_remote_url):
+                seed_datasets(
+                    settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
+                )
+        started = time.monotonic()
+        champion_before = champion_version(settings)
+        started_at = time.time()
+        try:
+            run_id = run_compiled_pipeline(
+                settings.compiled_pipeline, settings, request.arguments(), progress
+            )
+        except PipelineRunError as e:
+            return _failed(settings, e, started, started_at, champion_before, log)
+        from slipway.training import run_summary
 
-    summary = run_summary(settings.tracking_uri, run_id)
-    warnings = _push_run_metrics(settings, time.monotonic() - started, summary=summary)
+        summary = run_summary(settings.tracking_uri, run_id)
+        warnings = _push_run_metrics(settings, time.monotonic() - started, summary=summary)
+        champion_after = champion_version(settings)
+    return TrainingRunResult(
+        seconds=time.monotonic() - started,
+        champion_before=champion_before,
+        champion_after=champion_after,
+        run_id=run_id,
+        summary=summary,
+        warnings=warnings,
+        log=log,
+    )
+
+
+def _failed(
+    settings: Settings,
+    error: PipelineRunError,
+    started: float,
+    started_at: float,
+    champion_before: str | None,
+    log: Path | None,
+) -> TrainingRunResult:
+    """The result of a run whose pipeline failed (metrics pushed, report found)."""
+    stopped_by_validation = error.failed_task == VALIDATE_TASK
+    warnings = _push_run_metrics(
+        settings, time.monotonic() - started, data_validation_failed=stopped_by_validation
+    )
     return TrainingRunResult(
         seconds=time.monotonic() - started,
         champion_before=champion_before,
         champion_after=champion_version(settings),
-        run_id=run_id,
-        summary=summary,
+        failure=error,
+        report=latest_report(settings.state_dir, since=started_at)
+        if stopped_by_validation
+        else None,
         warnings=warnings,
+        log=log,
     )
 
 

@@ -88,8 +88,10 @@ def _fake_run(monkeypatch, tmp_path: Path, champions: list[str | None], error: E
     calls = iter(champions)
     monkeypatch.setattr(run_module, "champion_version", lambda _: next(calls))
 
-    def fake_pipeline(yaml_path, settings_, arguments):
+    def fake_pipeline(yaml_path, settings_, arguments, events):
         assert arguments["dataset_version"] == "v1"
+        print("executor output of the fake pipeline")
+        os.write(2, b"a task's stderr\n")
         report = tmp_path / "kfp" / "slipway-training-1" / "validate-data" / "report"
         report.parent.mkdir(parents=True)
         report.write_text("# report")
@@ -112,6 +114,7 @@ def test_validation_failure_finds_this_runs_report(tmp_path: Path, monkeypatch) 
     assert result.champion_moved is False
     assert result.run_id is None
     assert result.summary is None
+    assert "executor output of the fake pipeline" in result.log.read_text()
 
 
 def test_other_failures_have_no_report_and_say_the_champion_moved(tmp_path, monkeypatch) -> None:
@@ -131,6 +134,11 @@ def test_success_returns_the_run_and_its_summary(tmp_path: Path, monkeypatch) ->
     assert result.summary == summary
     assert result.champion_moved is True
     assert result.warnings == ()
+    assert result.log is not None
+    assert result.log.parent.parent == tmp_path / "runs"
+    logged = result.log.read_text()
+    assert "executor output of the fake pipeline" in logged
+    assert "a task's stderr" in logged
 
 
 def test_latest_report_ignores_older_runs(tmp_path: Path) -> None:
