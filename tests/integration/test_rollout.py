@@ -27,7 +27,13 @@ from slipway.errors import ConfigError, RolloutError
 from slipway.packaging.efs import CHAMPION_MARKER, read_champion_marker
 from slipway.packaging.store import LocalModelStore
 from slipway.packaging.store.s3 import S3ModelStore
-from slipway.registry.client import CHAMPION, TAG_VERSION_CODE, get_alias_version, get_client
+from slipway.registry.client import (
+    CHAMPION,
+    TAG_VERSION_CODE,
+    get_alias_version,
+    get_client,
+    mlflow_tracking_uri,
+)
 from slipway.release import kubectl as kubectl_module
 from slipway.release.audit import read_audit_trail
 from slipway.release.deploy import DeployRequest, deploy_version
@@ -63,11 +69,12 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, st
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    get_client(uri)
-    experiment = mlflow.create_experiment("rollout-tests", artifact_location=str(root / "art"))
-    with mlflow.start_run(experiment_id=experiment) as run:
-        model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+    # get_client sets no global: unscoped, the fluent API would write ./mlflow.db in the cwd
+    with mlflow_tracking_uri(uri):
+        experiment = mlflow.create_experiment("rollout-tests", artifact_location=str(root / "art"))
+        with mlflow.start_run(experiment_id=experiment) as run:
+            model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+            info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
     return uri, info.model_uri, run.info.run_id
 
 
@@ -137,7 +144,8 @@ def world(tmp_path: Path, logged_model: tuple[str, str, str], real_kubectl: str)
     store = LocalModelStore(tmp_path / "store")
     codes = []
     for n in (1, 2):
-        version = client.create_model_version(name, model_uri, run_id=run_id)
+        with mlflow_tracking_uri(uri):  # the registry looks the logged model up globally
+            version = client.create_model_version(name, model_uri, run_id=run_id)
         assert str(version.version) == str(n)
         code = make_version_code(n, run_id)
         client.set_model_version_tag(name, str(n), TAG_VERSION_CODE, code)
