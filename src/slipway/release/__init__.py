@@ -19,9 +19,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "read_audit_trail": "audit",
         "read_model_version": "overlay",
         "render_overlay": "overlay",
-        "resume_command": "rollback",
+        "resume_command": "sync",
         "rollback_deployment": "rollback",
         "set_model_version": "overlay",
-        "sync_registry": "rollback",
+        "sync_registry": "sync",
     },
 )

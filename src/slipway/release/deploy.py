@@ -5,7 +5,7 @@ registry version), render the overlay before and after on a scratch copy and sho
 write ``overlays/<env>/model-version.yaml`` with :func:`slipway.release.overlay.set_model_version`.
 When a kube context is configured the overlay is applied (``kubectl apply -k``), the rollout
 awaited and read back, and the registry alias, the champion marker in the model store and the
-audit trail follow (:func:`slipway.release.rollback.sync_registry`). Without one, only the file
+audit trail follow (:func:`slipway.release.sync.sync_registry`). Without one, only the file
 is written.
 """
 
@@ -26,7 +26,7 @@ from slipway.release.audit import ReleaseEvent
 from slipway.release.kubectl import Kubectl, ServedVersion, parse_duration, served_version
 from slipway.release.names import DEPLOYMENT, status_command
 from slipway.release.overlay import read_model_version, render_overlay, set_model_version
-from slipway.release.rollback import (
+from slipway.release.sync import (
     RegistrySync,
     find_registry_version,
     overlay_dir,

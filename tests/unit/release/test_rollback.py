@@ -14,7 +14,7 @@ import pytest
 from slipway.errors import ConfigError, KubectlError
 from slipway.release.audit import MAX_VALUE_CHARS, AuditRecord, ReleaseEvent, new_record
 from slipway.release.kubectl import Kubectl, parse_duration, served_version
-from slipway.release.rollback import overlay_dir, resume_command
+from slipway.release.sync import overlay_dir, resume_command
 from slipway.versions import VersionCode
 from tests.support import REPO
 
