@@ -160,7 +160,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)
+    s: {"model": ErrorBody} for s in (400, 404, 408, 413, 415, 429, 503)
 }
 
 
@@ -368,7 +368,12 @@ def create_app(
     app.state.model = state
     app.state.metrics = metrics
     add_exception_handlers(app)
-    app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
+    app.add_middleware(
+        ServingMiddleware,
+        metrics=metrics,
+        max_concurrency=limits.max_concurrency,
+        body_timeout=limits.body_timeout_seconds,
+    )
     app.include_router(router)
     # FastAPI's per-request dependency solving costs ~120 µs, half of this route's time in
     # process: the route that runs is a plain Starlette Route placed first; the FastAPI route

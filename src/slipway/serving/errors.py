@@ -33,6 +33,7 @@ class ServingError(SlipwayError):
     """
 
     status = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -67,6 +68,13 @@ class UnsupportedMediaType(ServingError, ValueError):
     status = 415
 
 
+class RequestTimeout(ServingError, TimeoutError):
+    """The body did not arrive in time (408); the connection is closed after the answer."""
+
+    status = 408
+    headers = {"connection": "close"}  # noqa: RUF012 - read only
+
+
 class TooManyRequests(ServingError, RuntimeError):
     """Too many concurrent requests in this worker (429)."""
 
@@ -95,7 +103,7 @@ def add_exception_handlers(app: FastAPI) -> None:
     """Install the mapping: ServingError -> its status; framework errors -> 4xx; anything else 500."""
 
     async def serving_error(_: Request, exc: ServingError) -> Response:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers)
 
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         # starlette's own 404/405: a fixed sentence, not exc.detail (which may name the path)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from slipway.config import Settings, load_settings
 from slipway.serving.app import create_app
-from slipway.serving.limits import LIMIT_ENV, ServingLimits
+from slipway.serving.connection import HeaderTimeoutProtocol
+from slipway.serving.limits import LIMIT_ENV, ServingLimits, limits_from_env
 
 # Kubernetes: terminationGracePeriodSeconds 30 = preStop sleep 10 + uvicorn's drain below + margin.
 GRACEFUL_SHUTDOWN_SECONDS = 15
@@ -32,9 +33,7 @@ def limits_to_env(limits: ServingLimits) -> dict[str, str]:
 def app_from_environment():
     """Uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
     env = os.environ
-    limits = ServingLimits(
-        **{field: int(env[name]) for field, name in LIMIT_ENV.items() if name in env}
-    )
+    limits = limits_from_env(env)
     return create_app(load_settings(), limits=limits, multiproc_dir=env.get(MULTIPROC_ENV))
 
 
@@ -112,7 +111,8 @@ def run_server(
                 port=port,
                 workers=workers,
                 loop="uvloop",
-                http="httptools",
+                # httptools with a header timeout (uvicorn has none; see connection.py)
+                http=HeaderTimeoutProtocol,
                 access_log=False,
                 log_config=log_config(),
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
