@@ -144,3 +144,30 @@ def test_slow_header_senders_hold_no_slot_and_are_disconnected(
     assert replies == [b""] * (SLOTS + 1)  # closed by the server, no answer
     assert closed_after < TIMEOUT + 2
     assert "Traceback" not in log.read_text()
+
+
+def test_a_client_that_hangs_up_mid_upload_is_a_4xx_in_one_log_line(
+    server: tuple[str, int, Path],
+) -> None:
+    base, port, log = server
+    body = json.dumps(infer_body(1)).encode()
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(
+        b"POST /v2/models/slipway/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[: len(body) // 2]
+    )
+    time.sleep(0.2)
+    conn.close()
+    route = 'method="POST",route="/v2/models/{name}/infer"'
+    gone = f'slipway_http_requests_total{{{route},status_class="4xx"}} 1.0'
+    deadline = time.monotonic() + 5
+    while gone not in (text := metrics(base)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone in text
+    assert f'slipway_http_requests_total{{{route},status_class="5xx"}}' not in text
+    assert infer(base)[0] == 200
+    lines = log.read_text().splitlines()
+    hung_up = [line for line in lines if "client closed the connection" in line]
+    assert len(hung_up) == 1, lines
+    assert "Traceback" not in log.read_text()

@@ -14,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from slipway.errors import SlipwayError
@@ -21,6 +22,9 @@ from slipway.errors import SlipwayError
 log = logging.getLogger("slipway.serving")
 
 MAX_ERROR_BYTES = 2048
+# nginx's "client closed request": not an HTTP status a client ever reads (it has gone), but the
+# status the metrics count, so that a hang-up is a 4xx, not a server error
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ServingError(SlipwayError):
@@ -100,7 +104,11 @@ _STATUS_MESSAGES = {
 
 
 def add_exception_handlers(app: FastAPI) -> None:
-    """Install the mapping: ServingError -> its status; framework errors -> 4xx; anything else 500."""
+    """Install the mapping from exceptions to statuses on ``app``.
+
+    ServingError -> its status; framework errors -> 4xx; a client that hung up mid-body -> 499;
+    anything else -> 500.
+    """
 
     async def serving_error(_: Request, exc: ServingError) -> Response:
         return error_response(exc.status, exc.message, exc.headers)
@@ -114,6 +122,12 @@ def add_exception_handlers(app: FastAPI) -> None:
         # only path parameters are validated by FastAPI here; never echo their values
         return error_response(400, "invalid request parameters; see /docs")
 
+    async def client_disconnected(_: Request, exc: ClientDisconnect) -> Response:
+        # the caller hung up while sending its body: nothing is wrong here, and nobody reads
+        # the answer; one line in the log, no stack trace
+        log.info("client closed the connection before sending the whole request body (499)")
+        return error_response(CLIENT_CLOSED_REQUEST, "client closed request")
+
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error while serving a request")
         return error_response(500, "internal error; the server log has the details")
@@ -121,4 +135,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnected)
     app.add_exception_handler(Exception, unexpected)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+
+import pytest
 
 from slipway.serving import ServingLimits
 from tests.support.serving import INFER, infer_body, metric_value
@@ -66,3 +69,21 @@ def test_a_stalled_body_is_a_408_that_closes_the_connection_and_frees_the_slot(
     assert metric_value(registry, "slipway_http_requests_total", **labels) == 1
     assert metric_value(registry, "slipway_inflight_requests") == 0
     assert client.post(INFER, json=infer_body(1)).status_code == 200  # the one slot is free
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_499_logged_in_one_line(
+    make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, registry = make_client()
+    with caplog.at_level(logging.INFO, logger="slipway"):
+        sent = asyncio.run(post_half(client.app, "disconnect"))
+    assert sent[0]["status"] == 499
+    labels = {"route": "/v2/models/{name}/infer", "method": "POST"}
+    assert metric_value(registry, "slipway_http_requests_total", status_class="4xx", **labels) == 1
+    assert metric_value(registry, "slipway_http_requests_total", status_class="5xx", **labels) == 0
+    records = [r for r in caplog.records if r.name.startswith("slipway")]
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("INFO", "client closed the connection before sending the whole request body (499)")
+    ]
+    assert records[0].exc_info is None
+    assert client.post(INFER, json=infer_body(1)).status_code == 200
