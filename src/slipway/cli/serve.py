@@ -57,6 +57,18 @@ def serve(
         envvar=LIMIT_ENV["max_body_bytes"],
         help="Request body bytes (Content-Length and bytes read); more is 413.",
     ),
+    body_timeout_seconds: float = typer.Option(
+        DEFAULTS.body_timeout_seconds,
+        min=0.1,
+        envvar=LIMIT_ENV["body_timeout_seconds"],
+        help="Seconds an infer body may take to arrive after its headers; more is 408.",
+    ),
+    header_timeout_seconds: float = typer.Option(
+        DEFAULTS.header_timeout_seconds,
+        min=0.1,
+        envvar=LIMIT_ENV["header_timeout_seconds"],
+        help="Seconds a request's headers may take; slower connections are closed.",
+    ),
 ) -> None:
     """Serve the model package <efs_root>/<model>/<version>/ over the Open Inference Protocol."""
     from slipway.config import load_settings
@@ -86,6 +98,8 @@ def serve(
             max_batch_rows=max_batch_rows,
             max_concurrency=max_concurrency,
             max_body_bytes=max_body_bytes,
+            body_timeout_seconds=body_timeout_seconds,
+            header_timeout_seconds=header_timeout_seconds,
         ),
         multiproc_dir,
     )

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 from starlette.routing import Route
@@ -56,6 +57,7 @@ log = logging.getLogger("slipway.serving")
 INFER_PATH = "/v2/models/{name}/infer"
 # how long an infer request waits for a model that is still loading in its worker
 LOAD_WAIT_SECONDS = 30.0
+DOCS_ASSETS = "/docs-assets"
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -160,7 +162,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (400, 404, 413, 415, 429, 503)
+    s: {"model": ErrorBody} for s in (400, 404, 408, 413, 415, 429, 503)
 }
 
 
@@ -350,7 +352,12 @@ def create_app(
     served = settings.model_name
     metrics = ServerMetrics(registry or CollectorRegistry(), served, settings.model_version or "")
     state = ModelState(served, settings.model_version)
-    app = FastAPI(
+    # /docs and /redoc from the assets fastapi-offline ships (Swagger UI 5, which renders
+    # OpenAPI 3.1), served at DOCS_ASSETS: the pods need no CDN, and no browser fetches one;
+    # validatorUrl None: Swagger UI would otherwise load a badge from validator.swagger.io
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},
         title="slipway model server",
         version=PACKAGE_VERSION,
         description="Open Inference Protocol (v2) REST; see docs/serving.md.",
@@ -368,7 +375,12 @@ def create_app(
     app.state.model = state
     app.state.metrics = metrics
     add_exception_handlers(app)
-    app.add_middleware(ServingMiddleware, metrics=metrics, max_concurrency=limits.max_concurrency)
+    app.add_middleware(
+        ServingMiddleware,
+        metrics=metrics,
+        max_concurrency=limits.max_concurrency,
+        body_timeout=limits.body_timeout_seconds,
+    )
     app.include_router(router)
     # FastAPI's per-request dependency solving costs ~120 µs, half of this route's time in
     # process: the route that runs is a plain Starlette Route placed first; the FastAPI route

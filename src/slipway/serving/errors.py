@@ -14,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from slipway.errors import SlipwayError
@@ -21,6 +22,9 @@ from slipway.errors import SlipwayError
 log = logging.getLogger("slipway.serving")
 
 MAX_ERROR_BYTES = 2048
+# nginx's "client closed request": not an HTTP status a client ever reads (it has gone), but the
+# status the metrics count, so that a hang-up is a 4xx, not a server error
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ServingError(SlipwayError):
@@ -33,6 +37,7 @@ class ServingError(SlipwayError):
     """
 
     status = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -67,6 +72,13 @@ class UnsupportedMediaType(ServingError, ValueError):
     status = 415
 
 
+class RequestTimeout(ServingError, TimeoutError):
+    """The body did not arrive in time (408); the connection is closed after the answer."""
+
+    status = 408
+    headers = {"connection": "close"}  # noqa: RUF012 - read only
+
+
 class TooManyRequests(ServingError, RuntimeError):
     """Too many concurrent requests in this worker (429)."""
 
@@ -92,10 +104,14 @@ _STATUS_MESSAGES = {
 
 
 def add_exception_handlers(app: FastAPI) -> None:
-    """Install the mapping: ServingError -> its status; framework errors -> 4xx; anything else 500."""
+    """Install the mapping from exceptions to statuses on ``app``.
+
+    ServingError -> its status; framework errors -> 4xx; a client that hung up mid-body -> 499;
+    anything else -> 500.
+    """
 
     async def serving_error(_: Request, exc: ServingError) -> Response:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers)
 
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         # starlette's own 404/405: a fixed sentence, not exc.detail (which may name the path)
@@ -106,6 +122,12 @@ def add_exception_handlers(app: FastAPI) -> None:
         # only path parameters are validated by FastAPI here; never echo their values
         return error_response(400, "invalid request parameters; see /docs")
 
+    async def client_disconnected(_: Request, exc: ClientDisconnect) -> Response:
+        # the caller hung up while sending its body: nothing is wrong here, and nobody reads
+        # the answer; one line in the log, no stack trace
+        log.info("client closed the connection before sending the whole request body (499)")
+        return error_response(CLIENT_CLOSED_REQUEST, "client closed request")
+
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error while serving a request")
         return error_response(500, "internal error; the server log has the details")
@@ -113,4 +135,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnected)
     app.add_exception_handler(Exception, unexpected)

@@ -4,15 +4,22 @@ Pure ASGI (not ``BaseHTTPMiddleware``) so it adds microseconds, not a task per r
 concurrency limit applies to ``POST /v2/models/{name}/infer`` alone: probes and ``/metrics``
 always answer, even when inference is saturated. The limit is per worker process; a request
 beyond it gets 429 at once instead of queueing behind the others (callers retry, the HPA scales).
+
+An infer body must arrive within ``body_timeout`` seconds of the request reaching the app: the
+``receive`` the app reads through waits at most for what is left of that time, then raises
+:class:`~slipway.serving.errors.RequestTimeout` (408, connection closed), so a slow sender
+cannot hold one of the ``max_concurrency`` slots for longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import orjson
 
+from slipway.serving.errors import RequestTimeout
 from slipway.serving.metrics import ServerMetrics
 
 INFER_ROUTE = "/v2/models/{name}/infer"
@@ -24,10 +31,13 @@ _REJECT_BODY = orjson.dumps({"error": "too many concurrent requests; retry short
 class ServingMiddleware:
     """Request metrics for every route and the per-worker concurrency limit of infer."""
 
-    def __init__(self, app: Any, metrics: ServerMetrics, max_concurrency: int) -> None:
+    def __init__(
+        self, app: Any, metrics: ServerMetrics, max_concurrency: int, body_timeout: float
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_concurrency = max_concurrency
+        self.body_timeout = body_timeout
         self.active = 0  # infer requests in progress in this worker
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
@@ -82,11 +92,27 @@ class ServingMiddleware:
                 status = message["status"]
             await send(message)
 
+        if infer:
+            deadline = started + self.body_timeout
+            body_timeout = self.body_timeout
+
+            async def receive_in_time() -> dict:
+                try:
+                    return await asyncio.wait_for(receive(), deadline - time.perf_counter())
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"the request body must arrive within {body_timeout:g} s of its headers"
+                    ) from None
+
+            app_receive = receive_in_time
+        else:
+            app_receive = receive
+
         self.metrics.inflight.inc()
         if infer:
             self.active += 1
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, app_receive, send_with_status)
         finally:
             if infer:
                 self.active -= 1

@@ -19,7 +19,7 @@ JSON numbers, finite (JSON has no NaN/Infinity; ``null`` and strings are refused
 from __future__ import annotations
 
 from itertools import chain
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -32,20 +32,40 @@ MAX_ID_LENGTH = 128
 _NUMBER_TYPES = {float, int}
 
 
-class RequestInput(BaseModel):
-    """One input tensor of an infer request."""
+Dimension = Annotated[int, Field(ge=1)]
+Numbers = Annotated[list[float], Field(min_length=1)]
 
-    name: str = Field(description=f"`{INPUT_NAME}`, or a feature name (column layout)")
-    shape: list[int] = Field(description="`[N, 30]` for input-0; `[N]` per feature")
+
+class RequestInput(BaseModel):
+    """One input tensor of an infer request.
+
+    The schema states what :func:`parse_infer_request` enforces, as far as JSON Schema can: the
+    parser also checks that ``shape`` matches the layout (``[N, 30]`` for ``input-0``, ``[N]``
+    or ``[N, 1]`` per feature), that ``data`` holds exactly the shape's number of values, and
+    that every feature appears once.
+    """
+
+    name: str = Field(
+        min_length=1, description=f"`{INPUT_NAME}`, or a feature name (column layout)"
+    )
+    shape: list[Dimension] = Field(
+        min_length=1,
+        max_length=2,
+        description="`[N, 30]` for input-0; `[N]` or `[N, 1]` per feature; N >= 1",
+    )
     datatype: Literal["FP64", "FP32"]
-    data: list[Any] = Field(description="numbers, flat row-major or nested by row")
+    data: Numbers | Annotated[list[Numbers], Field(min_length=1)] = Field(
+        description="finite numbers (no null, text or booleans), flat row-major or nested by row",
+    )
 
 
 class InferenceRequest(BaseModel):
     """An Open Inference Protocol infer request."""
 
     id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="echoed in the response")
-    inputs: list[RequestInput] = Field(min_length=1)
+    inputs: list[RequestInput] = Field(
+        min_length=1, description="one tensor `input-0`, or one tensor per feature"
+    )
     outputs: list[dict[str, Any]] | None = Field(None, description="ignored: both are returned")
     parameters: dict[str, Any] | None = None
 
@@ -169,7 +189,10 @@ def _tensor(tensor: Any, name: str, ndim: int, width: int) -> np.ndarray:
 
 
 def _columns(inputs: list[Any], features: list[str]) -> np.ndarray:
-    by_name = {t.get("name"): t for t in inputs if isinstance(t, dict)}
+    # names must be strings: a list or object name is unhashable (it was a 500)
+    by_name = {
+        t["name"]: t for t in inputs if isinstance(t, dict) and isinstance(t.get("name"), str)
+    }
     if len(by_name) != len(features) or set(by_name) != set(features):
         raise InvalidInput(
             "with one tensor per feature, every feature must appear exactly once and nothing "

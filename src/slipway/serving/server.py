@@ -7,14 +7,18 @@ fills from its :class:`~slipway.config.Settings` before starting uvicorn.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from slipway.config import Settings, load_settings
 from slipway.serving.app import create_app
-from slipway.serving.limits import LIMIT_ENV, ServingLimits
+from slipway.serving.connection import HeaderTimeoutProtocol
+from slipway.serving.limits import LIMIT_ENV, ServingLimits, limits_from_env
 
 # Kubernetes: terminationGracePeriodSeconds 30 = preStop sleep 10 + uvicorn's drain below + margin.
 GRACEFUL_SHUTDOWN_SECONDS = 15
@@ -29,9 +33,7 @@ def limits_to_env(limits: ServingLimits) -> dict[str, str]:
 def app_from_environment():
     """Uvicorn factory for worker processes: settings, limits and metrics folder from the env."""
     env = os.environ
-    limits = ServingLimits(
-        **{field: int(env[name]) for field, name in LIMIT_ENV.items() if name in env}
-    )
+    limits = limits_from_env(env)
     return create_app(load_settings(), limits=limits, multiproc_dir=env.get(MULTIPROC_ENV))
 
 
@@ -58,6 +60,27 @@ def log_config() -> dict:
     return config
 
 
+def _exit_zero(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _sigterm_exits_zero() -> Iterator[None]:
+    """While serving, make SIGTERM end the process with status 0 once uvicorn has drained.
+
+    Uvicorn (>= 0.29) catches SIGTERM, drains, then restores the handler it found and raises the
+    signal again so that the embedding program decides. With the default handler that kills a
+    single-worker server with -15 *after* a clean drain (the supervisor of ``--workers N`` exits
+    0 on its own). Raising ``SystemExit(0)`` here also covers a SIGTERM that arrives before
+    uvicorn installs its handlers, when nothing is in flight yet.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_zero)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_server(
     settings: Settings,
     host: str,
@@ -80,18 +103,20 @@ def run_server(
     previous = {key: os.environ.get(key) for key in changes}
     os.environ.update(changes)
     try:
-        uvicorn.run(
-            "slipway.serving.server:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_config=log_config(),
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+        with _sigterm_exits_zero():
+            uvicorn.run(
+                "slipway.serving.server:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                loop="uvloop",
+                # httptools with a header timeout (uvicorn has none; see connection.py)
+                http=HeaderTimeoutProtocol,
+                access_log=False,
+                log_config=log_config(),
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
     finally:
         for key, value in previous.items():
             if value is None:

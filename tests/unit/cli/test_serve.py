@@ -90,3 +90,19 @@ def test_workers_rebuild_the_limits_from_the_environment(
     assert response.status_code == 413
     assert response.json() == {"error": "request bodies are limited to 777 bytes"}
     assert metadata["parameters"]["max_batch_rows"] == 5
+
+
+def test_timeouts_option_and_environment(
+    started: list[ServingLimits], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slipway.serving.limits import limits_from_env
+
+    assert ServingLimits().body_timeout_seconds == 10.0
+    assert ServingLimits().header_timeout_seconds == 10.0
+    monkeypatch.setenv("SLIPWAY_SERVE_HEADER_TIMEOUT_SECONDS", "2.5")
+    serve("--body-timeout-seconds", "1.5")
+    assert (started[-1].body_timeout_seconds, started[-1].header_timeout_seconds) == (1.5, 2.5)
+    env = limits_to_env(started[-1])
+    assert limits_from_env(env) == started[-1]  # what the workers rebuild
+    result = CliRunner().invoke(cli, ["serve", "--body-timeout-seconds", "0"])
+    assert result.exit_code == 2

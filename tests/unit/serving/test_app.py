@@ -40,7 +40,13 @@ def test_openapi_documents_the_infer_schema(served) -> None:
     assert ref == "#/components/schemas/InferenceRequest"
     schemas = doc["components"]["schemas"]
     assert {"InferenceRequest", "RequestInput", "InferenceResponse", "ErrorBody"} <= set(schemas)
-    assert {"200", "400", "404", "413", "415", "429", "503"} <= set(infer["responses"])
+    assert {"200", "400", "404", "408", "413", "415", "429", "503"} <= set(infer["responses"])
+    tensor = schemas["RequestInput"]["properties"]
+    assert tensor["name"]["minLength"] == 1
+    assert (tensor["shape"]["minItems"], tensor["shape"]["maxItems"]) == (1, 2)
+    assert tensor["shape"]["items"]["minimum"] == 1
+    assert all(arm["minItems"] == 1 for arm in tensor["data"]["anyOf"])
+    assert schemas["InferenceRequest"]["properties"]["inputs"]["minItems"] == 1
     assert client.get("/docs").status_code == 200
 
 
