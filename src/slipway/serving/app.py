@@ -1,9 +1,9 @@
 """The model server: an Open Inference Protocol (v2) REST app around one verified model.
 
 ``create_app(settings)`` assembles the app from the module-level routes below, which reach the
-served model through ``request.app.state.server`` (a :class:`ServerState`); the model loads in a background thread at start-up so
-that liveness answers at once and readiness turns 200 only once the package is verified and
-deserialised. See docs/serving.md for the routes, the error table and the measured speed.
+served model through ``request.app.state.server`` (a :class:`~slipway.serving.state.ServerState`,
+loaded at start-up by :func:`~slipway.serving.state.lifespan`). See docs/serving.md for the
+routes, the error table and the measured speed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import threading
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +29,6 @@ from slipway.serving.drift import DriftWindow
 from slipway.serving.errors import (
     BatchTooLarge,
     InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
     PayloadTooLarge,
     UnsupportedMediaType,
     add_exception_handlers,
@@ -52,6 +45,7 @@ from slipway.serving.protocol import (
     ModelMetadata,
     parse_infer_request,
 )
+from slipway.serving.state import ServerState, lifespan, server_state
 
 log = logging.getLogger("slipway.serving")
 INFER_PATH = "/v2/models/{name}/infer"
@@ -82,84 +76,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@dataclass
-class ServerState:
-    """What the routes share, kept on ``app.state.server``.
-
-    Attributes:
-        served: the model name this server answers for.
-        model: the model being loaded or served.
-        metrics: the server's Prometheus metrics.
-        limits: backpressure limits.
-        efs_root: where the model packages are.
-        background_load: load the model in a thread at start-up.
-        multiproc_dir: prometheus-client multiprocess folder, when several workers serve.
-        loaded: set on the event loop when this worker's load has ended (ready or failed);
-            infer requests that arrive while loading await it, holding no thread.
-    """
-
-    served: str
-    model: ModelState
-    metrics: ServerMetrics
-    limits: ServingLimits
-    efs_root: Path
-    background_load: bool = True
-    multiproc_dir: str | None = None
-    loaded: asyncio.Event | None = field(default=None, repr=False)
-
-    def check_name(self, requested: str) -> None:
-        """Refuse a model name other than the served one.
-
-        Raises:
-            ModelNotFound: ``requested`` is not the served model.
-        """
-        if requested != self.served:
-            raise ModelNotFound(f"this server serves model '{self.served}' only")
-
-    def ready_model(self, requested: str) -> Any:
-        """The loaded model, once ``requested`` names it and it is ready.
-
-        Raises:
-            ModelNotFound: ``requested`` is not the served model.
-            ModelNotReady: the model is still loading or failed to load.
-        """
-        self.check_name(requested)
-        if not self.model.ready:
-            raise ModelNotReady(f"model '{self.served}' is not ready ({self.model.reason})")
-        return self.model.model
-
-
-def _server(request: Request) -> ServerState:
-    return request.app.state.server
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    server: ServerState = app.state.server
-    event = asyncio.Event()
-    server.loaded = event
-    if server.background_load:
-        loop = asyncio.get_running_loop()
-
-        def load_then_signal() -> None:
-            try:
-                server.model.load(server.efs_root, server.metrics, server.limits)
-            finally:
-                # RuntimeError: the loop closed first (shut down while loading); no one waits
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(event.set)
-
-        threading.Thread(target=load_then_signal, name="model-load", daemon=True).start()
-    else:
-        server.model.load(server.efs_root, server.metrics, server.limits)
-        event.set()
-    yield
-    if server.multiproc_dir:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(os.getpid(), server.multiproc_dir)
-
-
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody} for s in (400, 404, 408, 413, 415, 429, 503)
@@ -175,7 +91,7 @@ async def live() -> Response:
 @router.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
 async def ready(request: Request) -> Response:
     """Readiness: 200 once the model is verified and loaded, else 503."""
-    server = _server(request)
+    server = server_state(request)
     server.ready_model(server.served)
     return _json({"ready": True})
 
@@ -193,7 +109,7 @@ async def server_metadata() -> Response:
 )
 async def model_metadata(name: str, request: Request) -> Response:
     """The served model's version, runtime, input and output tensors."""
-    server = _server(request)
+    server = server_state(request)
     model = server.ready_model(name)
     n = len(model.features)
     return _json(
@@ -218,7 +134,7 @@ async def model_metadata(name: str, request: Request) -> Response:
 @router.get("/v2/models/{name}/ready", tags=["health"], responses=_ERRORS)
 async def model_ready(name: str, request: Request) -> Response:
     """Per-model readiness."""
-    server = _server(request)
+    server = server_state(request)
     server.ready_model(name)
     return _json({"name": server.served, "ready": True})
 
@@ -234,7 +150,7 @@ async def infer(request: Request) -> Response:
     Raises:
         ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
     """
-    server = _server(request)
+    server = server_state(request)
     name = request.path_params["name"]
     server.check_name(name)  # the checks that need no model first: they never wait for a load
     content_type = request.headers.get("content-type", "")
@@ -303,7 +219,7 @@ async def infer_documented(name: str, request: Request) -> Response:
 @router.get("/metrics", tags=["metrics"])
 async def metrics_route(request: Request) -> Response:
     """Prometheus exposition of this worker (or of every worker, in multiprocess mode)."""
-    server = _server(request)
+    server = server_state(request)
     body, content_type = render_metrics(server.metrics.registry, server.multiproc_dir)
     return Response(body, media_type=content_type)
 
@@ -361,7 +277,7 @@ def create_app(
         title="slipway model server",
         version=PACKAGE_VERSION,
         description="Open Inference Protocol (v2) REST; see docs/serving.md.",
-        lifespan=_lifespan,
+        lifespan=lifespan,
     )
     app.state.server = ServerState(
         served=served,
