@@ -51,7 +51,8 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_generated_rules_file(promtool: str) -> None:
     result = run([promtool, "check", "rules", str(RULES)], ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    count = len(load_kpi_catalog(CATALOG).kpis)
+    catalog = load_kpi_catalog(CATALOG)
+    count = len(catalog.kpis) + len(catalog.recording_rules)
     assert f"SUCCESS: {count} rules found" in result.stdout + result.stderr
 
 

@@ -310,3 +310,74 @@ def test_cli_once_publishes_the_gauges(
     )
     assert bad.exit_code == 1
     assert "is not an http(s) URL" in bad.output
+
+
+FEDERATED_MACHINE_SERIES = """\
+# TYPE slipway_pod_memory_limit_ratio untyped
+slipway_pod_memory_limit_ratio{container="server",namespace="slipway",pod="slipway-server-7d9c6b5f4-x2kqp",prometheus="monitoring/kube-prometheus-stack-prometheus"} 0.62 1900000000000
+slipway_pod_memory_limit_ratio{container="server",namespace="slipway",pod="slipway-server-7d9c6b5f4-r8mtn",prometheus="monitoring/kube-prometheus-stack-prometheus"} 0.91 1900000000000
+# TYPE slipway_pod_restarts_15m untyped
+slipway_pod_restarts_15m{container="server",namespace="slipway",pod="slipway-server-7d9c6b5f4-x2kqp",prometheus="monitoring/kube-prometheus-stack-prometheus"} 0 1900000000000
+slipway_pod_restarts_15m{container="server",namespace="slipway",pod="slipway-server-7d9c6b5f4-r8mtn",prometheus="monitoring/kube-prometheus-stack-prometheus"} 2 1900000000000
+# TYPE slipway_step_pod_info untyped
+slipway_step_pod_info{namespace="kubeflow-user-example-com",pod="slipway-training-8xk2p-system-container-impl-1402753361",prometheus="monitoring/kube-prometheus-stack-prometheus",step="search"} 1 1900000000000
+# TYPE slipway_step_peak_memory_ratio untyped
+slipway_step_peak_memory_ratio{prometheus="monitoring/kube-prometheus-stack-prometheus",step="search"} 0.95 1900000000000
+slipway_step_peak_memory_ratio{prometheus="monitoring/kube-prometheus-stack-prometheus",step="evaluate"} 0.25 1900000000000
+"""
+
+
+def test_recorded_machine_series_from_federate_reach_cloudwatch_with_low_cardinality(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What /federate returns for the machine KPIs' recorded series (untyped, with the
+    Prometheus external label) is published as gauges: serving pods under {namespace,
+    container} (the alarm's Maximum is the largest pod, no pod dimension), training pods under
+    {step}; the join series no alarm reads is not published."""
+    import http.server
+    import threading
+
+    _creds(monkeypatch)
+    namespace = f"ns-{uuid.uuid4().hex[:8]}"  # the shared moto server: our own dimension values
+    step = f"search-{uuid.uuid4().hex[:6]}"
+    body = (
+        FEDERATED_MACHINE_SERIES.replace('namespace="slipway"', f'namespace="{namespace}"')
+        .replace('step="search"', f'step="{step}"')
+        .encode()
+    )
+
+    class Federate(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Federate)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = f"http://127.0.0.1:{server.server_address[1]}/federate"
+        rules = DimensionRules.from_catalog(load_kpi_catalog(REPO / "monitoring" / "kpis.yaml"))
+        mirror = _mirror(target, moto_endpoint, rules)
+        assert mirror.tick() > 0
+        assert mirror.publisher.pending == 0
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+    serving = {"container": "server", "namespace": namespace}
+    name = "slipway_pod_memory_limit_ratio"
+    assert _stat(moto_endpoint, name, serving, "Maximum") == 0.91
+    assert _stat(moto_endpoint, name, serving, "SampleCount") == 2  # both pods, one metric
+    assert _stat(moto_endpoint, "slipway_pod_restarts_15m", serving, "Maximum") == 2
+    with_pod = {**serving, "pod": "slipway-server-7d9c6b5f4-r8mtn"}
+    assert _stat(moto_endpoint, name, with_pod, "Maximum") is None
+    peak = "slipway_step_peak_memory_ratio"
+    assert _stat(moto_endpoint, peak, {"step": step}, "Maximum") == 0.95
+    cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_endpoint)
+    listed = cw.list_metrics(Namespace="Slipway", MetricName="slipway_step_pod_info")
+    assert listed["Metrics"] == []

@@ -94,12 +94,27 @@ def alert_rule(kpi: Kpi, catalog: KpiCatalog) -> dict[str, Any]:
     }
 
 
+def recording_group(catalog: KpiCatalog) -> list[dict[str, Any]]:
+    """The ``slipway-recording`` group (empty list when the catalog records nothing).
+
+    It comes first: rules of one group run in order and each sees the series the earlier ones
+    wrote in the same evaluation, so later records may join on earlier ones.
+    """
+    if not catalog.recording_rules:
+        return []
+    rules = [{"record": r.record, "expr": r.expr.strip()} for r in catalog.recording_rules]
+    return [{"name": "slipway-recording", "rules": rules}]
+
+
 def rule_groups(catalog: KpiCatalog) -> list[dict[str, Any]]:
-    """One rule group per KPI category, in catalog order."""
+    """The recording group, then one alert group per KPI category, in catalog order."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for kpi in catalog.kpis:
         groups.setdefault(kpi.category, []).append(alert_rule(kpi, catalog))
-    return [{"name": f"slipway-{category}", "rules": rules} for category, rules in groups.items()]
+    alerting = [
+        {"name": f"slipway-{category}", "rules": rules} for category, rules in groups.items()
+    ]
+    return recording_group(catalog) + alerting
 
 
 def render_rules_file(catalog: KpiCatalog) -> str:

@@ -8,7 +8,14 @@ set. The file holds the two ConfigMaps the agent's EKS deployment mounts, as in 
 
 The agent drops histogram samples, so the metrics derived from the server's histograms (latency
 percentiles, prediction-score buckets) are not declared here: ``slipway mirror`` publishes them
-(see docs/metrics.md). :func:`metric_dimension_sets` is the one allowlist both use.
+(see docs/metrics.md). Nor are the catalog's recorded series (machine KPIs: per-pod ratios and
+the per-step join on ``kube_pod_labels``): they exist in Prometheus only, and the mirror
+federates them. :func:`metric_dimension_sets` is the one allowlist both use.
+
+A third ConfigMap, ``cwagentconfig``, turns on Container Insights (the agent DaemonSet's
+``logs.metrics_collected.kubernetes``): the per-pod CPU, memory and restart metrics of every
+pod, serving and training alike, in the ``ContainerInsights`` namespace, which the CloudWatch
+dashboard shows beside the mirrored machine KPIs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from slipway.monitoring.alerts import GENERATED_HEADER, dump_yaml
 from slipway.monitoring.kpis import CLOUDWATCH_NAMESPACE, HISTOGRAM_METRICS, KpiCatalog
 
 AGENT_NAMESPACE = "amazon-cloudwatch"
+CONTAINER_INSIGHTS_NAMESPACE = "ContainerInsights"
+#: ConfigMap of the Container Insights DaemonSet (the name AWS's quick start mounts).
+CONTAINER_INSIGHTS_CONFIGMAP = "cwagentconfig"
 AGENT_FILE = "monitoring/cloudwatch-agent/prometheus.yaml"
 PROMETHEUS_CONFIG_PATH = "/etc/prometheusconfig/prometheus.yaml"
 
@@ -51,6 +61,16 @@ def metric_dimension_sets(catalog: KpiCatalog) -> dict[str, list[list[str]]]:
     return {name: [list(dims) for dims in sorted(sets[name])] for name in sorted(sets)}
 
 
+def agent_metric_names(catalog: KpiCatalog) -> list[str]:
+    """The catalog's CloudWatch metrics the agent can publish: not histograms, not recorded."""
+    recorded = catalog.recorded_metrics()
+    return [
+        name
+        for name in metric_dimension_sets(catalog)
+        if not is_histogram_metric(name) and name not in recorded
+    ]
+
+
 def is_histogram_metric(name: str) -> bool:
     """Whether a CloudWatch metric comes from a server histogram (published by the mirror)."""
     base = re.sub(r"_(bucket|count|sum)$", "", name)
@@ -72,8 +92,9 @@ def source_job(name: str) -> str:
 def metric_declarations(catalog: KpiCatalog) -> list[dict[str, Any]]:
     """``emf_processor.metric_declaration``: one entry per (job, dimension sets) group."""
     groups: dict[tuple[str, str], list[str]] = {}
+    wanted = set(agent_metric_names(catalog))
     for name, dim_sets in metric_dimension_sets(catalog).items():
-        if is_histogram_metric(name):
+        if name not in wanted:
             continue
         key = (source_job(name), json.dumps(dim_sets))
         groups.setdefault(key, []).append(name)
@@ -110,9 +131,8 @@ def agent_config(catalog: KpiCatalog, namespace: str = CLOUDWATCH_NAMESPACE) -> 
 def scrape_config(catalog: KpiCatalog) -> dict[str, Any]:
     """The Prometheus scrape configuration the agent reads; it keeps only the catalog's metrics."""
     by_job: dict[str, list[str]] = {}
-    for name in metric_dimension_sets(catalog):
-        if not is_histogram_metric(name):
-            by_job.setdefault(source_job(name), []).append(name)
+    for name in agent_metric_names(catalog):
+        by_job.setdefault(source_job(name), []).append(name)
 
     def keep(job: str) -> list[dict[str, Any]]:
         names = "|".join(_escape(name) for name in sorted(by_job.get(job, [])))
@@ -171,8 +191,28 @@ def scrape_config(catalog: KpiCatalog) -> dict[str, Any]:
     }
 
 
+def container_insights_config() -> dict[str, Any]:
+    """The Container Insights agent's JSON configuration (DaemonSet ``cwagentconfig.json``).
+
+    No ``cluster_name``: the agent reads it from the node's EKS tags. Enhanced observability
+    adds the container-level metrics (``container_cpu_utilization_over_container_limit``,
+    ``pod_container_status_terminated_reason_oom_killed``) and the ``FullPodName`` dimension.
+    """
+    return {
+        "logs": {
+            "metrics_collected": {
+                "kubernetes": {
+                    "enhanced_container_insights": True,
+                    "metrics_collection_interval": 60,
+                }
+            },
+            "force_flush_interval": 5,
+        },
+    }
+
+
 def render_agent_configmaps(catalog: KpiCatalog) -> str:
-    """The two ConfigMaps of the agent, as one multi-document YAML file."""
+    """The agent's ConfigMaps (Prometheus scrape, its EMF declarations, Container Insights)."""
     labels = {"app.kubernetes.io/part-of": "slipway", "app.kubernetes.io/managed-by": "slipway"}
     scrape = {
         "apiVersion": "v1",
@@ -190,7 +230,18 @@ def render_agent_configmaps(catalog: KpiCatalog) -> str:
         },
         "data": {"cwagentconfig.json": json.dumps(agent_config(catalog), indent=2) + "\n"},
     }
-    return GENERATED_HEADER + dump_yaml(scrape) + "---\n" + dump_yaml(agent)
+    insights = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONTAINER_INSIGHTS_CONFIGMAP,
+            "namespace": AGENT_NAMESPACE,
+            "labels": labels,
+        },
+        "data": {"cwagentconfig.json": json.dumps(container_insights_config(), indent=2) + "\n"},
+    }
+    documents = (scrape, agent, insights)
+    return GENERATED_HEADER + "---\n".join(dump_yaml(document) for document in documents)
 
 
 def _escape(text: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slipway.monitoring.kpis import Kpi, KpiCatalog
+from slipway.monitoring.kpis import CATEGORIES, Kpi, KpiCatalog
 
 GRAFANA_FILE = "monitoring/grafana/slipway.json"
 CLOUDWATCH_DASHBOARD_NAME = "slipway"
@@ -22,7 +22,7 @@ def render_grafana_dashboard(catalog: KpiCatalog) -> str:
     panels: list[dict[str, Any]] = []
     y = 0
     panel_id = 1
-    for category in ("service", "model", "pipeline"):
+    for category in CATEGORIES:
         kpis = [kpi for kpi in catalog.kpis if kpi.category == category]
         if not kpis:
             continue
@@ -113,7 +113,7 @@ def render_cloudwatch_dashboard(catalog: KpiCatalog, region: str) -> str:
     """The CloudWatch dashboard body: one graph per KPI with its threshold, by category."""
     widgets: list[dict[str, Any]] = []
     y = 0
-    for category in ("service", "model", "pipeline"):
+    for category in CATEGORIES:
         kpis = [kpi for kpi in catalog.kpis if kpi.category == category]
         if not kpis:
             continue

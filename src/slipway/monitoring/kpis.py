@@ -44,6 +44,14 @@ HISTOGRAM_METRICS = frozenset({"slipway_http_request_duration_seconds", "slipway
 _PROM_DURATION = re.compile(r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?)$")
 _EXTENDED_STATISTIC = re.compile(r"^p(?:100|\d{1,2})(?:\.\d{1,2})?$")
 _NAME = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+#: Categories in the order rule groups and dashboards show them.
+CATEGORIES = ("service", "model", "pipeline", "machine")
+#: Recorded series: the mirror's /federate selector matches ``slipway_.*`` (colons, the usual
+#: recording-rule separator, are not used so that the names are valid CloudWatch metric names
+#: as they are), and a name must not end like a counter or histogram sample, or the mirror
+#: would type the federated (untyped) series as one.
+_RECORD = re.compile(r"^slipway_[a-z0-9_]*[a-z0-9]$")
+_COUNTER_LIKE = re.compile(r"_(total|bucket|count|sum|created)$")
 
 
 class _Strict(BaseModel):
@@ -139,6 +147,33 @@ class CloudWatchSpec(_Strict):
         return [query.metric_name for query in self.metrics.values()]
 
 
+class RecordingRule(_Strict):
+    """A Prometheus recording rule the KPIs build on (a join or a per-pod ratio).
+
+    The mirror reads Prometheus through ``/federate``, which returns stored series only: a value
+    that needs a join (``kube_pod_labels``) or a ratio of two sources is recorded here first,
+    and the KPI's CloudWatch side reads the mirrored recorded series.
+    """
+
+    record: str = Field(description="Name of the recorded series, slipway_...")
+    expr: str = Field(min_length=1)
+
+    @field_validator("record")
+    @classmethod
+    def _record_name(cls, value: str) -> str:
+        if not _RECORD.match(value):
+            raise ValueError(
+                f"record {value!r} must match slipway_[a-z0-9_]+ (the mirror federates "
+                "slipway_.* and CloudWatch publishes the name as it is)"
+            )
+        if _COUNTER_LIKE.search(value):
+            raise ValueError(
+                f"record {value!r} ends like a counter or histogram sample; the mirror would "
+                "treat the recorded gauge as a counter: rename it (e.g. ..._15m, ..._ratio)"
+            )
+        return value
+
+
 class Kpi(_Strict):
     """One KPI: a value, a threshold, and how both Prometheus and CloudWatch watch it."""
 
@@ -146,7 +181,7 @@ class Kpi(_Strict):
     description: str = Field(min_length=10)
     summary: str = Field(min_length=3, description="One line shown in the alert title.")
     severity: Literal["page", "ticket"]
-    category: Literal["service", "model", "pipeline"]
+    category: Literal["service", "model", "pipeline", "machine"]
     unit: Literal["seconds", "ratio", "number"] = "number"
     prometheus: PrometheusSpec
     threshold: float
@@ -195,6 +230,7 @@ class KpiCatalog(_Strict):
     runbook_base_url: str = Field(
         min_length=1, description="Where docs/kpis.md is read; anchors are appended."
     )
+    recording_rules: list[RecordingRule] = Field(default_factory=list)
     kpis: list[Kpi] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -204,7 +240,22 @@ class KpiCatalog(_Strict):
             if kpi.name in seen:
                 raise ValueError(f"KPI name {kpi.name!r} appears twice; names must be unique")
             seen.add(kpi.name)
+        records: set[str] = set()
+        for rule in self.recording_rules:
+            if rule.record in records:
+                raise ValueError(
+                    f"recording rule {rule.record!r} appears twice; each series is recorded once"
+                )
+            records.add(rule.record)
         return self
+
+    def recorded_metrics(self) -> frozenset[str]:
+        """Names of the series the catalog's recording rules write.
+
+        They exist in Prometheus only, so the CloudWatch agent, which scrapes the exporters,
+        cannot publish them; the mirror federates them.
+        """
+        return frozenset(rule.record for rule in self.recording_rules)
 
     def runbook_url(self, kpi: Kpi) -> str:
         """The URL of the KPI's runbook section: the catalog's base URL plus its anchor."""

@@ -72,8 +72,20 @@ def test_rule_tests_refuse_a_kpi_without_all_three_cases(catalog) -> None:
 
 def test_rules_have_labels_annotations_and_the_missing_branch_only_when_breaching(catalog) -> None:
     groups = yaml.safe_load(alerts.render_rules_file(catalog))["groups"]
-    assert [g["name"] for g in groups] == ["slipway-service", "slipway-model", "slipway-pipeline"]
-    rules = {rule["alert"]: rule for group in groups for rule in group["rules"]}
+    assert [g["name"] for g in groups] == [
+        "slipway-recording",
+        "slipway-service",
+        "slipway-model",
+        "slipway-pipeline",
+        "slipway-machine",
+    ]
+    recorded = [rule["record"] for rule in groups[0]["rules"]]
+    assert recorded == [rule.record for rule in catalog.recording_rules]
+    # a record is written before any rule that reads it (rules of a group run in order)
+    for index, rule in enumerate(groups[0]["rules"]):
+        later = set(recorded[index:])
+        assert not any(name in rule["expr"] for name in later - {rule["record"]}), rule["record"]
+    rules = {rule["alert"]: rule for group in groups[1:] for rule in group["rules"]}
     assert len(rules) == len(catalog.kpis)
     for kpi in catalog.kpis:
         rule = rules[kpi.alert_name]
@@ -128,7 +140,10 @@ def test_agent_config_declares_counters_and_gauges_but_not_histograms(catalog) -
     assert [d["metadata"]["name"] for d in docs] == [
         "prometheus-config",
         "prometheus-cwagentconfig",
+        "cwagentconfig",
     ]
+    insights = json.loads(docs[2]["data"]["cwagentconfig.json"])
+    assert insights["logs"]["metrics_collected"]["kubernetes"]["enhanced_container_insights"]
     agent = json.loads(docs[1]["data"]["cwagentconfig.json"])
     emf = agent["logs"]["metrics_collected"]["prometheus"]["emf_processor"]
     assert emf["metric_namespace"] == "Slipway"
@@ -137,6 +152,9 @@ def test_agent_config_declares_counters_and_gauges_but_not_histograms(catalog) -
     assert "^kube_deployment_status_replicas_unavailable$" in selectors
     assert not any("duration_seconds$" in s and "pipeline" not in s for s in selectors)
     assert not any("prediction_score" in s for s in selectors)
+    # recorded series live in Prometheus only: the mirror publishes them, the agent cannot
+    assert catalog.recorded_metrics()
+    assert not any(s.strip("^$") in catalog.recorded_metrics() for s in selectors)
     requests = next(
         d
         for d in emf["metric_declaration"]
@@ -195,9 +213,11 @@ def test_threshold_change_shows_in_the_generated_rule(catalog) -> None:
     data = yaml.safe_load(CATALOG_PATH.read_text())
     changed = copy.deepcopy(data)
     changed["kpis"][0]["threshold"] = 0.5
-    rules = alerts.render_rules_file(parse_kpi_catalog(changed))
-    assert "> 0.5\n" in rules
-    assert "> 0.25\n" not in rules
+    groups = yaml.safe_load(alerts.render_rules_file(parse_kpi_catalog(changed)))["groups"]
+    # another KPI (pod-cpu-throttled) also uses 0.25: look at the changed rule itself
+    rules = {rule.get("alert"): rule["expr"] for group in groups for rule in group["rules"]}
+    assert "\n  > 0.5" in rules["SlipwayP95Latency"]
+    assert "> 0.25" not in rules["SlipwayP95Latency"]
 
 
 def test_cli_generate_writes_the_files_and_checks_runbook_anchors(tmp_path: Path) -> None:

@@ -226,10 +226,61 @@ def test_names_derive_alert_and_alarm_names() -> None:
 
 def test_every_metric_the_catalog_reads_is_in_the_metrics_contract() -> None:
     contract = (ROOT / "docs" / "metrics.md").read_text()
-    documented = set(re.findall(r"`((?:slipway|kube)_[a-z_]+)`", contract))
+    documented = set(re.findall(r"`((?:slipway|kube|container)_[a-z_0-9]+)`", contract))
     catalog = load_kpi_catalog(CATALOG)
+    for rule in catalog.recording_rules:
+        used = set(re.findall(r"\b((?:slipway|kube|container)_[a-z_0-9]+)", rule.expr))
+        assert used | {rule.record} <= documented, (rule.record, used - documented)
     for kpi in catalog.kpis:
-        used = set(re.findall(r"\b((?:slipway|kube)_[a-z_]+)", kpi.prometheus.expr))
+        used = set(re.findall(r"\b((?:slipway|kube|container)_[a-z_0-9]+)", kpi.prometheus.expr))
         used |= set(kpi.cloudwatch.metric_names())
         stripped = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
         assert stripped <= documented, (kpi.name, stripped - documented)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("pod_cpu_ratio", "must match slipway_"),
+        ("slipway:pod_cpu:ratio", "must match slipway_"),
+        ("slipway_pod_restarts_total", "ends like a counter"),
+        ("slipway_step_memory_bucket", "ends like a counter"),
+    ],
+)
+def test_recording_rule_names_are_federated_and_read_as_gauges(record: str, message: str) -> None:
+    data = copy.deepcopy(raw_catalog())
+    data["recording_rules"][0]["record"] = record
+    with pytest.raises(KpiCatalogError, match=message) as info:
+        parse_kpi_catalog(data)
+    assert "recording_rules.0.record" in str(info.value)
+
+
+def test_recording_rules_are_unique_and_listed_as_recorded() -> None:
+    catalog = load_kpi_catalog(CATALOG)
+    assert {"slipway_pod_cpu_limit_ratio", "slipway_step_duration_seconds"} <= (
+        catalog.recorded_metrics()
+    )
+    data = copy.deepcopy(raw_catalog())
+    data["recording_rules"].append(copy.deepcopy(data["recording_rules"][0]))
+    with pytest.raises(KpiCatalogError, match="'slipway_pod_cpu_limit_ratio' appears twice"):
+        parse_kpi_catalog(data)
+
+
+def test_machine_kpis_read_the_recorded_series_the_catalog_writes() -> None:
+    catalog = load_kpi_catalog(CATALOG)
+    machine = [kpi for kpi in catalog.kpis if kpi.category == "machine"]
+    assert {k.name for k in machine} >= {
+        "pod-cpu-near-limit",
+        "pod-memory-near-limit",
+        "pod-cpu-throttled",
+        "pod-restarts",
+        "pod-oom-killed",
+        "step-peak-memory",
+        "step-cpu-seconds",
+        "step-duration",
+    }
+    for kpi in machine:
+        names = set(kpi.cloudwatch.metric_names())
+        assert names <= catalog.recorded_metrics(), kpi.name
+        assert any(name in kpi.prometheus.expr for name in names), kpi.name
+        assert not kpi.rollback, kpi.name
