@@ -86,3 +86,10 @@ class SubmitError(SlipwayError, RuntimeError):
 
 class KubectlNotFoundError(KubectlError):
     """The kubectl executable is not installed (or not at the path given)."""
+
+
+class DatasetSpecError(SlipwayError, ValueError):
+    """A dataset spec (``data/<dataset>/dataset.yaml``) is missing, malformed or contradicts itself.
+
+    The message names the file, the field, the value received and the fix.
+    """

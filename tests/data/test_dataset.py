@@ -119,3 +119,25 @@ def test_one_report_lists_every_violation(good):
         ensure_valid(report, "v9@deadbeef")
     assert "| mean_radius | not_nullable |" in info.value.report
     assert "Result: **failed**" in info.value.report
+
+
+def test_committed_spec_is_the_one_validation_uses():
+    from slipway.data.schema import breast_cancer_spec
+    from slipway.data.spec import load_dataset_spec
+
+    committed = load_dataset_spec(PROJECT / "data" / "breast-cancer" / "dataset.yaml")
+    assert committed == breast_cancer_spec()
+    assert committed.feature_names == list(FEATURES)
+    assert committed.columns == [*FEATURES, "diagnosis"]
+
+
+@pytest.mark.parametrize("version", list(DATASET_VERSIONS))
+def test_shipped_versions_carry_no_poison(version):
+    report = validate_dataset(build_dataset(DATASET_VERSIONS[version]))
+    poison = {"constant_column", "equals_label", "leaks_label", "infinite_values"}
+    assert not poison & {v["check"] for v in report.violations}
+
+
+def test_constant_column_and_label_leak_now_fail(good):
+    checks = _checks(good.assign(mean_radius=3.0, worst_area=good["diagnosis"] * 900.0 + 100.0))
+    assert {"constant_column", "leaks_label"} <= checks

@@ -1,13 +1,26 @@
-"""``slipway data …``: write, track and push the dataset versions; list them."""
+"""``slipway data …``: bring a table in, draft its spec, write, track and push versions; list."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from slipway.cli.common import console, fails_cleanly
+from slipway.errors import DatasetSpecError
 
-app = typer.Typer(help="Dataset versions under DVC.", no_args_is_help=True)
+app = typer.Typer(help="Datasets: their versions under DVC and their specs.", no_args_is_help=True)
+
+
+class TaskChoice(StrEnum):
+    """The tasks a dataset spec can name."""
+
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
 
 
 @app.command("seed")
@@ -40,25 +53,100 @@ def push() -> None:
     console.print(f"pushed {count} file(s) to {settings.dvc_remote_url}")
 
 
+@app.command("add")
+@fails_cleanly
+def add(
+    path: Annotated[Path, typer.Argument(help="The CSV or Parquet file to bring in.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name: its folder under data/.")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    task: Annotated[TaskChoice | None, typer.Option(help="Inferred when left out.")] = None,
+    version: Annotated[str | None, typer.Option(help="Default: the next v<N>.")] = None,
+) -> None:
+    """Copy a table under data/NAME/, track it with DVC, push it, and draft a spec if none."""
+    from slipway.config import load_settings
+    from slipway.data import add_dataset
+
+    settings = load_settings()
+    with console.status(f"adding {path} to dataset {dataset} …"):
+        added = add_dataset(
+            path,
+            dataset,
+            target,
+            settings.project_dir,
+            settings.dvc_remote_url,
+            settings.aws_endpoint_url,
+            task=task.value if task else None,
+            version=version,
+        )
+    table = Table("dataset", "version", "path", "DVC md5", "rows", "columns")
+    table.add_row(
+        added.name,
+        added.ref.version,
+        added.ref.path,
+        added.ref.md5,
+        str(added.rows),
+        str(added.columns),
+    )
+    console.print(table)
+    if added.spec_drafted:
+        console.print(
+            f"wrote a draft spec {added.spec_path}: review it and commit it with the pointer"
+        )
+    console.print(f"commit {added.ref.path}.dvc (and the spec) to make the version visible")
+
+
+@app.command("infer-spec")
+@fails_cleanly
+def infer_spec_command(
+    path: Annotated[Path, typer.Argument(help="The CSV or Parquet file to describe.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name: its folder under data/.")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    task: Annotated[TaskChoice | None, typer.Option(help="Inferred when left out.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
+) -> None:
+    """Write a draft data/NAME/dataset.yaml from the data (never over a spec, unless --force)."""
+    from slipway.config import load_settings
+    from slipway.data import infer_spec, read_table, spec_path, write_draft_spec
+
+    settings = load_settings()
+    existing = spec_path(settings.project_dir, dataset)
+    if existing.exists() and not force:
+        raise DatasetSpecError(
+            f"{existing} already exists and is never overwritten silently; review it by hand, "
+            "or pass --force to replace it with a new draft"
+        )
+    frame, _ = read_table(path, target)
+    spec = infer_spec(frame, dataset, target, task.value if task else None)
+    written = write_draft_spec(spec, settings.project_dir, force=force)
+    kinds = ", ".join(f"{f.name}: {f.kind}" for f in spec.features[:8])
+    more = " …" if len(spec.features) > 8 else ""
+    console.print(f"wrote draft spec {written} (task {spec.task}; {kinds}{more})")
+    console.print("review it and commit it")
+
+
 @app.command("list")
 @fails_cleanly
 def list_versions() -> None:
-    """The dataset versions, their DVC hashes and whether the remote holds them."""
+    """Every dataset under data/: its task, versions, DVC hashes, rows and whether pushed."""
     from slipway.config import load_settings
-    from slipway.data import DATASET_VERSIONS, unpushed_datasets
+    from slipway.data import list_datasets, unpushed_datasets
 
     settings = load_settings()
     missing = set(
         unpushed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
     )
-    table = Table("version", "path", "description", "on remote")
-    for spec in DATASET_VERSIONS.values():
-        table.add_row(
-            spec.version,
-            spec.path.as_posix(),
-            spec.description,
-            "no" if spec.path.as_posix() in missing else "yes",
-        )
+    table = Table("dataset", "task", "version", "path", "DVC md5", "rows", "on remote")
+    for info in list_datasets(settings.project_dir):
+        for v in info.versions or [None]:
+            table.add_row(
+                info.name,
+                info.task or "(no spec)",
+                v.version if v else "-",
+                v.path if v else "-",
+                v.md5 if v else "-",
+                str(v.rows) if v and v.rows is not None else "-",
+                ("no" if v.path in missing else "yes") if v else "-",
+            )
     console.print(table)
 
 

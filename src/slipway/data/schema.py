@@ -1,13 +1,25 @@
-"""The dataset contract: a pandera schema validated lazily, and a report of every violation."""
+"""The breast-cancer contract: its spec, and the validation the pipeline's validate-data runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pandas as pd
 
-from slipway.data.table import TARGET
+from slipway.data.checks import build_spec_schema, validate_with_spec
+from slipway.data.report import ValidationReport
+from slipway.data.spec import DatasetSpec, FeatureSpec
+from slipway.data.table import DATASET_NAME, TARGET
 from slipway.errors import DatasetValidationError
+
+__all__ = [
+    "FEATURES",
+    "FEATURE_MAX",
+    "LABELS",
+    "ValidationReport",
+    "breast_cancer_spec",
+    "build_schema",
+    "ensure_valid",
+    "validate_dataset",
+]
 
 # The 30 measurements of the Wisconsin breast-cancer data (mean, error and worst of each).
 _MEASURES = [
@@ -33,95 +45,54 @@ LABELS = (0, 1)
 FEATURE_MAX = 50_000.0
 
 
-@dataclass
-class ValidationReport:
-    """Every violation found in one lazy pass, and the row count."""
+def breast_cancer_spec(
+    target: str = TARGET, min_rows: int = 100, max_duplicate_rows: int = 0
+) -> DatasetSpec:
+    """The spec of the bundled breast-cancer table (committed as data/breast-cancer/dataset.yaml).
 
-    rows: int
-    violations: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """True when the pass found no violation."""
-        return not self.violations
-
-    def to_markdown(self, dataset: str) -> str:
-        """Render the report as a Markdown page (result line plus a table of violations).
-
-        Args:
-            dataset: name shown in the page title.
-        """
-        head = f"# Data validation: {dataset}\n\nRows: {self.rows}. "
-        if self.passed:
-            return head + "Result: **passed**, no violations.\n"
-        lines = [
-            head + f"Result: **failed**, {len(self.violations)} violation(s).\n",
-            "| column | check | failure | rows |",
-            "| --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {v['column']} | {v['check']} | {v['failure']} | {v['rows']} |"
-            for v in self.violations
-        ]
-        return "\n".join(lines) + "\n"
-
-
-def build_schema(target: str = TARGET, min_rows: int = 100, max_duplicate_rows: int = 0):
-    """The pandera schema of a training dataset.
+    Built in code so that the component image, which ships the library but not ``data/``, checks
+    the same contract; a data test asserts that the committed YAML is equal to it.
 
     Args:
         target: label column (1 = malignant, 0 = benign).
         min_rows: fewer rows than this fail validation.
         max_duplicate_rows: how many fully duplicated rows are tolerated.
     """
-    import pandera.pandas as pa
-
-    columns = {
-        name: pa.Column(
-            float,
-            checks=[pa.Check.ge(0.0), pa.Check.le(FEATURE_MAX)],
-            nullable=False,
-            coerce=False,
-        )
-        for name in FEATURES
-    }
-    columns[target] = pa.Column(int, checks=pa.Check.isin(LABELS), nullable=False)
-    return pa.DataFrameSchema(
-        columns,
-        strict=True,
-        checks=[
-            pa.Check(
-                lambda df: len(df) >= min_rows,
-                name=f"at_least_{min_rows}_rows",
-                error=f"fewer than {min_rows} rows",
-            ),
-            pa.Check(
-                lambda df: int(df.duplicated().sum()) <= max_duplicate_rows,
-                name=f"at_most_{max_duplicate_rows}_duplicate_rows",
-                error=f"more than {max_duplicate_rows} duplicated rows",
-            ),
-            pa.Check(
-                lambda df: target in df and set(LABELS) <= set(df[target].dropna().tolist()),
-                name="both_labels_present",
-                error="a label class is missing",
-            ),
+    return DatasetSpec(
+        name=DATASET_NAME,
+        task="binary",
+        target=target,
+        classes=list(LABELS),
+        positive_class=1,
+        features=[
+            FeatureSpec(name=name, kind="numeric", nullable=False, min=0.0, max=FEATURE_MAX)
+            for name in FEATURES
         ],
+        min_rows=min_rows,
+        max_duplicate_rows=max_duplicate_rows,
     )
+
+
+def build_schema(target: str = TARGET, min_rows: int = 100, max_duplicate_rows: int = 0):
+    """The pandera schema of the breast-cancer dataset, generated from its spec.
+
+    Args:
+        target: label column (1 = malignant, 0 = benign).
+        min_rows: fewer rows than this fail validation.
+        max_duplicate_rows: how many fully duplicated rows are tolerated.
+    """
+    return build_spec_schema(breast_cancer_spec(target, min_rows, max_duplicate_rows))
 
 
 def validate_dataset(
     frame: pd.DataFrame, target: str = TARGET, min_rows: int = 100, max_duplicate_rows: int = 0
 ) -> ValidationReport:
-    """Validate ``frame`` lazily, collecting every violation instead of stopping at the first."""
-    import pandera.errors as pae
+    """Validate ``frame`` lazily against the breast-cancer spec, collecting every violation.
 
-    schema = build_schema(target, min_rows, max_duplicate_rows)
-    report = ValidationReport(rows=len(frame))
-    try:
-        schema.validate(frame, lazy=True)
-    except pae.SchemaErrors as e:
-        report.violations = _summarise(e.failure_cases)
-    return report
+    The limits come from ``params.yaml`` (``data``); the checks are those of
+    :func:`~slipway.data.checks.validate_with_spec`, poison checks included.
+    """
+    return validate_with_spec(frame, breast_cancer_spec(target, min_rows, max_duplicate_rows))
 
 
 def ensure_valid(report: ValidationReport, dataset: str) -> None:
@@ -137,21 +108,3 @@ def ensure_valid(report: ValidationReport, dataset: str) -> None:
             f"({', '.join(kinds)}); fix the data and push a new DVC version",
             report=report.to_markdown(dataset),
         )
-
-
-def _summarise(cases: pd.DataFrame) -> list[dict[str, str]]:
-    """One line per (column, check): the failing values (a few) and the row indexes (a few)."""
-    out = []
-    cases = cases.fillna({"column": "<dataframe>"})
-    for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
-        values = [str(v) for v in group["failure_case"].tolist()[:3] if str(v) != "False"] or ["-"]
-        index = [str(int(i)) for i in group["index"].dropna().tolist()[:5]]
-        out.append(
-            {
-                "column": str(column),
-                "check": str(check),
-                "failure": ", ".join(values) + (" …" if len(group) > 3 else ""),
-                "rows": (", ".join(index) + (" …" if len(group) > 5 else "")) or "-",
-            }
-        )
-    return out
