@@ -171,7 +171,7 @@ def add_dataset(  # noqa: PLR0913 - the CLI options, each with a default or requ
         with repo:
             repo.add([str(dest)])
         _record_shape(dest, len(frame), len(frame.columns))
-        push_datasets(project_dir, remote_url, endpoint_url)
+        push_datasets(project_dir, remote_url, endpoint_url, targets=[dest])
         if drafted:
             write_draft_spec(spec, project_dir)
     except BaseException:

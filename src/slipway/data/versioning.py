@@ -105,8 +105,20 @@ def seed_datasets(
     ]
 
 
-def push_datasets(project_dir: Path, remote_url: str, endpoint_url: str | None = None) -> int:
-    """Push every DVC-tracked dataset in the local cache to the remote.
+def push_datasets(
+    project_dir: Path,
+    remote_url: str,
+    endpoint_url: str | None = None,
+    targets: list[Path] | None = None,
+) -> int:
+    """Push the DVC-tracked datasets in the local cache to the remote.
+
+    Args:
+        project_dir: the DVC project.
+        remote_url: the remote (a folder or ``s3://bucket/prefix``).
+        endpoint_url: S3 endpoint (a moto server in tests); ``None`` for AWS.
+        targets: push only these tracked files (e.g. the one ``slipway data add`` just
+            tracked); every tracked file when ``None``.
 
     Returns:
         How many files were uploaded (0 when the remote already had them all).
@@ -123,14 +135,15 @@ def push_datasets(project_dir: Path, remote_url: str, endpoint_url: str | None =
         try:
             # "missing" = neither in the local cache nor on the remote: a push would silently
             # upload nothing (a fresh clone has an empty cache)
-            status = repo.status(cloud=True, remote=REMOTE_NAME)
+            only = [str(path) for path in targets] if targets else None
+            status = repo.status(targets=only, cloud=True, remote=REMOTE_NAME)
             missing = sorted(path for path, state in status.items() if state == "missing")
             if missing:
                 raise DatasetVersionError(
                     f"the local DVC cache lacks {', '.join(missing)} and remote {remote_url!r} "
                     "does not have them either; run `slipway data seed` first"
                 )
-            return int(repo.push(remote=REMOTE_NAME) or 0)
+            return int(repo.push(targets=only, remote=REMOTE_NAME) or 0)
         except CheckoutError as e:
             raise DatasetVersionError(
                 f"the DVC cache lacks tracked data ({e}); run `slipway data seed` first"

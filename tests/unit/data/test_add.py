@@ -212,3 +212,21 @@ def load_md5(pointer: Path) -> str:
     import yaml
 
     return yaml.safe_load(pointer.read_text())["outs"][0]["md5"]
+
+
+def test_add_works_on_a_fresh_clone_whose_other_datasets_are_not_in_the_cache(csv, project, remote):
+    """A clone tracks the shipped versions but has no cache: only the new file is pushed."""
+    import shutil
+
+    first = csv.with_name("first.csv")
+    first.write_bytes(csv.read_bytes().replace(b",1\r\n", b",0\r\n", 1))  # other content
+    other = _add(first, project, remote, name="other")  # tracked, pushed ...
+    shutil.rmtree(project / ".dvc" / "cache")  # ... then gone from this clone's cache
+    shutil.rmtree(remote)  # and from the remote: `slipway data push` would refuse now
+    (project / other.ref.path).unlink()
+
+    added = _add(csv, project, remote, name="mine")
+
+    md5 = added.ref.md5
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).exists()
+    assert (project / "data/mine/v1.csv").read_bytes() == csv.read_bytes()
