@@ -20,26 +20,35 @@ def evaluate(
     from pathlib import Path
 
     from slipway.config import load_settings
+    from slipway.orchestration import reporting_step
     from slipway.params import DataParams, EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
     from slipway.training import evaluate_candidate
 
-    candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
-    result = evaluate_candidate(
-        candidate,
-        DataParams.model_validate(data_params),
-        SearchParams.model_validate(search_params),
-        EvaluateParams.model_validate(evaluate_params),
-        load_settings(),
-    )
-    for name, value in result.decision.candidate.items():
-        metrics.log_metric(f"holdout_{name}", value)
-    for name, value in (result.decision.champion or {}).items():
-        metrics.log_metric(f"champion_holdout_{name}", value)
-    curves.log_confusion_matrix(result.curves.labels, result.curves.matrix)
-    curves.log_roc_curve(result.curves.fpr, result.curves.tpr, result.curves.thresholds)
-    print(
-        f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
-    )
-    Path(decision.path).write_text(json.dumps(result.decision.to_dict(), indent=2))
+    settings = load_settings()
+    with reporting_step(
+        "evaluate", settings.pushgateway_url, settings.model_name, dataset.metadata
+    ) as report:
+        candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
+        result = evaluate_candidate(
+            candidate,
+            DataParams.model_validate(data_params),
+            SearchParams.model_validate(search_params),
+            EvaluateParams.model_validate(evaluate_params),
+            settings,
+        )
+        for name, value in result.decision.candidate.items():
+            metrics.log_metric(f"holdout_{name}", value)
+        for name, value in (result.decision.champion or {}).items():
+            metrics.log_metric(f"champion_holdout_{name}", value)
+        curves.log_confusion_matrix(result.curves.labels, result.curves.matrix)
+        curves.log_roc_curve(result.curves.fpr, result.curves.tpr, result.curves.thresholds)
+        print(
+            f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
+        )
+        Path(decision.path).write_text(json.dumps(result.decision.to_dict(), indent=2))
+        report.holdout_metrics = dict(result.decision.candidate)
+        report.decision = result.decision.promote
+        report.promoted = False  # promote sets it once the candidate is the champion
+        report.ends_run = not result.decision.promote  # the gate skips promote: the run ends here
     return result.decision.promote

@@ -20,24 +20,31 @@ def promote(
     from pathlib import Path
 
     from slipway.config import load_settings
+    from slipway.orchestration import reporting_step
     from slipway.params import DataParams, SearchParams
     from slipway.registry import CandidateRun, promote_candidate
     from slipway.training import Decision
 
-    verdict = Decision.from_dict(json.loads(Path(decision.path).read_text()))
-    candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
-    result = promote_candidate(
-        candidate,
-        verdict.champion_version,
-        verdict.candidate,
-        DataParams.model_validate(data_params),
-        SearchParams.model_validate(search_params),
-        load_settings(),
-    )
-    print(f"EFS copy: {result.efs_path or 'made by the efs-sync Lambda from the S3 event'}")
-    print(
-        f"promoted {result.version_code} (registry version {result.registry_version}) -> {result.package_uri}"
-    )
+    settings = load_settings()
+    with reporting_step(
+        "promote", settings.pushgateway_url, settings.model_name, dataset.metadata
+    ) as report:
+        verdict = Decision.from_dict(json.loads(Path(decision.path).read_text()))
+        candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
+        result = promote_candidate(
+            candidate,
+            verdict.champion_version,
+            verdict.candidate,
+            DataParams.model_validate(data_params),
+            SearchParams.model_validate(search_params),
+            settings,
+        )
+        print(f"EFS copy: {result.efs_path or 'made by the efs-sync Lambda from the S3 event'}")
+        print(
+            f"promoted {result.version_code} (registry version {result.registry_version}) -> {result.package_uri}"
+        )
+        report.promoted = True
+        report.ends_run = True
     return namedtuple("PromoteOutputs", ["version_code", "package_uri"])(
         result.version_code, result.package_uri
     )

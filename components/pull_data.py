@@ -8,16 +8,21 @@ def pull_data(dataset_version: str, dataset_rev: str, dataset: Output[Dataset]) 
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import pull_dataset
+    from slipway.data import pull_dataset, read_csv
+    from slipway.orchestration import reporting_step
+    from slipway.orchestration.step_metrics import RUN_STARTED_KEY
 
     settings = load_settings()
-    ref = pull_dataset(
-        settings.dvc_repo,
-        dataset_version,
-        Path(dataset.path),
-        settings.dvc_remote_url,
-        settings.aws_endpoint_url,
-        rev=dataset_rev,
-    )
-    dataset.metadata.update(ref.to_dict())
+    with reporting_step("pull-data", settings.pushgateway_url, settings.model_name) as report:
+        ref = pull_dataset(
+            settings.dvc_repo,
+            dataset_version,
+            Path(dataset.path),
+            settings.dvc_remote_url,
+            settings.aws_endpoint_url,
+            rev=dataset_rev,
+        )
+        dataset.metadata.update(ref.to_dict())
+        dataset.metadata[RUN_STARTED_KEY] = report.run_started_at
+        report.dataset_rows = len(read_csv(Path(dataset.path)))
     print(f"pulled dataset {ref.label} ({ref.path}) from {settings.dvc_remote_url}")

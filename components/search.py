@@ -20,21 +20,24 @@ def search(
 
     from slipway.config import load_settings
     from slipway.data import DatasetRef
+    from slipway.orchestration import reporting_step
     from slipway.params import DataParams, SearchParams
     from slipway.training import train_candidate
 
-    params = SearchParams.model_validate(search_params)
-    ref = DatasetRef.from_metadata(dataset.metadata)
-    trained = train_candidate(
-        Path(dataset.path), ref, DataParams.model_validate(data_params), params, load_settings()
-    )
-    Path(model.path).write_bytes(sio.dumps(trained.model))
-    model.metadata.update(
-        {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}
-    )
-    cv_metrics.log_metric(f"cv_{params.scoring}", trained.search.best_cv_score)
-    cv_metrics.log_metric(f"cv_{params.scoring}_std", trained.search.cv_std)
-    print(
-        f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} run {trained.run_id}"
-    )
+    settings = load_settings()
+    with reporting_step("search", settings.pushgateway_url, settings.model_name, dataset.metadata):
+        params = SearchParams.model_validate(search_params)
+        ref = DatasetRef.from_metadata(dataset.metadata)
+        trained = train_candidate(
+            Path(dataset.path), ref, DataParams.model_validate(data_params), params, settings
+        )
+        Path(model.path).write_bytes(sio.dumps(trained.model))
+        model.metadata.update(
+            {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}
+        )
+        cv_metrics.log_metric(f"cv_{params.scoring}", trained.search.best_cv_score)
+        cv_metrics.log_metric(f"cv_{params.scoring}_std", trained.search.cv_std)
+        print(
+            f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} run {trained.run_id}"
+        )
     return namedtuple("SearchOutputs", ["run_id", "model_uri"])(trained.run_id, trained.model_uri)

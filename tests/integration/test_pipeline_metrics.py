@@ -152,3 +152,75 @@ def test_no_url_is_a_no_op(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         assert push_pipeline_metrics(None, PipelineRunMetrics(1.0, True), model="m") is False
     assert caplog.text == ""
+
+
+def test_reporting_step_failure_ends_the_run_as_failed(pushgateway: str) -> None:
+    from slipway.orchestration.step_metrics import RUN_STARTED_KEY, reporting_step
+
+    model = "model-e"
+    with reporting_step("pull-data", pushgateway, model) as report:
+        report.dataset_rows = 569
+    started = {RUN_STARTED_KEY: report.run_started_at}
+    with (
+        pytest.raises(ValueError, match="bad rows"),
+        reporting_step("validate-data", pushgateway, model, started),
+    ):
+        raise ValueError("bad rows")
+    ours = _ours(_scrape(pushgateway), model)
+    assert ours[("slipway_pipeline_last_run_failed", ())] == 1.0
+    assert ours[("slipway_pipeline_data_validation_failed", ())] == 1.0
+    assert ours[("slipway_pipeline_promoted", ())] == 0.0
+    assert ours[("slipway_pipeline_rows", (("split", "dataset"),))] == 569.0
+    assert ours[("slipway_pipeline_step_failed", (("step", "validate-data"),))] == 1.0
+    assert ours[("slipway_pipeline_step_failed", (("step", "pull-data"),))] == 0.0
+    assert ("slipway_pipeline_last_success_timestamp_seconds", ()) not in ours
+
+
+def test_compiled_pipeline_reports_its_kpis(pushgateway: str, tmp_path) -> None:
+    """The compiled YAML, run under kfp.local by ``slipway run``, pushes from its own tasks."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    env.update(
+        {
+            "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
+            "SLIPWAY_PUSHGATEWAY_URL": pushgateway,
+            "COLUMNS": "200",
+        }
+    )
+    before = time.time()
+    result = subprocess.run(
+        [sys.executable, "-m", "slipway", "run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = _ours(_scrape(pushgateway), "slipway")
+    assert ours[("slipway_pipeline_last_run_failed", ())] == 0.0
+    assert ours[("slipway_pipeline_data_validation_failed", ())] == 0.0
+    assert ours[("slipway_pipeline_last_success_timestamp_seconds", ())] >= before
+    assert 0 < ours[("slipway_pipeline_run_duration_seconds", ())] < time.time() - before
+    steps = ("pull-data", "validate-data", "search", "evaluate", "promote")
+    for step in steps:
+        assert ours[("slipway_pipeline_step_duration_seconds", (("step", step),))] > 0, step
+        assert ours[("slipway_pipeline_step_failed", (("step", step),))] == 0.0, step
+    assert ours[("slipway_pipeline_rows", (("split", "dataset"),))] == 569.0  # v2
+    # a fresh state has no champion: the candidate is promoted
+    assert ours[("slipway_pipeline_promotion_decision", ())] == 1.0
+    assert ours[("slipway_pipeline_promoted", ())] == 1.0
+    assert 0.9 < ours[("slipway_pipeline_holdout_metric", (("metric", "roc_auc"),))] <= 1.0
+    # the run duration covers the steps (one clock, started by pull-data)
+    assert ours[("slipway_pipeline_run_duration_seconds", ())] >= sum(
+        ours[("slipway_pipeline_step_duration_seconds", (("step", s),))] for s in steps
+    )
+    # the tasks push, the CLI does not push again: one group per step plus the run's
+    groups = {
+        tuple(sorted(labels))
+        for (name, labels), _ in _scrape(pushgateway).items()
+        if name == "push_time_seconds" and dict(labels).get("model") == "slipway"
+    }
+    assert len(groups) == len(steps) + 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,14 +82,21 @@ def pipeline_run_from_summary(
     )
 
 
-def build_registry(run: PipelineRunMetrics) -> Any:
-    """A fresh registry holding the run's gauges (names and labels per docs/metrics.md)."""
+def build_registry(run: PipelineRunMetrics, families: Collection[str] | None = None) -> Any:
+    """A fresh registry holding the run's gauges (names and labels per docs/metrics.md).
+
+    Args:
+        run: what the run reports.
+        families: keep only these metric names (the run-outcome gauges the last task pushes);
+            ``None`` keeps every family.
+    """
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry(auto_describe=True)
 
     def gauge(name: str, doc: str, value: float) -> None:
-        Gauge(name, doc, registry=registry).set(value)
+        if families is None or name in families:
+            Gauge(name, doc, registry=registry).set(value)
 
     gauge(
         "slipway_pipeline_run_duration_seconds", "Wall time of the last run.", run.duration_seconds
@@ -116,7 +123,7 @@ def build_registry(run: PipelineRunMetrics) -> Any:
             time.time() if run.finished_at is None else run.finished_at,
         )
     # a family with no sample would replace the previous values with nothing: push only filled ones
-    if run.holdout_metrics:
+    if run.holdout_metrics and (families is None or "slipway_pipeline_holdout_metric" in families):
         holdout = Gauge(
             "slipway_pipeline_holdout_metric",
             "Holdout metrics of the last candidate.",
@@ -125,7 +132,7 @@ def build_registry(run: PipelineRunMetrics) -> Any:
         )
         for name, value in run.holdout_metrics.items():
             holdout.labels(metric=name).set(value)
-    if run.rows:
+    if run.rows and (families is None or "slipway_pipeline_rows" in families):
         rows = Gauge("slipway_pipeline_rows", "Rows per split.", ["split"], registry=registry)
         for split, count in run.rows.items():
             rows.labels(split=split).set(count)
@@ -155,14 +162,42 @@ def push_pipeline_metrics(
     """
     if not pushgateway_url:
         return False
+    return push_gauges(pushgateway_url, model, build_registry(run), job=job, timeout=timeout)
+
+
+def push_gauges(
+    pushgateway_url: str | None,
+    model: str,
+    registry: Any,
+    grouping: Mapping[str, str] | None = None,
+    job: str = PIPELINE_JOB,
+    timeout: float = 5.0,
+) -> bool:
+    """``pushadd`` ``registry`` to the group ``{job, model, **grouping}``; never raises.
+
+    Args:
+        pushgateway_url: the gateway; ``None`` does nothing.
+        model: the model name, a grouping key.
+        registry: a ``prometheus_client.CollectorRegistry`` holding only filled families (a
+            family is replaced whole within its group).
+        grouping: more grouping keys, e.g. ``{"step": "search"}``.
+        job: the Pushgateway job.
+        timeout: seconds to wait for the gateway.
+
+    Returns:
+        True when the gateway accepted the metrics; False when no URL is set or the push failed
+        (a warning is logged: metrics must never fail the pipeline).
+    """
+    if not pushgateway_url:
+        return False
     from prometheus_client import pushadd_to_gateway
 
     try:
         pushadd_to_gateway(
             pushgateway_url,
             job=job,
-            registry=build_registry(run),
-            grouping_key={"model": model},
+            registry=registry,
+            grouping_key={"model": model, **(grouping or {})},
             timeout=timeout,
         )
     except Exception as e:  # any failure to report must leave the outcome alone

@@ -2,9 +2,12 @@
 
 :func:`run_training` seeds this checkout's DVC remote when it is empty, records the champion
 before and after, runs the compiled pipeline under ``kfp.local`` (what its tasks print goes to
-``<state_dir>/runs/<timestamp>/pipeline.log``; the progress hooks hear of each task), pushes the run's metrics when a
-Pushgateway is configured and finds the validation report of a run that validate-data stopped.
+``<state_dir>/runs/<timestamp>/pipeline.log``; the progress hooks hear of each task) and finds the validation report of a run that validate-data stopped.
 It returns a :class:`TrainingRunResult`; the CLI prints it.
+
+The run's KPIs reach the Pushgateway from the pipeline's own tasks
+(:mod:`slipway.orchestration.step_metrics`, with ``SLIPWAY_PUSHGATEWAY_URL``), exactly as on
+Kubeflow; this module does not push them again.
 """
 
 from __future__ import annotations
@@ -63,14 +66,15 @@ class TrainingRunResult:
     """What one run did.
 
     Attributes:
-        seconds: wall time of the run (from the first champion look-up to the metrics push).
+        seconds: wall time of the run (from the first champion look-up to the last one).
         champion_before: registry version of the champion before the run (``None``: none).
         champion_after: registry version of the champion after the run.
         run_id: the MLflow run of the candidate; ``None`` when the pipeline failed.
         summary: :func:`slipway.training.run_summary` of that run; ``None`` on failure.
         failure: the error of the failed pipeline; ``None`` when it succeeded.
         report: this run's validation report when validate-data stopped the run.
-        warnings: problems that did not fail the run (metrics not computed or not pushed).
+        warnings: problems that did not fail the run (the tasks log their own, e.g. a push that
+            failed, in the run log).
         log: the file holding what the tasks printed; ``None`` when they printed live.
     """
 
@@ -196,7 +200,6 @@ def run_training(
         from slipway.training import run_summary
 
         summary = run_summary(settings.tracking_uri, run_id)
-        warnings = _push_run_metrics(settings, time.monotonic() - started, summary=summary)
         champion_after = champion_version(settings)
     return TrainingRunResult(
         seconds=time.monotonic() - started,
@@ -204,7 +207,6 @@ def run_training(
         champion_after=champion_after,
         run_id=run_id,
         summary=summary,
-        warnings=warnings,
         log=log,
     )
 
@@ -217,11 +219,8 @@ def _failed(
     champion_before: str | None,
     log: Path | None,
 ) -> TrainingRunResult:
-    """The result of a run whose pipeline failed (metrics pushed, report found)."""
+    """The result of a run whose pipeline failed (report found)."""
     stopped_by_validation = error.failed_task == VALIDATE_TASK
-    warnings = _push_run_metrics(
-        settings, time.monotonic() - started, data_validation_failed=stopped_by_validation
-    )
     return TrainingRunResult(
         seconds=time.monotonic() - started,
         champion_before=champion_before,
@@ -230,7 +229,6 @@ def _failed(
         report=latest_report(settings.state_dir, since=started_at)
         if stopped_by_validation
         else None,
-        warnings=warnings,
         log=log,
     )
 
@@ -262,37 +260,3 @@ def latest_report(state_dir: Path, since: float) -> Path | None:
         key=lambda p: p.stat().st_mtime,
     )
     return reports[-1] if reports else None
-
-
-def _push_run_metrics(
-    settings: Settings,
-    seconds: float,
-    summary: Mapping[str, Any] | None = None,
-    data_validation_failed: bool = False,
-) -> tuple[str, ...]:
-    """Report the run to the Pushgateway when one is configured; never fails the run.
-
-    Returns:
-        The warnings to show (empty when pushed or when no gateway is configured).
-    """
-    if not settings.pushgateway_url:
-        return ()
-    from slipway.orchestration.pipeline_metrics import (
-        PipelineRunMetrics,
-        pipeline_run_from_summary,
-        push_pipeline_metrics,
-    )
-
-    try:
-        if summary is not None:
-            run = pipeline_run_from_summary(summary, seconds)
-        else:
-            run = PipelineRunMetrics(
-                seconds, succeeded=False, data_validation_failed=data_validation_failed
-            )
-        pushed = push_pipeline_metrics(settings.pushgateway_url, run, model=settings.model_name)
-    except Exception as e:  # metrics must never fail a run that worked
-        return (f"pipeline metrics not computed: {e}",)
-    if not pushed:
-        return (f"pipeline metrics not pushed to {settings.pushgateway_url}",)
-    return ()

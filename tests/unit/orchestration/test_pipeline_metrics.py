@@ -58,3 +58,48 @@ def test_run_from_mlflow_summary() -> None:
     assert dict(run.holdout_metrics) == {"roc_auc": 0.99, "f1": 0.96}
     assert dict(run.rows) == {"train": 455, "holdout": 114}
     assert pipeline_run_from_summary({"metrics": {}, "tags": {}}, 1.0).promoted is False
+
+
+def test_families_keeps_only_the_named_gauges() -> None:
+    run = PipelineRunMetrics(
+        2.0, True, holdout_metrics={"roc_auc": 0.9}, rows={"train": 1}, finished_at=10.0
+    )
+    kept = {
+        s.name
+        for family in build_registry(
+            run,
+            families={"slipway_pipeline_last_run_failed", "slipway_pipeline_holdout_metric"},
+        ).collect()
+        for s in family.samples
+    }
+    assert kept == {"slipway_pipeline_last_run_failed", "slipway_pipeline_holdout_metric"}
+
+
+def test_reporting_step_without_a_gateway_reraises_and_pushes_nothing(monkeypatch) -> None:
+    import pytest
+
+    from slipway.orchestration import step_metrics
+
+    pushed: list[object] = []
+    monkeypatch.setattr(
+        "prometheus_client.pushadd_to_gateway", lambda *a, **k: pushed.append((a, k))
+    )
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        step_metrics.reporting_step("search", None, "m", {}),
+    ):
+        raise RuntimeError("boom")
+    with step_metrics.reporting_step("pull-data", None, "m") as report:
+        report.dataset_rows = 3
+        report.ends_run = True
+    assert pushed == []
+
+
+def test_run_start_comes_from_the_dataset_metadata() -> None:
+    from slipway.orchestration.step_metrics import RUN_STARTED_KEY, reporting_step
+
+    with reporting_step("evaluate", None, "m", {RUN_STARTED_KEY: 123.5}) as report:
+        assert report.run_started_at == 123.5
+    with reporting_step("evaluate", None, "m", {RUN_STARTED_KEY: "not a time"}) as report:
+        assert report.run_started_at is not None
+        assert report.run_started_at > 123.5
