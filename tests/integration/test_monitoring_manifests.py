@@ -208,7 +208,8 @@ def test_every_operator_object_carries_the_release_label_of_the_mirrors_promethe
     releases = {d["metadata"]["labels"].get("release") for d in custom}
     assert None not in releases, "a monitoring.coreos.com object has no release label"
     (release,) = releases
-    # kube-prometheus-stack names its Prometheus pods prometheus-<release>-prometheus-<n>
+    # the mirror reads that release's Prometheus: for a release named like the chart,
+    # kube-prometheus-stack names its pods prometheus-<release>-prometheus-<n>
     (container,) = _one(docs, "Deployment", "slipway-mirror")["spec"]["template"]["spec"][
         "containers"
     ]
