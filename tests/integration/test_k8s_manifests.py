@@ -5,8 +5,13 @@ of ``SLIPWAY_TEST_KUBECONFIG``); ``k8s_pods`` plays the kubelet (pods are bound 
 and reported Ready, or kept unready on demand). Every kustomization is applied with
 ``kubectl apply --server-side`` into namespaces that enforce PodSecurity ``restricted``; the
 ReplicaSet controller must then create the pods (no ``FailedCreate``) and ``kubectl rollout
-status`` must complete. Custom resources whose CRD the repository does not ship are listed in
-``UNSHIPPED_CRDS`` (with the reason) and left out of the apply; nothing else may be left out.
+status`` must complete. A custom resource whose kind the API does not serve yet has its CRD
+applied first (and waited for until Established): the prometheus-operator kinds
+(ServiceMonitor, PodMonitor, PrometheusRule) from ``tests/support/crds/``, our own test
+stand-ins written from the documented API (the upstream CRDs are not vendored), so the API
+server validates those objects against a structural schema too. Custom resources with no CRD
+at all are listed in ``UNSHIPPED_CRDS`` (with the reason) and left out of the apply; nothing
+else may be left out.
 """
 
 from __future__ import annotations
@@ -37,14 +42,10 @@ RESTRICTED = {ENFORCE: "restricted"}
 ROLLOUT_TIMEOUT = "40s"
 
 # Custom resources the manifests use whose CRD is not in the repository, with the reason; they
-# are left out of the apply. A CRD found in the repository is applied first instead.
-UNSHIPPED_CRDS = {
-    ("monitoring.coreos.com", "PrometheusRule"): (
-        "installed with prometheus-operator (kube-prometheus-stack) on the cluster; the repository "
-        "does not vendor its CRD, and tests/integration/test_alert_rules.py checks the rules "
-        "with promtool instead"
-    ),
-}
+# are left out of the apply. A CRD found in the repository (a stand-in under tests/support/crds/)
+# is applied first instead. Empty: every custom resource is validated by the API server.
+UNSHIPPED_CRDS: dict[tuple[str, str], str] = {}
+STAND_IN_CRDS = REPO / "tests" / "support" / "crds"
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,6 +87,28 @@ def _vendored_crds() -> dict[tuple[str, str], Path]:
     return found
 
 
+def _apply_crd(cluster: Cluster, path: Path) -> None:
+    """Apply the CRDs of ``path`` server-side and wait until the API serves them (Established)."""
+    crds = cluster.kubectl("apply", "--server-side", "-f", str(path), "-o", "name").stdout
+    for name in crds.split():
+        cluster.kubectl("wait", "--for=condition=Established", name, "--timeout=30s", timeout=40)
+
+
+def _ensure_served(cluster: Cluster, api_version: str, kind: str) -> None:
+    """Make the API serve ``kind``: apply the repository's CRD for it unless already served.
+
+    A cluster that already serves the kind (``SLIPWAY_TEST_KUBECONFIG`` with prometheus-operator
+    installed) keeps its own CRD: a stand-in never replaces the real one.
+    """
+    if kind in _served_kinds(cluster, api_version):
+        return
+    vendored = _vendored_crds()
+    key = (_group(api_version), kind)
+    assert key in vendored, f"no CRD for {key} in the repository: write one in {STAND_IN_CRDS}"
+    _apply_crd(cluster, vendored[key])
+    assert kind in _served_kinds(cluster, api_version), f"{vendored[key]} did not serve {kind}"
+
+
 def _apply_kustomization(
     cluster: Cluster, path: Path
 ) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
@@ -113,13 +136,7 @@ def _apply_kustomization(
             continue
         key = (_group(api_version), kind)
         if key in vendored:
-            crd = cluster.kubectl(
-                "apply", "--server-side", "-f", str(vendored[key]), "-o", "name"
-            ).stdout
-            for name in crd.split():
-                cluster.kubectl(
-                    "wait", "--for=condition=Established", name, "--timeout=30s", timeout=40
-                )
+            _apply_crd(cluster, vendored[key])
             served[api_version] = _served_kinds(cluster, api_version)
         else:
             left_out.add(key)
@@ -246,7 +263,8 @@ def test_kustomization_applies_server_side_and_rolls_out_under_restricted(
     unknown = left_out - UNSHIPPED_CRDS.keys()
     assert not unknown, (
         f"{name} uses custom resources whose CRD is neither served nor in the repository: "
-        f"{sorted(unknown)}; vendor the CRD, or add it to UNSHIPPED_CRDS with the reason"
+        f"{sorted(unknown)}; write a stand-in CRD from the documented API in {STAND_IN_CRDS} "
+        "(upstream CRDs are not vendored), or add it to UNSHIPPED_CRDS with the reason"
     )
     if left_out:
         print(f"\n{name}: applied without {sorted(left_out)} (CRD not in the repository)")
@@ -342,3 +360,80 @@ def test_rollout_undo_restores_the_previous_pod_template(
     ).stdout
     revisions = [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
     assert revisions == ["2", "3"], history  # revision 1 came back as revision 3
+
+
+def test_monitoring_custom_resources_are_stored_as_rendered(
+    k8s_cluster: Cluster, k8s_pods: FakeKubelet
+) -> None:
+    """The monitors and the rules reach the API (not left out) and nothing of them is pruned."""
+    docs, left_out = _apply_kustomization(k8s_cluster, KUSTOMIZATIONS["monitoring"])
+    assert left_out == set()
+    custom = [d for d in docs if _group(d["apiVersion"]) == "monitoring.coreos.com"]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in custom) == [
+        ("PodMonitor", "slipway-mirror"),
+        ("PrometheusRule", "slipway-alerts"),
+        ("ServiceMonitor", "slipway-pushgateway"),
+        ("ServiceMonitor", "slipway-server"),
+    ]
+    for doc in custom:
+        kind, name = doc["kind"].lower(), doc["metadata"]["name"]
+        stored = json.loads(
+            k8s_cluster.kubectl(
+                "get", f"{kind}.monitoring.coreos.com/{name}", "-n",
+                doc["metadata"]["namespace"], "-o", "json",
+            ).stdout
+        )  # fmt: skip
+        assert stored["spec"] == doc["spec"], f"{kind}/{name} was changed by the API (pruned?)"
+
+
+def _set_endpoint_field(field: str, value: Any):
+    def mutate(spec: dict[str, Any]) -> None:
+        endpoints = spec.get("endpoints") or spec["podMetricsEndpoints"]
+        endpoints[0][field] = value
+
+    return mutate
+
+
+def _set_rule_for(value: Any):
+    def mutate(spec: dict[str, Any]) -> None:
+        rule = next(r for g in spec["groups"] for r in g["rules"] if "for" in r)
+        rule["for"] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "mutate", "field"),
+    [
+        ("ServiceMonitor", "slipway-server", _set_endpoint_field("honorLabels", "true"), "honorLabels"),
+        ("ServiceMonitor", "slipway-pushgateway", _set_endpoint_field("port", 9091), "port"),
+        ("PodMonitor", "slipway-mirror", _set_endpoint_field("interval", 60), "interval"),
+        ("PodMonitor", "slipway-mirror", _set_endpoint_field("interval", "one minute"), "interval"),
+        ("PrometheusRule", "slipway-alerts", _set_rule_for(15), "for"),
+    ],
+    ids=["honorLabels-string", "port-integer", "interval-integer", "interval-not-a-duration",
+         "for-integer"],
+)  # fmt: skip
+def test_api_server_refuses_a_monitoring_field_of_the_wrong_type(
+    kind: str, name: str, mutate, field: str, k8s_cluster: Cluster
+) -> None:
+    """The control for the test above: the schema is enforced, so a mistyped field is refused."""
+    namespace = "crd-refuses"
+    ensure_namespace(k8s_cluster, namespace, RESTRICTED)
+    docs = _render(k8s_cluster, KUSTOMIZATIONS["monitoring"])
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    _ensure_served(k8s_cluster, doc["apiVersion"], kind)
+    doc["metadata"]["namespace"] = namespace
+
+    def apply(obj: dict[str, Any]):
+        return k8s_cluster.kubectl(
+            "apply", "--server-side", "--dry-run=server", "-f", "-",
+            input=yaml.safe_dump(obj), check=False,
+        )  # fmt: skip
+
+    accepted = apply(doc)
+    assert accepted.returncode == 0, f"the unchanged {kind}/{name} is refused: {accepted.stderr}"
+    mutate(doc["spec"])
+    refused = apply(doc)
+    assert refused.returncode != 0, f"{kind}/{name} with a bad {field} was accepted"
+    assert field in refused.stderr, refused.stderr
