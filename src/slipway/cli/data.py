@@ -79,6 +79,8 @@ def add(
             version=version,
         )
     table = Table("dataset", "version", "path", "DVC md5", "rows", "columns")
+    for column in table.columns[2:4]:  # paths and md5s stay whole, to copy and compare
+        column.no_wrap = True
     table.add_row(
         added.name,
         added.ref.version,
@@ -90,9 +92,12 @@ def add(
     console.print(table)
     if added.spec_drafted:
         console.print(
-            f"wrote a draft spec {added.spec_path}: review it and commit it with the pointer"
+            f"wrote a draft spec {added.spec_path}: review it and commit it with the pointer",
+            soft_wrap=True,
         )
-    console.print(f"commit {added.ref.path}.dvc (and the spec) to make the version visible")
+    console.print(
+        f"commit {added.ref.path}.dvc (and the spec) to make the version visible", soft_wrap=True
+    )
 
 
 @app.command("infer-spec")
@@ -120,7 +125,7 @@ def infer_spec_command(
     written = write_draft_spec(spec, settings.project_dir, force=force)
     kinds = ", ".join(f"{f.name}: {f.kind}" for f in spec.features[:8])
     more = " …" if len(spec.features) > 8 else ""
-    console.print(f"wrote draft spec {written} (task {spec.task}; {kinds}{more})")
+    console.print(f"wrote draft spec {written} (task {spec.task}; {kinds}{more})", soft_wrap=True)
     console.print("review it and commit it")
 
 

@@ -182,7 +182,7 @@ def test_cli_add_prints_the_version_and_fails_in_one_sentence(csv, project, remo
     monkeypatch.setenv("SLIPWAY_PROJECT_DIR", str(project))
     monkeypatch.setenv("SLIPWAY_DVC_REMOTE_URL", str(remote))
     monkeypatch.setenv("SLIPWAY_STATE_DIR", str(project.parent / "state"))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: the md5 and paths must stay whole
     runner = CliRunner()
     ok = runner.invoke(app, ["data", "add", str(csv), "--dataset", "toy", "--target", "label"])
     assert ok.exit_code == 0, ok.output
