@@ -78,9 +78,7 @@ def add(
             task=task.value if task else None,
             version=version,
         )
-    table = Table("dataset", "version", "path", "DVC md5", "rows", "columns")
-    for column in table.columns[2:4]:  # paths and md5s stay whole, to copy and compare
-        column.no_wrap = True
+    table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
     table.add_row(
         added.name,
         added.ref.version,
@@ -140,15 +138,17 @@ def list_versions() -> None:
     missing = set(
         unpushed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
     )
-    table = Table("dataset", "task", "version", "path", "DVC md5", "rows", "on remote")
+    # narrow enough for an 80-column terminal: the file under data/<dataset>/ and the md5's first
+    # 8 hex digits (as the run summary shows them: v2@8cd7b2be); `data add` prints the whole md5
+    table = _table("dataset", "task", "version", "file", "md5", "rows", "on remote")
     for info in list_datasets(settings.project_dir):
         for v in info.versions or [None]:
             table.add_row(
                 info.name,
                 info.task or "(no spec)",
                 v.version if v else "-",
-                v.path if v else "-",
-                v.md5 if v else "-",
+                Path(v.path).name if v else "-",
+                v.md5[:8] if v else "-",
                 str(v.rows) if v and v.rows is not None else "-",
                 ("no" if v.path in missing else "yes") if v else "-",
             )
@@ -156,7 +156,16 @@ def list_versions() -> None:
 
 
 def _print_refs(refs, title: str) -> None:
-    table = Table("version", "path", "DVC md5", title=title)
+    table = _table("version", "path", "DVC md5", title=title)
     for ref in refs:
         table.add_row(ref.version, ref.path, ref.md5)
     console.print(table)
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose path and md5 columns are never cut or wrapped (to copy and compare)."""
+    table = Table(*headers, title=title)
+    for column in table.columns:
+        if column.header in ("path", "file", "DVC md5", "md5"):
+            column.no_wrap = True
+    return table
