@@ -13,7 +13,10 @@ Library code never reads ``os.environ``; it receives a :class:`Settings`.
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -212,3 +215,22 @@ def _git_commit(project: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+@contextmanager
+def scoped_environ(changes: Mapping[str, str]) -> Iterator[None]:
+    """Set ``changes`` in ``os.environ`` for the block, then restore every variable it touched.
+
+    Args:
+        changes: variable -> value; a variable absent before the block is removed after it.
+    """
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from slipway.config import Settings
+from slipway.config import Settings, scoped_environ
 from slipway.errors import PipelineRunError
 from slipway.orchestration.task_log import TaskEvents, TaskWatcher, executor_tasks
 
@@ -93,22 +93,3 @@ def failed_task_of(error: BaseException) -> str | None:
     """
     found = _FAILED_TASK.search(_ANSI.sub("", str(error)))
     return None if found is None else found[1] or found[2]
-
-
-@contextmanager
-def scoped_environ(changes: Mapping[str, str]) -> Iterator[None]:
-    """Set ``changes`` in ``os.environ`` for the block, then restore every variable it touched.
-
-    Args:
-        changes: variable -> value; a variable absent before the block is removed after it.
-    """
-    previous = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from slipway.config import Settings, load_settings
+from slipway.config import Settings, load_settings, scoped_environ
 from slipway.serving.app import create_app
 from slipway.serving.connection import HeaderTimeoutProtocol
 from slipway.serving.limits import LIMIT_ENV, ServingLimits, limits_from_env
@@ -100,26 +100,17 @@ def run_server(
     changes = {**settings.as_env(), **limits_to_env(limits)}
     if multiproc_dir:
         changes[MULTIPROC_ENV] = multiproc_dir
-    previous = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        with _sigterm_exits_zero():
-            uvicorn.run(
-                "slipway.serving.server:app_from_environment",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                loop="uvloop",
-                # httptools with a header timeout (uvicorn has none; see connection.py)
-                http=HeaderTimeoutProtocol,
-                access_log=False,
-                log_config=log_config(),
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with scoped_environ(changes), _sigterm_exits_zero():
+        uvicorn.run(
+            "slipway.serving.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            # httptools with a header timeout (uvicorn has none; see connection.py)
+            http=HeaderTimeoutProtocol,
+            access_log=False,
+            log_config=log_config(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )

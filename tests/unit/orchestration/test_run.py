@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from slipway.config import load_settings
+from slipway.config import load_settings, scoped_environ
 from slipway.errors import DatasetVersionError, PipelineRunError
 from slipway.orchestration import local_run
 from slipway.orchestration import run as run_module
-from slipway.orchestration.local_run import failed_task_of, scoped_environ
+from slipway.orchestration.local_run import failed_task_of
 from slipway.orchestration.run import TrainingRequest, latest_report, run_training
 from slipway.params import load_params
 from tests.support import REPO
