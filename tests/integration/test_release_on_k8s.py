@@ -65,24 +65,6 @@ VERSIONS = 4
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
-    """(tracking URI, model URI, run id): one SQLite store and one tiny logged model per module."""
-    import mlflow
-    import mlflow.sklearn
-    from sklearn.linear_model import LogisticRegression
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # get_client sets no global: the fluent API would otherwise write ./mlflow.db in the cwd
-    with mlflow_tracking_uri(uri):
-        experiment = mlflow.create_experiment("release-on-k8s", artifact_location=str(root / "art"))
-        with mlflow.start_run(experiment_id=experiment) as run:
-            model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-            info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
-    return uri, info.model_uri, run.info.run_id
-
-
 @dataclass
 class World:
     """One model with registered versions 1..4 (``codes[0..3]``) and a namespace of its own."""

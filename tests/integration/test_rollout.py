@@ -60,24 +60,6 @@ def real_kubectl() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
-    """(tracking URI, model URI, run id): one SQLite store and one tiny logged model per module."""
-    import mlflow
-    import mlflow.sklearn
-    from sklearn.linear_model import LogisticRegression
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # get_client sets no global: unscoped, the fluent API would write ./mlflow.db in the cwd
-    with mlflow_tracking_uri(uri):
-        experiment = mlflow.create_experiment("rollout-tests", artifact_location=str(root / "art"))
-        with mlflow.start_run(experiment_id=experiment) as run:
-            model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-            info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
-    return uri, info.model_uri, run.info.run_id
-
-
 @dataclass
 class World:
     settings: Settings
