@@ -10,19 +10,16 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from slipway.serving.server import GRACEFUL_SHUTDOWN_SECONDS
-from tests.support.processes import free_port, running
-from tests.support.serving import VERSION, infer_body, install_package, package_files
+from tests.support.serving import VERSION, infer_body, serve_process
 
 pytestmark = pytest.mark.integration
 
-SERVE = [sys.executable, "-m", "slipway", "serve"]
 IN_FLIGHT = 20
 
 
@@ -40,20 +37,8 @@ def read_reply(conn: socket.socket) -> bytes:
 def test_sigterm_drains_in_flight_requests_and_exits_zero(
     tmp_path: Path, workers: int | None
 ) -> None:
-    efs = tmp_path / "efs"
-    install_package(efs, package_files())
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
-        "SLIPWAY_EFS_ROOT": str(efs),
-        "SLIPWAY_MODEL_VERSION": VERSION,
-    }
-    argv = [*SERVE, "--host", "127.0.0.1", "--port", str(port)]
-    if workers:
-        argv += ["--workers", str(workers)]
-    log = tmp_path / "server.log"
-    with running(argv, f"{base}/v2/health/live", log, env=env) as proc:
+    options = ["--workers", str(workers)] if workers else []
+    with serve_process(tmp_path, *options) as (proc, _, port, log):
         deadline = time.monotonic() + 60
         while True:  # every worker loaded: a full infer answers 200 on fresh connections
             conn = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,12 +17,10 @@ from pathlib import Path
 import pytest
 
 from slipway.serving import ServingLimits
-from tests.support.processes import free_port, running
-from tests.support.serving import VERSION, infer_body, install_package, package_files
+from tests.support.serving import infer_body, serve_process
 
 pytestmark = pytest.mark.integration
 
-SERVE = [sys.executable, "-m", "slipway", "serve"]
 SLOTS = ServingLimits().max_concurrency  # 64, the default
 TIMEOUT = 1.0  # body and header timeouts of the server under test
 
@@ -64,19 +61,8 @@ def recv_all(conn: socket.socket) -> bytes:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
-    efs = tmp_path / "efs"
-    install_package(efs, package_files())
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
-        "SLIPWAY_EFS_ROOT": str(efs),
-        "SLIPWAY_MODEL_VERSION": VERSION,
-    }
-    argv = [*SERVE, "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--body-timeout-seconds", str(TIMEOUT), "--header-timeout-seconds", str(TIMEOUT)]
-    log = tmp_path / "server.log"
-    with running(argv, f"{base}/v2/health/live", log, env=env):
+    timeouts = ["--body-timeout-seconds", str(TIMEOUT), "--header-timeout-seconds", str(TIMEOUT)]
+    with serve_process(tmp_path, *timeouts) as (_, base, port, log):
         deadline = time.monotonic() + 60
         while infer(base)[0] != 200:
             assert time.monotonic() < deadline, log.read_text()[-2000:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from slipway.data.table import DATASET_VERSIONS, TARGET, build_dataset
 from slipway.packaging.package import PackageInfo, build_package
 from slipway.packaging.store import MANIFEST, LocalModelStore
 from slipway.serving import ServingLimits, create_app
+from tests.support.processes import free_port, running
 
 MODEL = "slipway"
 VERSION = "v3-20260101-0a1b2c3d"
@@ -118,3 +121,31 @@ def client_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[TestClient, C
     finally:
         for client in clients:
             client.__exit__(None, None, None)
+
+
+@contextmanager
+def serve_process(
+    tmp_path: Path, *options: str
+) -> Iterator[tuple[subprocess.Popen, str, int, Path]]:
+    """A real ``slipway serve`` of one installed package on a free port, until the block ends.
+
+    Args:
+        tmp_path: where the EFS folder, the state folder and the server log go.
+        options: more ``slipway serve`` options, e.g. ``"--workers", "2"``.
+
+    Yields:
+        ``(process, base URL, port, log file)`` once liveness answers.
+    """
+    efs = tmp_path / "efs"
+    install_package(efs, package_files())
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
+        "SLIPWAY_EFS_ROOT": str(efs),
+        "SLIPWAY_MODEL_VERSION": VERSION,
+    }
+    argv = [sys.executable, "-m", "slipway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "server.log"
+    with running([*argv, *options], f"{base}/v2/health/live", log, env=env) as proc:
+        yield proc, base, port, log
