@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from slipway.data.checks import validate_with_spec
+from slipway.data.checks import normalise_frame, validate_with_spec
 from slipway.data.infer import infer_spec, write_draft_spec
-from slipway.data.spec import NAME_PATTERN, Task, load_dataset_spec, spec_path
+from slipway.data.spec import NAME_PATTERN, DatasetSpec, Task, load_dataset_spec, spec_path
 from slipway.data.versioning import REMOTE_NAME, DatasetRef, _open_repo, md5_file, push_datasets
 from slipway.errors import DatasetSpecError, DatasetValidationError, DatasetVersionError
 
@@ -92,6 +92,21 @@ def read_table(path: Path, target: str | None = None) -> tuple[pd.DataFrame, str
             "with one of them"
         )
     return frame, ext
+
+
+def load_frame(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    """A dataset version's table (CSV or Parquet) with the spec's lossless dtype fixes applied.
+
+    This is how every pipeline step after pull-data reads its Dataset artifact: the same reader
+    as ``slipway data add`` (BOM, CRLF, quoting, Parquet by content), then
+    :func:`~slipway.data.checks.normalise_frame`. Ignored columns are kept; steps select
+    ``spec.feature_names`` themselves.
+
+    Raises:
+        DatasetValidationError: the file is unreadable, empty, or lacks the spec's target.
+    """
+    frame, _ = read_table(path, spec.target)
+    return normalise_frame(frame, spec)
 
 
 def add_dataset(  # noqa: PLR0913 - the CLI options, each with a default or required

@@ -191,6 +191,30 @@ def load_dataset_spec(path: Path) -> DatasetSpec:
     return parse_dataset_spec(data, str(path))
 
 
+#: Key of the spec inside a KFP Dataset artifact's metadata (written by pull-data).
+SPEC_METADATA_KEY = "spec"
+
+
+def spec_to_metadata(spec: DatasetSpec) -> dict:
+    """The spec as a JSON-able dict, for a Dataset artifact's metadata or a package manifest."""
+    return spec.model_dump(mode="json", exclude_none=True)
+
+
+def spec_from_metadata(metadata: dict, source: str = "dataset artifact metadata") -> DatasetSpec:
+    """The spec that pull-data stored in a Dataset artifact's metadata (``metadata["spec"]``).
+
+    Raises:
+        DatasetSpecError: the metadata has no spec (an artifact from an older pull-data) or it is
+            invalid.
+    """
+    if SPEC_METADATA_KEY not in metadata:
+        raise DatasetSpecError(
+            f"{source} has no {SPEC_METADATA_KEY!r} entry; the dataset was pulled by a pull-data "
+            "that predates dataset specs: rerun the whole pipeline"
+        )
+    return parse_dataset_spec(metadata[SPEC_METADATA_KEY], source)
+
+
 def dump_dataset_spec(spec: DatasetSpec, header: str = "") -> str:
     """The spec as YAML text (fields in declaration order, unset optionals left out).
 
