@@ -218,7 +218,22 @@ def spec_from_metadata(metadata: dict, source: str = "dataset artifact metadata"
             f"{source} has no {SPEC_METADATA_KEY!r} entry; the dataset was pulled by a pull-data "
             "that predates dataset specs: rerun the whole pipeline"
         )
-    return parse_dataset_spec(metadata[SPEC_METADATA_KEY], source)
+    return parse_dataset_spec(_whole_floats_to_int(metadata[SPEC_METADATA_KEY]), source)
+
+
+def _whole_floats_to_int(value: object) -> object:
+    """Undo protobuf's numbers: KFP stores artifact metadata as a ``Struct``, every int a double.
+
+    Safe for a spec: its only float fields (``min``/``max``) accept ints, and class labels and
+    categories are never floats.
+    """
+    if isinstance(value, dict):
+        return {k: _whole_floats_to_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_to_int(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def dump_dataset_spec(spec: DatasetSpec, header: str = "") -> str:
