@@ -19,13 +19,13 @@ def evaluate(
     import json
     from pathlib import Path
 
-    from slipway.config import load_settings
+    from slipway.config import load_settings, settings_for
     from slipway.orchestration import reporting_step
     from slipway.params import DataParams, EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
     from slipway.training import evaluate_candidate
 
-    settings = load_settings()
+    settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
         "evaluate", settings.pushgateway_url, settings.model_name, dataset.metadata
     ) as report:

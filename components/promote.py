@@ -19,13 +19,13 @@ def promote(
     from collections import namedtuple
     from pathlib import Path
 
-    from slipway.config import load_settings
+    from slipway.config import load_settings, settings_for
     from slipway.orchestration import reporting_step
     from slipway.params import DataParams, SearchParams
     from slipway.registry import CandidateRun, promote_candidate
     from slipway.training import Decision
 
-    settings = load_settings()
+    settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
         "promote", settings.pushgateway_url, settings.model_name, dataset.metadata
     ) as report:

@@ -18,13 +18,13 @@ def search(
 
     import skops.io as sio
 
-    from slipway.config import load_settings
+    from slipway.config import load_settings, settings_for
     from slipway.data import DatasetRef
     from slipway.orchestration import reporting_step
     from slipway.params import DataParams, SearchParams
     from slipway.training import train_candidate
 
-    settings = load_settings()
+    settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step("search", settings.pushgateway_url, settings.model_name, dataset.metadata):
         params = SearchParams.model_validate(search_params)
         ref = DatasetRef.from_metadata(dataset.metadata)

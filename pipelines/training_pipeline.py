@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.platform_config import PlatformConfig, apply_platform, platform_config_for
-from slipway.config import COMPILED_PIPELINE
+from slipway.config import COMPILED_PIPELINE, DEFAULT_DATASET
 from slipway.data import DEFAULT_DATASET_VERSION
 from slipway.params import Params
 
@@ -43,6 +43,7 @@ def build_training_pipeline(
         "champion on a fixed holdout, and promote it only if it is better.",
     )
     def training_pipeline(
+        dataset: str = DEFAULT_DATASET,
         dataset_version: str = DEFAULT_DATASET_VERSION,
         dataset_rev: str = DEFAULT_DATASET_REV,
         data_params: dict = data_defaults,
@@ -51,9 +52,11 @@ def build_training_pipeline(
     ) -> str:
         # Resources, deadlines, retries (I/O steps only), caching (off), ConfigMap env, labels:
         # pipelines/platform_config.py, one call per task.
-        pull = c["pull-data"](dataset_version=dataset_version, dataset_rev=dataset_rev)
+        pull = c["pull-data"](
+            dataset_name=dataset, dataset_version=dataset_version, dataset_rev=dataset_rev
+        )
         apply_platform(pull, "pull-data", platform)
-        validate = c["validate-data"](dataset=pull.outputs["dataset"], data_params=data_params)
+        validate = c["validate-data"](dataset=pull.outputs["dataset"])
         apply_platform(validate, "validate-data", platform)
         trained = c["search"](
             dataset=pull.outputs["dataset"], data_params=data_params, search_params=search_params

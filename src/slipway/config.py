@@ -39,6 +39,8 @@ PACKAGE_VERSION = "0.1.0"
 #: The compiled training pipeline, relative to the project checkout (committed; what the
 #: Kubeflow dashboard uploads and what ``slipway run`` executes).
 COMPILED_PIPELINE = Path("pipelines") / "training_pipeline.yaml"
+#: The dataset ``slipway run`` and the compiled pipeline use when none is given.
+DEFAULT_DATASET = "breast-cancer"
 
 #: A version-code setting: parsed by :meth:`VersionCode.parse` (the one validator), written back
 #: as its text (``as_env``, ``model_dump``).
@@ -181,6 +183,44 @@ def load_settings(**overrides: Any) -> Settings:
             f"{_variable(err['loc'])}={err.get('input')!r}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from e
+
+
+def model_name_for(dataset: str, base: str, explicit: str | None = None) -> str:
+    """The registered model that dataset ``dataset`` trains: one model name per dataset.
+
+    The rule, in order: ``explicit`` (the spec's ``model_name``) when set; ``base``
+    (``SLIPWAY_MODEL_NAME``) for the default dataset, breast-cancer, so existing registries keep
+    their champion; otherwise ``<base>-<dataset>`` with ``_`` as ``-`` (``slipway-penguins``).
+    """
+    if explicit:
+        return explicit
+    if dataset == DEFAULT_DATASET:
+        return base
+    return f"{base}-{dataset.replace('_', '-')}"[:63].rstrip("-")
+
+
+def settings_for(settings: Settings, metadata: Mapping[str, Any]) -> Settings:
+    """``settings`` with the model name of the dataset a pipeline step received.
+
+    Components call ``settings = settings_for(load_settings(), dataset.metadata)``; the dataset
+    artifact's metadata holds the spec pull-data read (``metadata["spec"]``, with its ``name``
+    and optional ``model_name``).
+
+    Raises:
+        DatasetSpecError: the metadata holds no spec (an artifact of an older pull-data).
+    """
+    from slipway.errors import DatasetSpecError
+
+    spec = metadata.get("spec")
+    if not isinstance(spec, Mapping) or not spec.get("name"):
+        raise DatasetSpecError(
+            "the dataset artifact's metadata has no 'spec' with a 'name'; it was written by a "
+            "pull-data that predates dataset specs: rerun the whole pipeline"
+        )
+    name = model_name_for(str(spec["name"]), settings.model_name, spec.get("model_name"))
+    if name == settings.model_name:
+        return settings
+    return settings.model_copy(update={"model_name": name})
 
 
 def _variable(loc: tuple[Any, ...]) -> str:

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from slipway.data.pull import pull_dataset
 from slipway.data.table import DATASET_VERSIONS
-from slipway.data.versioning import md5_file, pull_dataset
+from slipway.data.versioning import md5_file
 from tests.support import REPO
 from tests.support.aws import (
     FakeLambdaContext,
@@ -116,17 +117,25 @@ def _fresh_clone(tmp_path: Path) -> Path:
 
 
 def test_dvc_push_and_pull_of_one_version_on_s3(s3_stack, aws_env, tmp_path) -> None:
-    assert "pushed 2 file(s)" in s3_stack.push_output
+    # breast-cancer v1, v2, penguins v1, diamonds v1 (the shipped datasets, dev dependencies)
+    assert "pushed 4 file(s)" in s3_stack.push_output
     keys = _keys(s3_stack.endpoint, s3_stack.bucket, "dvc/")
     for version in ("v1", "v2"):
         md5 = _pointer_md5(version)
         assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in keys
 
     dest = tmp_path / "v1.csv"
-    ref = pull_dataset(
-        str(_fresh_clone(tmp_path)), "v1", dest, f"s3://{s3_stack.bucket}/dvc", aws_env, rev="HEAD"
+    pulled = pull_dataset(
+        str(_fresh_clone(tmp_path)),
+        "breast-cancer",
+        "v1",
+        dest,
+        f"s3://{s3_stack.bucket}/dvc",
+        aws_env,
+        rev="HEAD",
     )
-    assert ref.md5 == md5_file(dest) == _pointer_md5("v1")
+    assert pulled.ref.md5 == md5_file(dest) == _pointer_md5("v1")
+    assert pulled.spec.name == pulled.ref.name == "breast-cancer"
 
 
 @pytest.mark.slow

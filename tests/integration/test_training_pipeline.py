@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
         model_uri=search_out["model_uri"],
         model_path=run_dir / "search" / "model",
         csv_path=run_dir / "pull-data" / "dataset",
-        dataset=DatasetRef(**{k: meta[k] for k in ("version", "path", "md5", "rev")}),
+        dataset=DatasetRef.from_metadata(meta),
     )
     again = promote_candidate(
         candidate,
@@ -198,6 +199,8 @@ def _poisoned_dvc_project(root: Path, remote: Path) -> None:
     frame.loc[3, "mean_radius"] = float("nan")
     frame.loc[4, "diagnosis"] = 7
     path = write_csv(frame, root / DATASET_VERSIONS["v2"].path)
+    # the spec is committed beside the pointer: pull-data reads both at the run's revision
+    shutil.copyfile(PROJECT / "data/breast-cancer/dataset.yaml", path.parent / "dataset.yaml")
     with Repo(str(root)) as repo:
         repo.add([str(path)])
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)

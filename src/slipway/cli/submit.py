@@ -55,8 +55,19 @@ def submit_cmd(
         list[str] | None,
         typer.Option("--param", help="Run parameter KEY=VALUE (JSON values allowed); repeat."),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset to train on; sets dataset, dataset_version (default: its latest) and "
+            "the params sections (params.yaml with data/NAME/params.yaml merged over it)."
+        ),
+    ] = None,
     dataset_version: Annotated[
-        str | None, typer.Option(help="Shortcut for --param dataset_version=...")
+        str | None,
+        typer.Option(
+            help="Dataset version; with --dataset checked against it, alone a shortcut for "
+            "--param dataset_version=..."
+        ),
     ] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the run or schedule.")] = None,
     cron: Annotated[
@@ -91,7 +102,14 @@ def submit_cmd(
         to_kfp_cron(cron)
     pkg = read_package(package or settings.compiled_pipeline, settings.component_image)
     params = parse_params(param or [], pkg.parameters)
-    if dataset_version is not None:
+    if dataset is not None:
+        from slipway.orchestration import resolve_request
+
+        rev = str(params.get("dataset_rev", "HEAD"))
+        request = resolve_request(settings, dataset, dataset_version, rev)
+        # an explicit --param still wins over what the dataset implies
+        params = {**request.arguments(), **params}
+    elif dataset_version is not None:
         params["dataset_version"] = dataset_version
     plan = SubmitPlan(
         package=pkg,

@@ -22,7 +22,14 @@ import yaml
 from slipway.data.checks import normalise_frame, validate_with_spec
 from slipway.data.infer import infer_spec, write_draft_spec
 from slipway.data.spec import NAME_PATTERN, DatasetSpec, Task, load_dataset_spec, spec_path
-from slipway.data.versioning import REMOTE_NAME, DatasetRef, _open_repo, md5_file, push_datasets
+from slipway.data.versioning import (
+    REMOTE_NAME,
+    DatasetRef,
+    _open_repo,
+    md5_file,
+    push_datasets,
+    record_shape,
+)
 from slipway.errors import DatasetSpecError, DatasetValidationError, DatasetVersionError
 
 _VERSION = re.compile(r"^v(\d+)$")
@@ -53,11 +60,12 @@ class DatasetVersionInfo:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset folder under ``data/``: its task (from the spec) and its versions."""
+    """A dataset folder under ``data/``: its task and spec (``None``: none valid) and versions."""
 
     name: str
     task: str | None
     versions: list[DatasetVersionInfo]
+    spec: DatasetSpec | None = None
 
 
 def read_table(path: Path, target: str | None = None) -> tuple[pd.DataFrame, str]:
@@ -94,7 +102,7 @@ def read_table(path: Path, target: str | None = None) -> tuple[pd.DataFrame, str
     return frame, ext
 
 
-def load_frame(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+def load_frame(path: Path, spec: DatasetSpec, *, require_target: bool = True) -> pd.DataFrame:
     """A dataset version's table (CSV or Parquet) with the spec's lossless dtype fixes applied.
 
     This is how every pipeline step after pull-data reads its Dataset artifact: the same reader
@@ -102,10 +110,16 @@ def load_frame(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     :func:`~slipway.data.checks.normalise_frame`. Ignored columns are kept; steps select
     ``spec.feature_names`` themselves.
 
+    Args:
+        path: the table.
+        spec: the dataset's spec.
+        require_target: refuse a table without the spec's target column; validate-data passes
+            ``False`` so that the missing column lands in its report with everything else.
+
     Raises:
         DatasetValidationError: the file is unreadable, empty, or lacks the spec's target.
     """
-    frame, _ = read_table(path, spec.target)
+    frame, _ = read_table(path, spec.target if require_target else None)
     return normalise_frame(frame, spec)
 
 
@@ -185,7 +199,7 @@ def add_dataset(  # noqa: PLR0913 - the CLI options, each with a default or requ
         repo = _open_repo(project_dir, remote_url, endpoint_url)
         with repo:
             repo.add([str(dest)])
-        _record_shape(dest, len(frame), len(frame.columns))
+        record_shape(dest, len(frame), len(frame.columns))
         push_datasets(project_dir, remote_url, endpoint_url, targets=[dest])
         if drafted:
             write_draft_spec(spec, project_dir)
@@ -195,7 +209,7 @@ def add_dataset(  # noqa: PLR0913 - the CLI options, each with a default or requ
     rel = dest.relative_to(project_dir).as_posix()
     return AddedDataset(
         name=name,
-        ref=DatasetRef(version, rel, written.md5, "workspace"),
+        ref=DatasetRef(name, version, rel, written.md5, "workspace"),
         rows=len(frame),
         columns=len(frame.columns),
         spec_path=spec_file,
@@ -209,9 +223,10 @@ def list_datasets(project_dir: Path) -> list[DatasetInfo]:
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         try:
-            task = load_dataset_spec(spec_path(project_dir, folder.name)).task
+            spec = load_dataset_spec(spec_path(project_dir, folder.name))
         except DatasetSpecError:
-            task = None
+            spec = None
+        task = spec.task if spec else None
         versions = []
         for pointer in sorted(folder.glob("*.dvc")):
             data = yaml.safe_load(pointer.read_text()) or {}
@@ -226,7 +241,7 @@ def list_datasets(project_dir: Path) -> list[DatasetInfo]:
                 )
             )
         if versions or task:
-            out.append(DatasetInfo(folder.name, task, versions))
+            out.append(DatasetInfo(folder.name, task, versions, spec))
     return out
 
 
@@ -320,16 +335,6 @@ def _next_version(folder: Path) -> str:
         if (m := _VERSION.match(p.name.split(".", 1)[0]))
     ]
     return f"v{max(numbers, default=0) + 1}"
-
-
-def _record_shape(dest: Path, rows: int, columns: int) -> None:
-    """Note the table's shape in the pointer's ``meta`` (DVC keeps that key as written)."""
-    pointer = dest.with_name(f"{dest.name}.dvc")
-    data = yaml.safe_load(pointer.read_text())
-    data["meta"] = {"rows": rows, "columns": columns}
-    tmp = pointer.with_name(f".{pointer.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, pointer)
 
 
 def _drop_gitignore_entry(path: Path, entry: str) -> None:

@@ -56,3 +56,24 @@ def summarise_failures(cases: pd.DataFrame) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def ensure_valid(report: ValidationReport, dataset: str) -> None:
+    """Raise with the whole report when validation failed.
+
+    Args:
+        report: the result of :func:`~slipway.data.checks.validate_with_spec`.
+        dataset: how the report names the data, e.g. ``penguins v1@8cd7b2be``.
+
+    Raises:
+        DatasetValidationError: the message counts the violations; ``.report`` lists them.
+    """
+    from slipway.errors import DatasetValidationError
+
+    if not report.passed:
+        kinds = sorted({v["check"] for v in report.violations})
+        raise DatasetValidationError(
+            f"dataset {dataset} failed validation with {len(report.violations)} violation(s) "
+            f"({', '.join(kinds)}); fix the data (or the spec) and push a new DVC version",
+            report=report.to_markdown(dataset),
+        )

@@ -1,14 +1,20 @@
-"""The breast-cancer contract: its spec, and the validation the pipeline's validate-data runs."""
+"""The breast-cancer contract in code, for code that has no ``data/`` folder at hand.
+
+The pipeline no longer uses this module: pull-data reads every dataset's spec from
+``data/<dataset>/dataset.yaml`` in the DVC project and validate-data checks the table against
+that (:func:`~slipway.data.checks.validate_with_spec`). What stays here is the bundled
+breast-cancer spec built in code (a data test asserts it equals the committed YAML) and the
+``validate_dataset`` shortcut the benchmarks call.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from slipway.data.checks import build_spec_schema, validate_with_spec
-from slipway.data.report import ValidationReport
+from slipway.data.report import ValidationReport, ensure_valid
 from slipway.data.spec import DatasetSpec, FeatureSpec
 from slipway.data.table import DATASET_NAME, TARGET
-from slipway.errors import DatasetValidationError
 
 __all__ = [
     "FEATURES",
@@ -93,18 +99,3 @@ def validate_dataset(
     :func:`~slipway.data.checks.validate_with_spec`, poison checks included.
     """
     return validate_with_spec(frame, breast_cancer_spec(target, min_rows, max_duplicate_rows))
-
-
-def ensure_valid(report: ValidationReport, dataset: str) -> None:
-    """Raise with the whole report when validation failed.
-
-    Raises:
-        DatasetValidationError: the message counts the violations; ``.report`` lists them.
-    """
-    if not report.passed:
-        kinds = sorted({v["check"] for v in report.violations})
-        raise DatasetValidationError(
-            f"dataset {dataset} failed validation with {len(report.violations)} violation(s) "
-            f"({', '.join(kinds)}); fix the data and push a new DVC version",
-            report=report.to_markdown(dataset),
-        )

@@ -27,6 +27,8 @@ Label = int | bool | str
 
 #: Dataset names are folder names under ``data/`` and part of DVC paths.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+#: Registered model names (the same rule as ``Settings.model_name``).
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 
 # the member names pydantic appends to a union field's error location
 _UNION_TAG = re.compile(r"^(int|float|bool|str|list\[.*\])$")
@@ -87,6 +89,9 @@ class DatasetSpec(BaseModel):
         ignore: columns kept in the file but never used (ids, timestamps, free text).
         min_rows: fewer rows than this fail validation.
         max_duplicate_rows: how many fully duplicated rows (ignored columns aside) are tolerated.
+        model_name: the registered model trained on this dataset; ``None`` = the rule of
+            :func:`slipway.data.model_name_for` (``SLIPWAY_MODEL_NAME`` for breast-cancer,
+            ``<SLIPWAY_MODEL_NAME>-<name>`` for any other dataset).
     """
 
     model_config = _STRICT
@@ -100,6 +105,7 @@ class DatasetSpec(BaseModel):
     ignore: list[str] = Field(default_factory=list)
     min_rows: Annotated[int, Field(ge=1)] = 100
     max_duplicate_rows: Annotated[int, Field(ge=0)] = 0
+    model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -212,7 +218,22 @@ def spec_from_metadata(metadata: dict, source: str = "dataset artifact metadata"
             f"{source} has no {SPEC_METADATA_KEY!r} entry; the dataset was pulled by a pull-data "
             "that predates dataset specs: rerun the whole pipeline"
         )
-    return parse_dataset_spec(metadata[SPEC_METADATA_KEY], source)
+    return parse_dataset_spec(_whole_floats_to_int(metadata[SPEC_METADATA_KEY]), source)
+
+
+def _whole_floats_to_int(value: object) -> object:
+    """Undo protobuf's numbers: KFP stores artifact metadata as a ``Struct``, every int a double.
+
+    Safe for a spec: its only float fields (``min``/``max``) accept ints, and class labels and
+    categories are never floats.
+    """
+    if isinstance(value, dict):
+        return {k: _whole_floats_to_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_to_int(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def dump_dataset_spec(spec: DatasetSpec, header: str = "") -> str:

@@ -1,6 +1,6 @@
 """Dataset versions under DVC: seed and push them, and pull exactly one version back.
 
-Everything goes through DVC's own APIs (``dvc.repo.Repo`` and ``dvc.api.DVCFileSystem``): the
+Pulling one version is :mod:`slipway.data.pull`. Everything goes through DVC's own APIs (``dvc.repo.Repo`` and ``dvc.api.DVCFileSystem``): the
 remote is named in configuration, never reached through hand-built paths. The remote is a local
 folder by default and ``s3://bucket/prefix`` (with an optional endpoint) in production.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from slipway.data.table import DATASET_VERSIONS, DatasetSpec, build_dataset, dataset_spec, write_csv
+from slipway.data.table import write_csv
 from slipway.errors import ConfigError, DatasetVersionError, RemoteUnavailableError
 
 REMOTE_NAME = "slipway"
@@ -23,6 +23,7 @@ REMOTE_NAME = "slipway"
 class DatasetRef:
     """What identifies the data a model was trained on."""
 
+    name: str  # the dataset, its folder under data/, e.g. "breast-cancer"
     version: str  # readable name, e.g. "v2"
     path: str  # path inside the DVC project, e.g. "data/breast-cancer/v2.csv"
     md5: str  # DVC content hash
@@ -34,13 +35,24 @@ class DatasetRef:
         return f"{self.version}@{self.md5[:8]}"
 
     def to_dict(self) -> dict[str, str]:
-        """The four fields as a plain dict (Dataset artifact metadata, package manifest)."""
+        """The five fields as a plain dict (Dataset artifact metadata, package manifest)."""
         return asdict(self)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> DatasetRef:
-        """Rebuild the reference from a KFP Dataset artifact's metadata (written by pull-data)."""
-        return cls(**{key: str(metadata[key]) for key in ("version", "path", "md5", "rev")})
+        """Rebuild the reference from a KFP Dataset artifact's metadata (written by pull-data).
+
+        Raises:
+            DatasetVersionError: a field is missing (an artifact of an older pull-data).
+        """
+        keys = [f.name for f in fields(cls)]
+        missing = [key for key in keys if key not in metadata]
+        if missing:
+            raise DatasetVersionError(
+                f"dataset artifact metadata lacks {', '.join(missing)}; it was written by an "
+                "older pull-data: rerun the whole pipeline"
+            )
+        return cls(**{key: str(metadata[key]) for key in keys})
 
 
 def remote_config(remote_url: str, endpoint_url: str | None = None) -> dict[str, Any]:
@@ -80,29 +92,55 @@ def _open_repo(project_dir: Path, remote_url: str, endpoint_url: str | None):
 def seed_datasets(
     project_dir: Path, remote_url: str, endpoint_url: str | None = None
 ) -> list[DatasetRef]:
-    """Write every dataset version, track it with DVC and push it to the remote.
+    """Write every shipped dataset version, track it with DVC and push it to the remote.
 
-    Deterministic: on an unchanged checkout the ``.dvc`` pointers come out byte-identical.
+    The shipped datasets are :data:`slipway.data.shipped.SHIPPED`: breast-cancer always, penguins
+    and diamonds when their package is installed (skipped otherwise). Deterministic: on an
+    unchanged checkout the ``.dvc`` pointers come out byte-identical.
 
     Returns:
-        One :class:`DatasetRef` per version, in :data:`DATASET_VERSIONS` order.
+        One :class:`DatasetRef` per version written, in :data:`~slipway.data.shipped.SHIPPED` order.
 
     Raises:
         RemoteUnavailableError: the push failed (remote unreachable or not writable).
     """
+    from slipway.data.shipped import shipped_tables
+
     repo = _open_repo(project_dir, remote_url, endpoint_url)
-    specs = list(DATASET_VERSIONS.values())
-    for spec in specs:
-        write_csv(build_dataset(spec), project_dir / spec.path)
+    tables, _ = shipped_tables()
+    shapes = {}
+    for table in tables:
+        frame = table.build()
+        write_csv(frame, project_dir / table.path)
+        shapes[table.path] = frame.shape
+    paths = [project_dir / table.path for table in tables]
     with repo:
-        repo.add([str(project_dir / spec.path) for spec in specs])
-    push_datasets(project_dir, remote_url, endpoint_url)
+        repo.add([str(path) for path in paths])
+    for path, (rows, columns) in shapes.items():
+        record_shape(project_dir / path, rows, columns)
+    push_datasets(project_dir, remote_url, endpoint_url, targets=paths)
     return [
         DatasetRef(
-            spec.version, spec.path.as_posix(), md5_file(project_dir / spec.path), "workspace"
+            table.dataset,
+            table.version,
+            table.path.as_posix(),
+            md5_file(project_dir / table.path),
+            "workspace",
         )
-        for spec in specs
+        for table in tables
     ]
+
+
+def record_shape(dest: Path, rows: int, columns: int) -> None:
+    """Note the table's shape in its pointer's ``meta`` (DVC keeps that key as written)."""
+    import yaml
+
+    pointer = dest.with_name(f"{dest.name}.dvc")
+    data = yaml.safe_load(pointer.read_text())
+    data["meta"] = {"rows": rows, "columns": columns}
+    tmp = pointer.with_name(f".{pointer.name}.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, pointer)
 
 
 def push_datasets(
@@ -153,79 +191,6 @@ def push_datasets(
                 f"could not push datasets to DVC remote {remote_url!r}: {e}; check the URL, the "
                 "endpoint and the credentials (SLIPWAY_DVC_REMOTE_URL, SLIPWAY_AWS_ENDPOINT_URL)"
             ) from e
-
-
-def pull_dataset(
-    repo: str,
-    version: str,
-    dest: Path,
-    remote_url: str,
-    endpoint_url: str | None = None,
-    rev: str | None = None,
-) -> DatasetRef:
-    """Fetch exactly one dataset version from the DVC remote and verify its hash.
-
-    Args:
-        repo: the DVC project: a local path or a git URL.
-        version: readable dataset version, e.g. ``"v2"``.
-        dest: where to write the CSV.
-        remote_url: DVC remote (folder or ``s3://``).
-        endpoint_url: S3 endpoint override (moto server in tests).
-        rev: git revision of the project to read the pointer at; ``None`` = working tree.
-
-    Raises:
-        DatasetVersionError: unknown version, or the content does not match its hash.
-        RemoteUnavailableError: the remote cannot be read.
-    """
-    from dvc.api import DVCFileSystem
-    from dvc.exceptions import DvcException
-    from dvc.scm import RevError
-
-    spec: DatasetSpec = dataset_spec(version)
-    path = spec.path.as_posix()
-    try:
-        fs = DVCFileSystem(repo, rev=rev, config=remote_config(remote_url, endpoint_url))
-    except (RevError, DvcException) as e:
-        raise DatasetVersionError(
-            f"cannot open DVC project {repo!r} at revision {rev!r}: {e}; check SLIPWAY_DVC_REPO "
-            "and the dataset_rev pipeline parameter"
-        ) from e
-    try:
-        try:
-            info = fs.info(path)
-        except FileNotFoundError as e:
-            raise DatasetVersionError(
-                f"dataset version {version!r} has no DVC pointer {path}.dvc in {repo!r} at revision "
-                f"{rev or 'workspace'!r}; run `slipway data seed` and commit the pointer"
-            ) from e
-        expected = (info.get("dvc_info") or {}).get("md5")
-        if not expected:
-            raise DatasetVersionError(
-                f"{path} in {repo!r} is not tracked by DVC; run `slipway data seed`"
-            )
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
-        try:
-            fs.get_file(path, str(tmp))
-        except (DvcException, OSError) as e:
-            tmp.unlink(missing_ok=True)
-            raise RemoteUnavailableError(
-                f"could not fetch dataset {version!r} (md5 {expected}) from DVC remote {remote_url!r}: "
-                f"{e}; check that the remote is reachable and was pushed to (`slipway data push`)"
-            ) from e
-        actual = md5_file(tmp)
-        if actual != expected:
-            tmp.unlink(missing_ok=True)
-            raise DatasetVersionError(
-                f"dataset {version!r} fetched from {remote_url!r} has md5 {actual}, but its pointer "
-                f"says {expected}; the remote copy is corrupt, push it again with `slipway data push`"
-            )
-        os.replace(tmp, dest)
-        # record the commit the pointer was read at, not a moving name like HEAD
-        resolved = fs.repo.get_rev() if rev else "workspace"
-        return DatasetRef(version, path, expected, resolved)
-    finally:
-        fs.close()  # a git URL is cloned to a temporary folder
 
 
 def _ensure_local_remote(remote_url: str) -> None:

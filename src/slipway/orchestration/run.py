@@ -20,45 +20,11 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from slipway.config import Settings
-from slipway.data import DEFAULT_DATASET_VERSION
 from slipway.errors import PipelineRunError
+from slipway.orchestration.request import TrainingRequest
 from slipway.orchestration.task_log import TaskStatus
-from slipway.params import Params
 
 VALIDATE_TASK = "validate-data"
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """What a user asks of one run; validated when built, before any side effect.
-
-    Attributes:
-        params: ``params.yaml``, already validated; its sections become the run parameters.
-        dataset_version: readable dataset version, e.g. ``v1`` or ``v2``.
-        dataset_rev: git revision of the DVC pointers.
-
-    Raises:
-        DatasetVersionError: ``dataset_version`` is unknown; the message lists the known ones.
-    """
-
-    params: Params
-    dataset_version: str = DEFAULT_DATASET_VERSION
-    dataset_rev: str = "HEAD"
-
-    def __post_init__(self) -> None:
-        from slipway.data import dataset_spec
-
-        dataset_spec(self.dataset_version)
-
-    def arguments(self) -> dict[str, Any]:
-        """The pipeline's run parameters, as a dashboard user would set them."""
-        return {
-            "dataset_version": self.dataset_version,
-            "dataset_rev": self.dataset_rev,
-            "data_params": self.params.data.model_dump(),
-            "search_params": self.params.search.model_dump(),
-            "evaluate_params": self.params.evaluate.model_dump(),
-        }
 
 
 @dataclass(frozen=True)
@@ -107,7 +73,10 @@ class RunProgress(Protocol):
         ...
 
     def starting(self, dataset_version: str, log: Path | None) -> None:
-        """Called before seeding and the pipeline; their output goes to ``log`` (or live)."""
+        """Called before seeding and the pipeline; their output goes to ``log`` (or live).
+
+        ``dataset_version`` names the data, e.g. ``penguins v1``.
+        """
         ...
 
     def running(self, terminal: TextIO | None) -> AbstractContextManager[None]:
@@ -168,19 +137,27 @@ def run_training(
     Raises:
         RemoteUnavailableError: the DVC remote cannot be read or seeded, or MLflow is unreachable.
     """
-    from slipway.data import seed_datasets, unpushed_datasets
+    from slipway.data import seed_datasets, settings_for_spec, unpushed_datasets
     from slipway.orchestration.local_run import run_compiled_pipeline
     from slipway.orchestration.task_log import new_run_log, output_to
 
     progress = progress or _Quiet()
-    # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data
+    # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data.
+    # Only the requested dataset counts: a shipped dataset whose package is not installed stays
+    # unpushed and must not make every run seed again.
     own_project = Path(settings.dvc_repo).resolve() == settings.project_dir
-    unpushed = own_project and unpushed_datasets(
-        settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
-    )
+    unpushed = own_project and [
+        path
+        for path in unpushed_datasets(
+            settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
+        )
+        if path.startswith(f"data/{request.dataset}/")
+    ]
+    # the champion of this dataset's model; the tasks get the base settings and derive it too
+    model = settings if request.spec is None else settings_for_spec(settings, request.spec)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log = new_run_log(settings.state_dir) if capture else None
-    progress.starting(request.dataset_version, log)
+    progress.starting(f"{request.dataset} {request.dataset_version}", log)
     capturing = output_to(log) if log is not None else nullcontext(None)
     with capturing as terminal, progress.running(terminal):
         if unpushed:
@@ -189,18 +166,18 @@ def run_training(
                     settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
                 )
         started = time.monotonic()
-        champion_before = champion_version(settings)
+        champion_before = champion_version(model)
         started_at = time.time()
         try:
             run_id = run_compiled_pipeline(
                 settings.compiled_pipeline, settings, request.arguments(), progress
             )
         except PipelineRunError as e:
-            return _failed(settings, e, started, started_at, champion_before, log)
+            return _failed(settings, model, e, started, started_at, champion_before, log)
         from slipway.training import run_summary
 
         summary = run_summary(settings.tracking_uri, run_id)
-        champion_after = champion_version(settings)
+        champion_after = champion_version(model)
     return TrainingRunResult(
         seconds=time.monotonic() - started,
         champion_before=champion_before,
@@ -211,8 +188,9 @@ def run_training(
     )
 
 
-def _failed(
+def _failed(  # noqa: PLR0913 - the run's state at the failure
     settings: Settings,
+    model: Settings,
     error: PipelineRunError,
     started: float,
     started_at: float,
@@ -224,7 +202,7 @@ def _failed(
     return TrainingRunResult(
         seconds=time.monotonic() - started,
         champion_before=champion_before,
-        champion_after=champion_version(settings),
+        champion_after=champion_version(model),
         failure=error,
         report=latest_report(settings.state_dir, since=started_at)
         if stopped_by_validation

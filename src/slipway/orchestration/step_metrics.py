@@ -48,6 +48,8 @@ class StepReport:
         decision: whether evaluate decided to promote (evaluate).
         promoted: the candidate became the champion (promote).
         ends_run: this step is the run's last one; success then reports the run as succeeded.
+        model: the model the pushes are grouped under, when the block learns it (pull-data
+            learns it from the dataset's spec); ``None`` keeps the ``model`` argument.
     """
 
     run_started_at: float | None = None
@@ -56,6 +58,7 @@ class StepReport:
     decision: bool | None = None
     promoted: bool | None = None
     ends_run: bool = False
+    model: str | None = None
 
 
 def _run_started(metadata: Mapping[str, object] | None) -> float | None:
@@ -91,6 +94,7 @@ def reporting_step(
     try:
         yield report
     except BaseException:
+        model = report.model or model
         finished = time.time()
         _push_step(pushgateway_url, model, step, finished - started, failed=True)
         run = PipelineRunMetrics(
@@ -100,6 +104,7 @@ def reporting_step(
         )
         push_pipeline_metrics(pushgateway_url, run, model=model)
         raise
+    model = report.model or model
     finished = time.time()
     _push_step(pushgateway_url, model, step, finished - started, failed=False)
     _push_findings(pushgateway_url, model, report)

@@ -13,6 +13,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "CandidateRun": "promotion",
         "Promotion": "promotion",
         "TAG_VERSION_CODE": "client",
+        "champion_tags": "client",
         "champion_version_code": "client",
         "get_alias_version": "client",
         "get_client": "client",

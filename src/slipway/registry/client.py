@@ -66,6 +66,15 @@ def get_alias_version(client: Any, name: str, alias: str = CHAMPION):
         raise
 
 
+def champion_tags(client: Any, name: str) -> dict[str, str] | None:
+    """The tags of model ``name``'s champion version (read-only), or ``None`` without one.
+
+    ``dataset_version`` and ``dataset_md5`` say which data the champion was trained on.
+    """
+    version = get_alias_version(client, name, CHAMPION)
+    return None if version is None else dict(version.tags)
+
+
 def find_version_for_run(client: Any, name: str, run_id: str):
     """The registry version already made from ``run_id``, if any (promotion is idempotent).
 

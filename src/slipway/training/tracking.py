@@ -72,7 +72,7 @@ def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, repo: str, target: str)
         frame,
         source=f"{repo.rstrip('/')}/{ref.path}",
         targets=target,
-        name=f"breast-cancer-{ref.version}",
+        name=f"{ref.name}-{ref.version}",
         digest=ref.md5[:10],
     )
 

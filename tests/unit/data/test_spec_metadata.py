@@ -24,6 +24,19 @@ def test_spec_round_trips_through_json_metadata():
     assert spec_from_metadata(metadata) == SPEC
 
 
+def test_spec_survives_kfp_metadata_where_every_number_is_a_double():
+    from google.protobuf import json_format, struct_pb2
+
+    struct = struct_pb2.Struct()
+    struct.update({"spec": spec_to_metadata(SPEC)})
+    metadata = json_format.MessageToDict(struct)
+    assert metadata["spec"]["min_rows"] == 100.0  # what a KFP step receives
+    again = spec_from_metadata(metadata)
+    assert again == SPEC
+    assert again.classes == [0, 1]
+    assert isinstance(again.min_rows, int)
+
+
 def test_metadata_without_a_spec_names_the_fix():
     with pytest.raises(DatasetSpecError, match="rerun the whole pipeline"):
         spec_from_metadata({"version": "v1"})

@@ -13,7 +13,8 @@ from slipway.errors import DatasetVersionError, PipelineRunError
 from slipway.orchestration import local_run
 from slipway.orchestration import run as run_module
 from slipway.orchestration.local_run import failed_task_of
-from slipway.orchestration.run import TrainingRequest, latest_report, run_training
+from slipway.orchestration.request import TrainingRequest, resolve_request
+from slipway.orchestration.run import latest_report, run_training
 from slipway.params import load_params
 from tests.support import REPO
 
@@ -53,12 +54,19 @@ def test_scoped_environ_restores_after_an_error(monkeypatch) -> None:
     assert os.environ["PATH"] == "/usr/bin"
 
 
-def test_unknown_dataset_version_fails_when_the_request_is_built() -> None:
-    params = load_params(REPO / "params.yaml")
+def test_unknown_dataset_version_fails_when_the_request_is_resolved(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state", project_dir=REPO)
     with pytest.raises(DatasetVersionError, match="unknown dataset version 'v9'") as failure:
-        TrainingRequest(params=params, dataset_version="v9")
+        resolve_request(settings, dataset_version="v9")
     assert "v1, v2" in str(failure.value)
-    assert TrainingRequest(params=params).arguments()["dataset_version"] == "v2"
+    arguments = resolve_request(settings).arguments()
+    assert (arguments["dataset"], arguments["dataset_version"]) == ("breast-cancer", "v2")
+    assert arguments["data_params"] == {
+        "target": "diagnosis",
+        "min_rows": 100,
+        "max_duplicate_rows": 0,
+    }
+    assert not (tmp_path / "state").exists()  # resolving writes nothing
 
 
 def test_a_failed_pipeline_leaves_the_environment_as_it_was(tmp_path: Path, monkeypatch) -> None:
