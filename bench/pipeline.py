@@ -28,7 +28,7 @@ import skops.io as sio
 from slipway.config import load_settings
 from slipway.params import load_params
 from slipway.data.versioning import pull_dataset
-from slipway.data.schema import validate_dataset, ensure_valid
+from slipway.data.schema import breast_cancer_spec, validate_dataset, ensure_valid
 from slipway.data.table import read_csv
 from slipway.training.train import train_candidate
 from slipway.training.evaluate import evaluate_candidate
@@ -39,10 +39,11 @@ p = load_params(s.params_file)
 csv = state / "dataset.csv"
 ref = pull_dataset(s.dvc_repo, "v2", csv, sys.argv[2])
 ensure_valid(validate_dataset(read_csv(csv), **p.data.model_dump()), "v2")
-t = train_candidate(csv, ref, p.data, p.search, s)
+spec = breast_cancer_spec()
+t = train_candidate(csv, ref, spec, p.search, s)
 (state / "model.skops").write_bytes(sio.dumps(t.model))
 c = CandidateRun(t.run_id, t.model_uri, state / "model.skops", csv, ref)
-e = evaluate_candidate(c, p.data, p.search, p.evaluate, s)
+e = evaluate_candidate(c, spec, p.search, p.evaluate, s)
 if e.decision.promote:
     promote_candidate(c, e.decision.champion_version, e.decision.candidate, p.data, p.search, s)
 """

@@ -8,7 +8,7 @@ def pull_data(dataset_version: str, dataset_rev: str, dataset: Output[Dataset]) 
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import pull_dataset, read_csv
+    from slipway.data import breast_cancer_spec, pull_dataset, read_csv, spec_to_metadata
     from slipway.orchestration import reporting_step
     from slipway.orchestration.step_metrics import RUN_STARTED_KEY
 
@@ -23,6 +23,7 @@ def pull_data(dataset_version: str, dataset_rev: str, dataset: Output[Dataset]) 
             rev=dataset_rev,
         )
         dataset.metadata.update(ref.to_dict())
+        dataset.metadata["spec"] = spec_to_metadata(breast_cancer_spec())
         dataset.metadata[RUN_STARTED_KEY] = report.run_started_at
         report.dataset_rows = len(read_csv(Path(dataset.path)))
     print(f"pulled dataset {ref.label} ({ref.path}) from {settings.dvc_remote_url}")
