@@ -90,7 +90,11 @@ def decide_promotion(  # noqa: PLR0913 - the gate's inputs, all named at the cal
     problem = None
     if champion is not None and champion_recorded is not None:
         problem = _collapse(
-            metric, champion[metric], champion_recorded, params.max_champion_drop, champion_label
+            metric,
+            champion[metric],
+            champion_recorded,
+            params.max_champion_drop,
+            champion_label or champion_version,
         )
 
     def decision(promote: bool, reason: str) -> Decision:
@@ -144,8 +148,9 @@ def _collapse(
     scale = abs(recorded) or 1.0
     if not (worse / scale > max_drop):
         return None
+    who = f"champion {label}" if label else "the champion"
     return (
-        f"likely a data problem: champion {label or ''} scores {metric} {now:.4f} on this "
-        f"holdout, {worse / scale:.1%} worse than the {recorded:.4f} recorded at its promotion "
+        f"likely a data problem: {who} scores {metric} {now:.4f} on this holdout, "
+        f"{worse / scale:.1%} worse than the {recorded:.4f} recorded at its promotion "
         f"(limit {max_drop:.0%}); check the new dataset version before trusting either model"
-    ).replace("champion  scores", "champion scores")
+    )
