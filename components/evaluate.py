@@ -25,11 +25,10 @@ def evaluate(
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import spec_from_metadata
     from slipway.orchestration import reporting_step
     from slipway.params import EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
-    from slipway.training import evaluate_candidate
+    from slipway.training import evaluate_candidate, spec_from_artifact
 
     settings = load_settings()
     with reporting_step(
@@ -38,7 +37,7 @@ def evaluate(
         candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
         result = evaluate_candidate(
             candidate,
-            spec_from_metadata(dataset.metadata),
+            spec_from_artifact(dataset.metadata),
             SearchParams.model_validate(search_params),
             EvaluateParams.model_validate(evaluate_params),
             settings,

@@ -23,16 +23,16 @@ def search(
     import skops.io as sio
 
     from slipway.config import load_settings
-    from slipway.data import DatasetRef, spec_from_metadata
+    from slipway.data import DatasetRef
     from slipway.orchestration import reporting_step
     from slipway.params import SearchParams
-    from slipway.training import train_candidate
+    from slipway.training import spec_from_artifact, train_candidate
 
     settings = load_settings()
     with reporting_step("search", settings.pushgateway_url, settings.model_name, dataset.metadata):
         params = SearchParams.model_validate(search_params)
         ref = DatasetRef.from_metadata(dataset.metadata)
-        spec = spec_from_metadata(dataset.metadata)
+        spec = spec_from_artifact(dataset.metadata)
         trained = train_candidate(Path(dataset.path), ref, spec, params, settings)
         Path(model.path).write_bytes(sio.dumps(trained.model))
         model.metadata.update(

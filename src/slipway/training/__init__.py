@@ -31,6 +31,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mlflow_client": "tracking",
         "run_summary": "tracking",
         "score_model": "metrics",
+        "spec_from_artifact": "artifacts",
         "train_candidate": "train",
     },
 )

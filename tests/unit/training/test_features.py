@@ -125,3 +125,15 @@ def test_boolean_gaps_take_the_most_frequent_value():
     groups = [name for name, _, _ in build_preprocessor(spec).transformers]
     assert "boolean_nullable" in groups
     assert out[:, 3].tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_the_spec_survives_the_protobuf_doubles_of_artifact_metadata():
+    from slipway.data import breast_cancer_spec, spec_to_metadata
+    from slipway.training import spec_from_artifact
+
+    spec = breast_cancer_spec()
+    as_kfp = {"version": "v2", "spec": spec_to_metadata(spec)}
+    as_kfp["spec"] = {**as_kfp["spec"], "classes": [0.0, 1.0], "positive_class": 1.0}
+    as_kfp["spec"]["min_rows"] = 100.0
+    assert spec_from_artifact(as_kfp) == spec
+    assert spec_from_artifact(as_kfp).classes == [0, 1]
