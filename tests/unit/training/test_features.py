@@ -137,3 +137,29 @@ def test_the_spec_survives_the_protobuf_doubles_of_artifact_metadata():
     as_kfp["spec"]["min_rows"] = 100.0
     assert spec_from_artifact(as_kfp) == spec
     assert spec_from_artifact(as_kfp).classes == [0, 1]
+
+
+def test_a_mixed_kind_pipeline_converts_to_onnx_with_one_input_per_column():
+    # what the packaging side will do: numeric columns as float tensors (ONNX Runtime imputes
+    # float32 only), categoricals as strings with "" for missing; probabilities must agree.
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    frame = pd.concat([toy_frame()] * 5, ignore_index=True)
+    x = feature_frame(frame, SPEC)
+    model = Pipeline([("features", build_preprocessor(SPEC)), ("clf", LogisticRegression())])
+    model.fit(x, frame["label"])
+    text = {f.name for f in SPEC.features if f.kind == "categorical"}
+    types = [
+        (c, StringTensorType([None, 1]) if c in text else FloatTensorType([None, 1]))
+        for c in x.columns
+    ]
+    onx = to_onnx(model, initial_types=types, options={id(model[-1]): {"zipmap": False}})
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {c: x[[c]].to_numpy().astype(str if c in text else np.float32) for c in x.columns}
+    labels, proba = session.run(None, feeds)
+    np.testing.assert_allclose(proba, model.predict_proba(x), atol=1e-4)
+    assert list(labels) == list(model.predict(x))
