@@ -27,9 +27,7 @@ from pathlib import Path
 import skops.io as sio
 from slipway.config import load_settings
 from slipway.params import load_params
-from slipway.data.versioning import pull_dataset
-from slipway.data.schema import validate_dataset, ensure_valid
-from slipway.data.table import read_csv
+from slipway.data import ensure_valid, load_frame, pull_dataset, validate_with_spec
 from slipway.training.train import train_candidate
 from slipway.training.evaluate import evaluate_candidate
 from slipway.registry.promotion import CandidateRun, promote_candidate
@@ -37,12 +35,13 @@ state = Path(sys.argv[1])
 s = load_settings(state_dir=state)
 p = load_params(s.params_file)
 csv = state / "dataset.csv"
-ref = pull_dataset(s.dvc_repo, "v2", csv, sys.argv[2])
-ensure_valid(validate_dataset(read_csv(csv), **p.data.model_dump()), "v2")
-t = train_candidate(csv, ref, p.data, p.search, s)
+pulled = pull_dataset(s.dvc_repo, "breast-cancer", "v2", csv, sys.argv[2])
+ref, spec = pulled.ref, pulled.spec
+ensure_valid(validate_with_spec(load_frame(csv, spec), spec), ref.label)
+t = train_candidate(csv, ref, spec, p.search, s)
 (state / "model.skops").write_bytes(sio.dumps(t.model))
 c = CandidateRun(t.run_id, t.model_uri, state / "model.skops", csv, ref)
-e = evaluate_candidate(c, p.data, p.search, p.evaluate, s)
+e = evaluate_candidate(c, spec, p.search, p.evaluate, s)
 if e.decision.promote:
     promote_candidate(c, e.decision.champion_version, e.decision.candidate, p.data, p.search, s)
 """

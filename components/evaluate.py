@@ -15,13 +15,19 @@ def evaluate(
     curves: Output[ClassificationMetrics],
     decision: Output[Artifact],
 ) -> bool:
-    """Score candidate and champion; returns whether to promote (gates the promote task)."""
+    """Score candidate and champion; returns whether to promote (gates the promote task).
+
+    Metrics follow the dataset's task (spec from the artifact's metadata); ``curves`` holds the
+    confusion matrix (and ROC for binary), and stays empty for regression. ``data_params`` is
+    not read (the spec names the target); the pipeline still passes it.
+    """
     import json
     from pathlib import Path
 
     from slipway.config import load_settings, settings_for
+    from slipway.data import spec_from_metadata
     from slipway.orchestration import reporting_step
-    from slipway.params import DataParams, EvaluateParams, SearchParams
+    from slipway.params import EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
     from slipway.training import evaluate_candidate
 
@@ -32,7 +38,7 @@ def evaluate(
         candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
         result = evaluate_candidate(
             candidate,
-            DataParams.model_validate(data_params),
+            spec_from_metadata(dataset.metadata),
             SearchParams.model_validate(search_params),
             EvaluateParams.model_validate(evaluate_params),
             settings,
@@ -41,8 +47,7 @@ def evaluate(
             metrics.log_metric(f"holdout_{name}", value)
         for name, value in (result.decision.champion or {}).items():
             metrics.log_metric(f"champion_holdout_{name}", value)
-        curves.log_confusion_matrix(result.curves.labels, result.curves.matrix)
-        curves.log_roc_curve(result.curves.fpr, result.curves.tpr, result.curves.thresholds)
+        result.log_curves(curves)
         print(
             f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
         )

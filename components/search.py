@@ -12,31 +12,34 @@ def search(
     model: Output[Model],
     cv_metrics: Output[Metrics],
 ) -> NamedTuple("SearchOutputs", [("run_id", str), ("model_uri", str)]):
-    """Fit ``GridSearchCV`` on the training split; log everything to MLflow; save the model."""
+    """Fit ``GridSearchCV`` on the training split; log everything to MLflow; save the model.
+
+    The dataset's spec (task, target, feature kinds) comes from the artifact's metadata.
+    ``data_params`` is not read (the spec names the target); the pipeline still passes it.
+    """
     from collections import namedtuple
     from pathlib import Path
 
     import skops.io as sio
 
     from slipway.config import load_settings, settings_for
-    from slipway.data import DatasetRef
+    from slipway.data import DatasetRef, spec_from_metadata
     from slipway.orchestration import reporting_step
-    from slipway.params import DataParams, SearchParams
+    from slipway.params import SearchParams
     from slipway.training import train_candidate
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step("search", settings.pushgateway_url, settings.model_name, dataset.metadata):
         params = SearchParams.model_validate(search_params)
         ref = DatasetRef.from_metadata(dataset.metadata)
-        trained = train_candidate(
-            Path(dataset.path), ref, DataParams.model_validate(data_params), params, settings
-        )
+        spec = spec_from_metadata(dataset.metadata)
+        trained = train_candidate(Path(dataset.path), ref, spec, params, settings)
         Path(model.path).write_bytes(sio.dumps(trained.model))
         model.metadata.update(
             {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}
         )
-        cv_metrics.log_metric(f"cv_{params.scoring}", trained.search.best_cv_score)
-        cv_metrics.log_metric(f"cv_{params.scoring}_std", trained.search.cv_std)
+        cv_metrics.log_metric(f"cv_{trained.search.scoring}", trained.search.best_cv_score)
+        cv_metrics.log_metric(f"cv_{trained.search.scoring}_std", trained.search.cv_std)
         print(
             f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} run {trained.run_id}"
         )

@@ -16,6 +16,55 @@ from slipway.errors import ConfigError
 
 SCALERS = ("standard", "robust", "none")
 
+#: Estimator names a candidate may use; each maps to a classifier or a regressor by the dataset's
+#: task (``slipway.training.estimators``). ``linear`` and ``logistic_regression`` are one family:
+#: LogisticRegression for classification, Ridge for regression.
+ESTIMATORS = (
+    "logistic_regression",
+    "linear",
+    "random_forest",
+    "hist_gradient_boosting",
+    "gradient_boosting",
+)
+
+#: The ``search.scoring`` values (scikit-learn scorer names) that fit each task; the first is the
+#: task's default.
+SCORING: dict[str, tuple[str, ...]] = {
+    "binary": (
+        "roc_auc",
+        "f1",
+        "precision",
+        "recall",
+        "accuracy",
+        "balanced_accuracy",
+        "neg_log_loss",
+    ),
+    "multiclass": (
+        "f1_macro",
+        "f1_weighted",
+        "balanced_accuracy",
+        "accuracy",
+        "neg_log_loss",
+        "roc_auc_ovr",
+    ),
+    "regression": ("neg_root_mean_squared_error", "neg_mean_absolute_error", "r2"),
+}
+
+#: The holdout metrics evaluate computes for each task (``primary_metric`` and ``thresholds``
+#: keys); the first is the task's default primary metric.
+METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "f1", "recall", "precision", "accuracy", "log_loss"),
+    "multiclass": ("f1_macro", "balanced_accuracy", "log_loss", "roc_auc_ovr", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+#: Metrics where a smaller value is better: their thresholds are ceilings, not floors, and a
+#: challenger must be lower than the champion by ``min_delta``.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+_ALL_SCORING = tuple(dict.fromkeys(s for names in SCORING.values() for s in names))
+_ALL_METRICS = tuple(dict.fromkeys(m for names in METRICS.values() for m in names))
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,7 +81,7 @@ class DataParams(_Section):
 class Candidate(_Section):
     """One estimator family and its grid; ``scaler`` picks the preprocessing step."""
 
-    estimator: Literal["logistic_regression", "random_forest", "gradient_boosting"]
+    estimator: Literal[ESTIMATORS]
     grid: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("grid")
@@ -57,24 +106,87 @@ class Candidate(_Section):
 
 
 class SearchParams(_Section):
-    """``search``: holdout split, cross-validation, scoring and the candidate grids."""
+    """``search``: holdout split, cross-validation, scoring and the candidate grids.
+
+    ``scoring`` is a scikit-learn scorer name that must fit the dataset's task (:data:`SCORING`);
+    ``None`` picks the task's default (``roc_auc``, ``f1_macro``, ``neg_root_mean_squared_error``).
+    """
 
     seed: int = 42
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     cv_folds: int = Field(5, ge=2, le=20)
-    scoring: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "neg_log_loss"] = "roc_auc"
+    scoring: Literal[_ALL_SCORING] | None = None
     n_jobs: int = 1
     candidates: list[Candidate] = Field(min_length=1)
 
+    def scoring_for(self, task: str) -> str:
+        """The scorer name for a dataset of ``task``: ``scoring``, or the task's default.
+
+        Raises:
+            ConfigError: ``scoring`` does not fit ``task``; the message lists the ones that do.
+        """
+        return _for_task("search.scoring", self.scoring, task, SCORING)
+
 
 class EvaluateParams(_Section):
-    """``evaluate``: the metric and margin a challenger must beat, and absolute floors."""
+    """``evaluate``: the metric and margin a challenger must beat, and absolute thresholds.
 
-    primary_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc"] = "roc_auc"
+    Attributes:
+        primary_metric: the holdout metric the champion comparison uses (:data:`METRICS` of the
+            task); ``None`` picks the task's default (``roc_auc``, ``f1_macro``, ``rmse``).
+        min_delta: how much better than the champion the candidate must be on the primary
+            metric, in the metric's units and direction (lower for ``rmse``, ``mae``,
+            ``log_loss``).
+        thresholds: absolute limits on the holdout: floors for higher-is-better metrics, ceilings
+            for lower-is-better ones (:data:`LOWER_IS_BETTER`).
+        max_champion_drop: the champion's primary metric on the new holdout may be at most this
+            fraction worse than the holdout score recorded at its promotion; beyond it the
+            decision reports a likely data problem (0.1: 0.995 recorded, below 0.8955 now).
+    """
+
+    primary_metric: Literal[_ALL_METRICS] | None = None
     min_delta: float = Field(0.002, ge=0.0)
-    thresholds: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], float] = Field(
-        default_factory=dict
-    )
+    thresholds: dict[Literal[_ALL_METRICS], float] = Field(default_factory=dict)
+    max_champion_drop: float = Field(0.1, gt=0.0, lt=1.0)
+
+    def primary_metric_for(self, task: str) -> str:
+        """The primary metric for a dataset of ``task``: ``primary_metric``, or the task's default.
+
+        Raises:
+            ConfigError: the metric does not fit ``task``; the message lists the ones that do.
+        """
+        return _for_task("evaluate.primary_metric", self.primary_metric, task, METRICS)
+
+    def check_task(self, task: str) -> None:
+        """Check that the primary metric and every threshold fit ``task``.
+
+        Raises:
+            ConfigError: names the first value that does not fit, the task and the valid choices.
+        """
+        self.primary_metric_for(task)
+        for name in self.thresholds:
+            _for_task("evaluate.thresholds key", name, task, METRICS, default=False)
+
+
+def _for_task(
+    what: str,
+    value: str | None,
+    task: str,
+    table: dict[str, tuple[str, ...]],
+    default: bool = True,
+) -> str:
+    """``value``, or the task's default when ``None``, once checked against ``table[task]``."""
+    if task not in table:
+        raise ConfigError(f"unknown task {task!r}; use one of {', '.join(table)}")
+    valid = table[task]
+    if value is None:
+        return valid[0]
+    if value not in valid:
+        hint = f" (or leave it out for {valid[0]})" if default else ""
+        raise ConfigError(
+            f"{what} {value!r} does not fit a {task} dataset; use one of {', '.join(valid)}{hint}"
+        )
+    return value
 
 
 class Params(_Section):
@@ -83,6 +195,19 @@ class Params(_Section):
     data: DataParams = DataParams()
     search: SearchParams
     evaluate: EvaluateParams = EvaluateParams()
+
+
+def check_params_for_task(params: Params, task: str) -> None:
+    """Check that scoring, primary metric and thresholds fit the dataset's ``task``.
+
+    Call it where the dataset's spec is known, before any side effect (an MLflow run, a pipeline
+    submission).
+
+    Raises:
+        ConfigError: names the value that does not fit, the task and the valid choices.
+    """
+    params.search.scoring_for(task)
+    params.evaluate.check_task(task)
 
 
 def parse_params(raw: Any, source: str = "params") -> Params:

@@ -5,14 +5,16 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
+from slipway.data.schema import breast_cancer_spec
 from slipway.data.table import DATASET_VERSIONS, build_dataset, split_dataset
 from slipway.params import load_params
-from slipway.training.evaluate import score_model
+from slipway.training.metrics import score_model
 from slipway.training.search import fit_grid_search
 from tests.support import REPO
 
 PROJECT = REPO
 TARGET = "diagnosis"
+SPEC = breast_cancer_spec()
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +22,13 @@ def setup():
     params = load_params(PROJECT / "params.yaml")
     frame = build_dataset(DATASET_VERSIONS["v2"])
     train, holdout = split_dataset(frame, params.search.holdout_fraction, params.search.seed)
-    result = fit_grid_search(train, TARGET, params.search)
+    result = fit_grid_search(train, SPEC, params.search)
     return params, train, holdout, result
 
 
 def test_training_split_quality(setup):
     _, train, _, result = setup
-    scores = score_model(result.best_estimator, train, TARGET)
+    scores = score_model(result.best_estimator, train, SPEC)
     assert scores["roc_auc"] >= 0.98
     assert scores["f1"] >= 0.95
 
@@ -46,7 +48,7 @@ def test_validation_quality(setup):
 
 def test_holdout_quality_meets_the_promotion_thresholds(setup):
     params, _, holdout, result = setup
-    scores = score_model(result.best_estimator, holdout, TARGET)
+    scores = score_model(result.best_estimator, holdout, SPEC)
     assert scores["roc_auc"] >= 0.98
     assert scores["f1"] >= 0.92
     for metric, floor in params.evaluate.thresholds.items():
@@ -55,7 +57,7 @@ def test_holdout_quality_meets_the_promotion_thresholds(setup):
 
 def test_predictions_are_deterministic_for_a_fixed_seed(setup):
     params, train, holdout, result = setup
-    again = fit_grid_search(train, TARGET, params.search)
+    again = fit_grid_search(train, SPEC, params.search)
     assert again.best_params == result.best_params
     x = holdout.drop(columns=[TARGET])
     np.testing.assert_array_equal(

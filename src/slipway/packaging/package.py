@@ -27,7 +27,13 @@ MODEL_FILE = "model.skops"
 MANIFEST_FORMAT = 1
 # Types skops does not trust by default that our estimator families need. Anything else found in
 # a package is refused: a package must never be able to run code on load.
-TRUSTED_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.tree._tree.Tree",
+    # a dtype object (SimpleImputer keeps the fitted column dtype): data, not code
+    "numpy.dtype",
+    # HistGradientBoosting's fitted trees
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 PSI_BINS = 10
 
 

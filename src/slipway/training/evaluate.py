@@ -1,142 +1,32 @@
-"""Holdout metrics and the promotion gate (thresholds + champion comparison)."""
+"""The evaluate step: candidate and champion on the same holdout, the gate, and the MLflow record.
+
+Metrics per task are :mod:`slipway.training.metrics`; the gate is :mod:`slipway.training.gate`.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from slipway.params import DataParams, EvaluateParams, SearchParams
+from slipway.data import DatasetSpec
+from slipway.params import EvaluateParams, SearchParams
+from slipway.training.gate import Decision, decide_promotion
+from slipway.training.metrics import (
+    Curves,
+    Residuals,
+    confusion_and_roc,
+    residuals,
+    score_model,
+)
 
 if TYPE_CHECKING:
     from slipway.config import Settings
     from slipway.registry import CandidateRun
 
-
-def score_model(model: Any, frame: pd.DataFrame, target: str) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC AUC and log loss of ``model`` on ``frame``."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        log_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
-    x, y = frame.drop(columns=[target]), frame[target].to_numpy()
-    proba = model.predict_proba(x)[:, 1]
-    pred = (proba >= 0.5).astype(int)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-        "roc_auc": float(roc_auc_score(y, proba)),
-        "log_loss": float(log_loss(y, proba, labels=[0, 1])),
-    }
-
-
-@dataclass(frozen=True)
-class Curves:
-    """Confusion matrix and ROC curve of a model on the holdout, JSON-ready.
-
-    Attributes:
-        labels: class names, negative first.
-        matrix: confusion matrix rows (true class) by columns (predicted class).
-        fpr: false positive rates of the ROC curve.
-        tpr: true positive rates of the ROC curve.
-        thresholds: the thresholds of those points, capped at 1.0.
-    """
-
-    labels: list[str]
-    matrix: list[list[int]]
-    fpr: list[float]
-    tpr: list[float]
-    thresholds: list[float]
-
-
-def confusion_and_roc(model: Any, frame: pd.DataFrame, target: str) -> Curves:
-    """Confusion matrix and ROC curve points, for the KFP ClassificationMetrics artifact."""
-    from sklearn.metrics import confusion_matrix, roc_curve
-
-    x, y = frame.drop(columns=[target]), frame[target].to_numpy()
-    proba = model.predict_proba(x)[:, 1]
-    fpr, tpr, thresholds = roc_curve(y, proba)
-    # roc_curve's first threshold is +inf, which JSON (and the KFP UI) cannot hold
-    thresholds = np.minimum(thresholds, 1.0)
-    return Curves(
-        labels=["benign", "malignant"],
-        matrix=confusion_matrix(y, (proba >= 0.5).astype(int), labels=[0, 1]).tolist(),
-        fpr=fpr.tolist(),
-        tpr=tpr.tolist(),
-        thresholds=thresholds.tolist(),
-    )
-
-
-@dataclass
-class Decision:
-    """Whether to promote, and why, in words a person reads in the run summary."""
-
-    promote: bool
-    reason: str
-    candidate: dict[str, float]
-    champion: dict[str, float] | None = None
-    champion_version: str | None = None
-    failed_thresholds: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The decision as JSON-ready data (the pipeline's ``decision`` artifact)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        """Rebuild a decision from :meth:`to_dict`'s data (read back by the promote step).
-
-        Raises:
-            TypeError: ``data`` lacks a field or has one a decision does not have.
-        """
-        return cls(**data)
-
-
-def decide_promotion(
-    candidate: dict[str, float],
-    champion: dict[str, float] | None,
-    params: EvaluateParams,
-    champion_version: str | None = None,
-    champion_label: str | None = None,
-) -> Decision:
-    """Promote when every threshold holds and the candidate beats the champion by ``min_delta``.
-
-    With no champion yet, the thresholds alone decide.
-    """
-    failed = [
-        f"{name} {candidate[name]:.4f} < {floor:.4f}"
-        for name, floor in params.thresholds.items()
-        if candidate[name] < floor
-    ]
-    metric = params.primary_metric
-    if failed:
-        reason = "below the absolute thresholds: " + "; ".join(failed)
-        return Decision(False, reason, candidate, champion, champion_version, failed)
-    if champion is None:
-        reason = f"no champion yet and every threshold holds ({metric} {candidate[metric]:.4f})"
-        return Decision(True, reason, candidate, None, None)
-    delta = candidate[metric] - champion[metric]
-    versus = (
-        f"{metric} {candidate[metric]:.4f} vs champion {champion_label or champion_version} "
-        f"{champion[metric]:.4f} (delta {delta:+.4f}, needed >= {params.min_delta:+.4f})"
-    )
-    if delta >= params.min_delta:
-        return Decision(
-            True, f"better than the champion: {versus}", candidate, champion, champion_version
-        )
-    return Decision(
-        False, f"not better than the champion: {versus}", candidate, champion, champion_version
-    )
+#: Where the residual points go in the candidate's MLflow run (regression only).
+RESIDUALS_ARTIFACT = "evaluation/residuals.json"
 
 
 @dataclass
@@ -145,20 +35,41 @@ class Evaluation:
 
     Attributes:
         decision: whether to promote, and why.
-        curves: confusion matrix and ROC points (:func:`confusion_and_roc`).
+        curves: confusion matrix (and for binary ROC points), ``None`` for regression.
         holdout_rows: rows of the holdout both models were scored on.
+        residuals: actual and predicted values (regression only, else ``None``).
     """
 
     decision: Decision
-    curves: Curves
+    curves: Curves | None
     holdout_rows: int
+    residuals: Residuals | None = None
+
+    def log_curves(self, artifact: Any) -> None:
+        """Fill a KFP ``ClassificationMetrics`` artifact; a regression leaves it empty."""
+        if self.curves is not None:
+            self.curves.log_to(artifact)
 
 
-def load_champion(settings: Settings) -> tuple[str, str, Any] | None:
-    """``(registry version, version code, model)`` of the champion, verified from the model store.
+@dataclass(frozen=True)
+class Champion:
+    """The serving model, loaded from its verified package.
 
-    Returns:
-        ``None`` when there is no champion yet.
+    Attributes:
+        registry_version: its MLflow registry version.
+        version_code: its package's version code.
+        model: the deserialised Pipeline.
+        recorded_metrics: the holdout metrics recorded in its manifest at promotion.
+    """
+
+    registry_version: str
+    version_code: str
+    model: Any
+    recorded_metrics: dict[str, float]
+
+
+def load_champion(settings: Settings) -> Champion | None:
+    """The champion, verified from the model store; ``None`` when there is no champion yet.
 
     Raises:
         ModelPackageError: the champion's package is missing or fails its checksum.
@@ -171,13 +82,14 @@ def load_champion(settings: Settings) -> tuple[str, str, Any] | None:
         return None
     registry_version, code = found
     store = open_model_store(settings)
-    model, _ = load_package(store, settings.model_name, code)
-    return registry_version, code, model
+    model, manifest = load_package(store, settings.model_name, code)
+    recorded = {k: float(v) for k, v in (manifest.get("metrics") or {}).items()}
+    return Champion(registry_version, code, model, recorded)
 
 
 def evaluate_candidate(
     candidate: CandidateRun,
-    data_params: DataParams,
+    spec: DatasetSpec,
     search_params: SearchParams,
     evaluate_params: EvaluateParams,
     settings: Settings,
@@ -186,38 +98,55 @@ def evaluate_candidate(
 
     Args:
         candidate: the run, model file and dataset file the search step produced.
-        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        spec: the dataset's spec (task, target, features).
         search_params: the ``search`` section (the holdout's fraction and seed).
-        evaluate_params: the ``evaluate`` section (thresholds, primary metric, ``min_delta``).
+        evaluate_params: the ``evaluate`` section (thresholds, primary metric, ``min_delta``,
+            ``max_champion_drop``).
         settings: the configuration (MLflow, model store, model name).
 
     Returns:
-        The decision, the candidate's curves and the holdout size.
+        The decision, the candidate's curves or residuals, and the holdout size.
 
     Raises:
+        ConfigError: the primary metric or a threshold does not fit the task (before anything
+            is read or logged).
         ModelPackageError: the candidate or the champion's package does not load safely.
     """
-    from slipway.data import read_csv, split_dataset
+    from slipway.data import load_frame, split_dataset
     from slipway.packaging import loads_model
     from slipway.training.tracking import mlflow_client
 
-    target = data_params.target
+    evaluate_params.check_task(spec.task)
+    metric = evaluate_params.primary_metric_for(spec.task)
     _, holdout = split_dataset(
-        read_csv(candidate.csv_path), search_params.holdout_fraction, search_params.seed, target
+        load_frame(candidate.csv_path, spec),
+        search_params.holdout_fraction,
+        search_params.seed,
+        spec.target,
     )
     model = loads_model(candidate.model_path.read_bytes())
-    metrics = score_model(model, holdout, target)
+    metrics = score_model(model, holdout, spec)
     champion = load_champion(settings)
-    champion_metrics = score_model(champion[2], holdout, target) if champion else None
+    champion_metrics = score_model(champion.model, holdout, spec) if champion else None
     decision = decide_promotion(
         metrics,
         champion_metrics,
         evaluate_params,
-        champion[0] if champion else None,
-        champion[1] if champion else None,
+        champion.registry_version if champion else None,
+        champion.version_code if champion else None,
+        task=spec.task,
+        champion_recorded=champion.recorded_metrics.get(metric) if champion else None,
     )
+    regression = spec.task == "regression"
+    evaluation = Evaluation(
+        decision,
+        None if regression else confusion_and_roc(model, holdout, spec),
+        len(holdout),
+        residuals(model, holdout, spec) if regression else None,
+    )
+    client = mlflow_client(settings.tracking_uri)
     _log_evaluation(
-        mlflow_client(settings.tracking_uri),
+        client,
         candidate.run_id,
         {
             **{f"holdout_{k}": v for k, v in metrics.items()},
@@ -227,10 +156,16 @@ def evaluate_candidate(
         {
             "slipway.decision": "promote" if decision.promote else "keep",
             "slipway.decision_reason": decision.reason,
-            "slipway.champion_version": champion[1] if champion else "none",
+            "slipway.champion_version": champion.version_code if champion else "none",
+            "slipway.primary_metric": metric,
+            **({"slipway.data_problem": decision.data_problem} if decision.data_problem else {}),
         },
     )
-    return Evaluation(decision, confusion_and_roc(model, holdout, target), len(holdout))
+    if evaluation.residuals is not None:
+        client.log_text(
+            candidate.run_id, json.dumps(asdict(evaluation.residuals)), RESIDUALS_ARTIFACT
+        )
+    return evaluation
 
 
 def _log_evaluation(

@@ -1,7 +1,9 @@
 """Grid search over whole scikit-learn Pipelines (preprocessing + estimator).
 
-Tuning the whole Pipeline means the scaler is refitted inside every CV fold, so no statistic of
-a validation fold leaks into training.
+The Pipeline is ``features`` (the spec's ColumnTransformer, :mod:`slipway.training.features`)
+then ``clf`` (the estimator for the spec's task). Tuning the whole Pipeline means imputers,
+scalers and encoders are refitted inside every CV fold, so no statistic of a validation fold
+leaks into training.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from typing import Any
 
 import pandas as pd
 
+from slipway.data import DatasetSpec
 from slipway.params import Candidate, SearchParams
+from slipway.training.estimators import check_grid, make_estimator, make_scorer_for
+from slipway.training.features import (
+    build_preprocessor,
+    feature_frame,
+    scaler_name,
+    target_values,
+)
 
 
 @dataclass
@@ -26,40 +36,37 @@ class SearchResult:
     scoring: str
 
 
-def _scaler(name: str):
-    from sklearn.preprocessing import RobustScaler, StandardScaler
-
-    return {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}[name]
-
-
-def _estimator(name: str, seed: int):
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    return {
-        "logistic_regression": LogisticRegression(max_iter=5000, random_state=seed),
-        "random_forest": RandomForestClassifier(random_state=seed, n_jobs=1),
-        "gradient_boosting": GradientBoostingClassifier(random_state=seed),
-    }[name]
-
-
-def build_pipeline(seed: int = 42):
-    """The template Pipeline: ``scaler`` then ``clf``; the grid swaps both."""
+def build_pipeline(spec: DatasetSpec, seed: int = 42) -> Any:
+    """The template Pipeline: ``features`` (standard scaler) then a linear ``clf``; the grid swaps both."""
     from sklearn.pipeline import Pipeline
 
     return Pipeline(
-        [("scaler", _scaler("standard")), ("clf", _estimator("logistic_regression", seed))]
+        [
+            ("features", build_preprocessor(spec, "standard")),
+            ("clf", make_estimator("linear", spec.task, seed)),
+        ]
     )
 
 
-def build_param_grid(candidates: list[Candidate], seed: int) -> list[dict[str, list[Any]]]:
-    """One sub-grid per estimator family, in ``GridSearchCV``'s list-of-dicts form."""
+def build_param_grid(
+    candidates: list[Candidate], spec: DatasetSpec, seed: int
+) -> list[dict[str, list[Any]]]:
+    """One sub-grid per estimator family, in ``GridSearchCV``'s list-of-dicts form.
+
+    A ``scaler`` grid entry swaps the whole ``features`` step (one preprocessor per scaler), so
+    one scaler applies to every numeric column; other keys are the estimator's parameters.
+
+    Raises:
+        ConfigError: a grid key is not a parameter of the estimator chosen for the task.
+    """
     grid = []
     for candidate in candidates:
-        sub: dict[str, list[Any]] = {"clf": [_estimator(candidate.estimator, seed)]}
+        estimator = make_estimator(candidate.estimator, spec.task, seed)
+        check_grid(candidate, estimator)
+        sub: dict[str, list[Any]] = {"clf": [estimator]}
         for key, values in candidate.grid.items():
             if key == "scaler":
-                sub["scaler"] = [_scaler(v) for v in values]
+                sub["features"] = [build_preprocessor(spec, v) for v in values]
             else:
                 sub[f"clf__{key}"] = list(values)
         grid.append(sub)
@@ -72,29 +79,42 @@ def describe_params(params: dict[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         if key == "clf":
             out["estimator"] = type(value).__name__
-        elif key == "scaler":
-            out["scaler"] = value if isinstance(value, str) else type(value).__name__
+        elif key == "features":
+            out["scaler"] = scaler_name(value)
         else:
             out[key.removeprefix("clf__")] = value
     return out
 
 
-def fit_grid_search(train: pd.DataFrame, target: str, params: SearchParams) -> SearchResult:
-    """Run ``GridSearchCV`` with stratified folds and refit the best pipeline on all of ``train``."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams) -> SearchResult:
+    """Run ``GridSearchCV`` and refit the best pipeline on all of ``train``.
 
-    x, y = train.drop(columns=[target]), train[target]
-    grid = build_param_grid(params.candidates, params.seed)
+    Folds are stratified for classification and plain shuffled ``KFold`` for regression.
+
+    Args:
+        train: the training split (features, target and ignored columns).
+        spec: the dataset's spec (features, task, target).
+        params: the ``search`` section of ``params.yaml``.
+
+    Raises:
+        ConfigError: the scoring does not fit the task, or a grid key is not a parameter of
+            its estimator.
+    """
+    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+
+    scoring = params.scoring_for(spec.task)
+    grid = build_param_grid(params.candidates, spec, params.seed)
+    folds = KFold if spec.task == "regression" else StratifiedKFold
     search = GridSearchCV(
-        build_pipeline(params.seed),
+        build_pipeline(spec, params.seed),
         grid,
-        scoring=params.scoring,
-        cv=StratifiedKFold(n_splits=params.cv_folds, shuffle=True, random_state=params.seed),
+        scoring=make_scorer_for(scoring, spec),
+        cv=folds(n_splits=params.cv_folds, shuffle=True, random_state=params.seed),
         n_jobs=params.n_jobs,
         refit=True,
         error_score="raise",
     )
-    search.fit(x, y)
+    search.fit(feature_frame(train, spec), target_values(train, spec))
     best = search.best_index_
     return SearchResult(
         best_estimator=search.best_estimator_,
@@ -102,5 +122,5 @@ def fit_grid_search(train: pd.DataFrame, target: str, params: SearchParams) -> S
         best_cv_score=float(search.best_score_),
         cv_std=float(search.cv_results_["std_test_score"][best]),
         candidates_tried=len(search.cv_results_["params"]),
-        scoring=params.scoring,
+        scoring=scoring,
     )

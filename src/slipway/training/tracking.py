@@ -64,15 +64,15 @@ def ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: st
         ) from e
 
 
-def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, repo: str, target: str):
-    """The dataset as an MLflow input: named by version, digested by its DVC hash."""
+def mlflow_dataset(frame: pd.DataFrame, ref: DatasetRef, name: str, repo: str, target: str):
+    """The dataset as an MLflow input: named ``<dataset>-<version>``, digested by its DVC hash."""
     import mlflow.data
 
     return mlflow.data.from_pandas(
         frame,
         source=f"{repo.rstrip('/')}/{ref.path}",
         targets=target,
-        name=f"{ref.name}-{ref.version}",
+        name=f"{name}-{ref.version}",
         digest=ref.md5[:10],
     )
 
@@ -89,6 +89,9 @@ def pip_requirements() -> list[str]:
 def log_model(model: Any, sample: pd.DataFrame, trusted_types: list[str]) -> str:
     """Log ``model`` (skops format) with signature and input example to the active run.
 
+    The signature's output is what the model answers: class probabilities (the positive class's
+    for two classes) for a classifier, the value for a regressor.
+
     Returns:
         The logged model's URI (``models:/m-…``), which the registry registers.
     """
@@ -96,7 +99,12 @@ def log_model(model: Any, sample: pd.DataFrame, trusted_types: list[str]) -> str
     from mlflow.models import infer_signature
 
     example = sample.head(3)
-    signature = infer_signature(example, model.predict_proba(example)[:, 1])
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(example)
+        output = proba[:, 1] if proba.shape[1] == 2 else proba
+    else:
+        output = model.predict(example)
+    signature = infer_signature(example, output)
     info = mlflow.sklearn.log_model(
         model,
         name=MODEL_ARTIFACT,

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.data import DatasetRef, read_csv, split_dataset
+from slipway.data import DatasetRef, DatasetSpec, load_frame, split_dataset
 from slipway.packaging import TRUSTED_TYPES
-from slipway.params import DataParams, SearchParams
+from slipway.params import SearchParams
 from slipway.registry import mlflow_tracking_uri
-from slipway.training.evaluate import score_model
+from slipway.training.features import feature_frame
+from slipway.training.metrics import score_model
 from slipway.training.search import SearchResult, fit_grid_search
 from slipway.training.tracking import (
     ensure_experiment,
@@ -42,7 +43,7 @@ class TrainedCandidate:
 def train_candidate(
     csv_path: Path,
     dataset: DatasetRef,
-    data_params: DataParams,
+    spec: DatasetSpec,
     search_params: SearchParams,
     settings: Settings,
 ) -> TrainedCandidate:
@@ -52,9 +53,9 @@ def train_candidate(
     sees a holdout row.
 
     Args:
-        csv_path: the dataset version's CSV (pull-data's artifact).
+        csv_path: the dataset version's CSV or Parquet file (pull-data's artifact).
         dataset: what identifies that dataset version.
-        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        spec: the dataset's spec (task, target, feature kinds).
         search_params: the ``search`` section (grids, folds, seed, holdout fraction).
         settings: the configuration (MLflow URI, experiment, model name, code version).
 
@@ -62,15 +63,18 @@ def train_candidate(
         The new run's id, the logged model's URI, the model and the search's result.
 
     Raises:
+        ConfigError: the scoring does not fit the task, or a grid key is not a parameter of its
+            estimator (before any MLflow run starts).
         RemoteUnavailableError: MLflow cannot be reached.
     """
     import mlflow
 
-    frame = read_csv(csv_path)
-    target = data_params.target
+    scoring = search_params.scoring_for(spec.task)
+    frame = load_frame(csv_path, spec)
+    target = spec.target
     train, _ = split_dataset(frame, search_params.holdout_fraction, search_params.seed, target)
-    result = fit_grid_search(train, target, search_params)
-    train_metrics = score_model(result.best_estimator, train, target)
+    result = fit_grid_search(train, spec, search_params)
+    train_metrics = score_model(result.best_estimator, train, spec)
 
     experiment_id = ensure_experiment(
         settings.tracking_uri, settings.experiment_name, settings.artifact_root
@@ -92,7 +96,8 @@ def train_candidate(
         )
         mlflow.log_params(
             {
-                "search.scoring": search_params.scoring,
+                "search.scoring": scoring,
+                "dataset.task": spec.task,
                 "search.cv_folds": search_params.cv_folds,
                 "search.seed": search_params.seed,
                 "search.holdout_fraction": search_params.holdout_fraction,
@@ -102,17 +107,18 @@ def train_candidate(
         )
         mlflow.log_metrics(
             {
-                f"cv_{search_params.scoring}_mean": result.best_cv_score,
-                f"cv_{search_params.scoring}_std": result.cv_std,
+                f"cv_{scoring}_mean": result.best_cv_score,
+                f"cv_{scoring}_std": result.cv_std,
                 "train_rows": float(len(train)),
                 **{f"train_{k}": v for k, v in train_metrics.items()},
             }
         )
         mlflow.log_input(
-            mlflow_dataset(frame, dataset, settings.dvc_repo, target), context="training"
+            mlflow_dataset(frame, dataset, spec.name, settings.dvc_repo, target),
+            context="training",
         )
         model_uri = log_model(
-            result.best_estimator, train.drop(columns=[target]), list(TRUSTED_TYPES)
+            result.best_estimator, feature_frame(train, spec), list(TRUSTED_TYPES)
         )
     return TrainedCandidate(
         run.info.run_id, model_uri, result.best_estimator, result, train_metrics
