@@ -1,7 +1,8 @@
 """Training: fit a candidate, judge it, and track both in MLflow.
 
 Grid search over whole scikit-learn Pipelines, evaluation on the holdout and against the
-champion, and the MLflow tracking of both.
+champion, the MLflow tracking of both, and what a person looks at: the holdout figures and
+the run's HTML report.
 
 One MLflow run per pipeline run: ``train_candidate`` creates it, ``evaluate_candidate`` reopens
 it and decides whether the candidate may be promoted.
@@ -15,16 +16,27 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "Curves": "evaluate",
         "Decision": "evaluate",
         "Evaluation": "evaluate",
+        "FigureError": "figures",
+        "RunReport": "report",
         "SearchResult": "search",
         "TrainedCandidate": "train",
         "ensure_experiment": "tracking",
         "decide_promotion": "evaluate",
         "evaluate_candidate": "evaluate",
         "fit_grid_search": "search",
+        "holdout_figures": "figures",
+        "load_run_report": "report",
         "log_model": "tracking",
+        "log_report_inputs": "report",
+        "model_figures": "figures",
         "mlflow_client": "tracking",
+        "render_figures": "figures",
+        "render_report": "report",
+        "report_evaluation": "report",
         "run_summary": "tracking",
         "score_model": "evaluate",
         "train_candidate": "train",
+        "write_report": "report",
+        "write_run_report": "report",
     },
 )
