@@ -15,7 +15,7 @@ help: ## list the targets
 install: ## install uv if missing, then the locked environment (and the Debian tools tests need)
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --locked
-	@scripts/ensure-debian-tools.sh promtool:prometheus prometheus-pushgateway:prometheus-pushgateway etcd:etcd-server
+	@scripts/ensure-debian-tools.sh promtool:prometheus prometheus-pushgateway:prometheus-pushgateway etcd:etcd-server chromium:chromium
 
 run: install ## seed the DVC remote if empty, run the training pipeline end to end, print a summary
 	$(RUN) slipway run

@@ -1,11 +1,22 @@
 """evaluate: holdout metrics, the champion on the same holdout, and the promotion decision."""
 
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 
 def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
+    validation: Input[Markdown],
     run_id: str,
     model_uri: str,
     data_params: dict,
@@ -14,6 +25,7 @@ def evaluate(
     metrics: Output[Metrics],
     curves: Output[ClassificationMetrics],
     decision: Output[Artifact],
+    run_report: Output[HTML],
 ) -> bool:
     """Score candidate and champion; returns whether to promote (gates the promote task).
 
@@ -29,16 +41,17 @@ def evaluate(
     from slipway.orchestration import reporting_step
     from slipway.params import EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
-    from slipway.training import evaluate_candidate
+    from slipway.training import evaluate_candidate, holdout_figures, report_evaluation
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
         "evaluate", settings.pushgateway_url, settings.model_name, dataset.metadata
     ) as report:
         candidate = CandidateRun.from_artifacts(run_id, model_uri, model, dataset)
+        spec = spec_from_metadata(dataset.metadata)
         result = evaluate_candidate(
             candidate,
-            spec_from_metadata(dataset.metadata),
+            spec,
             SearchParams.model_validate(search_params),
             EvaluateParams.model_validate(evaluate_params),
             settings,
@@ -52,6 +65,10 @@ def evaluate(
             f"decision: {'promote' if result.decision.promote else 'keep champion'}: {result.decision.reason}"
         )
         Path(decision.path).write_text(json.dumps(result.decision.to_dict(), indent=2))
+        # figures + validation report to the MLflow run, and the run's HTML page (no version yet)
+        figures = holdout_figures(candidate, spec, SearchParams.model_validate(search_params))
+        validated = Path(validation.path).read_text()
+        report_evaluation(run_id, figures, validated, settings, Path(run_report.path))
         report.holdout_metrics = dict(result.decision.candidate)
         report.decision = result.decision.promote
         report.promoted = False  # promote sets it once the candidate is the champion

@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import Artifact, Dataset, Input, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
 
 
 def promote(
@@ -13,6 +13,7 @@ def promote(
     decision: Input[Artifact],
     data_params: dict,
     search_params: dict,
+    run_report: Output[HTML],
 ) -> NamedTuple("PromoteOutputs", [("version_code", str), ("package_uri", str)]):
     """Promote the candidate that evaluate approved; a rerun for the same run changes nothing."""
     import json
@@ -23,7 +24,7 @@ def promote(
     from slipway.orchestration import reporting_step
     from slipway.params import DataParams, SearchParams
     from slipway.registry import CandidateRun, promote_candidate
-    from slipway.training import Decision
+    from slipway.training import Decision, write_run_report
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
@@ -43,6 +44,8 @@ def promote(
         print(
             f"promoted {result.version_code} (registry version {result.registry_version}) -> {result.package_uri}"
         )
+        # the run's HTML page again, now with the version code
+        write_run_report(settings.tracking_uri, run_id, Path(run_report.path), log=True)
         report.promoted = True
         report.ends_run = True
     return namedtuple("PromoteOutputs", ["version_code", "package_uri"])(

@@ -65,6 +65,7 @@ def build_training_pipeline(
         evaluated = c["evaluate"](
             dataset=pull.outputs["dataset"],
             model=trained.outputs["model"],
+            validation=validate.outputs["report"],
             run_id=trained.outputs["run_id"],
             model_uri=trained.outputs["model_uri"],
             data_params=data_params,

@@ -186,6 +186,9 @@ def test_pipeline_with_mlflow_dvc_and_models_on_s3_then_efs_sync(
     assert any(k.endswith("/MLmodel") for k in model_keys), (champion.source, mlflow_keys)
     assert any(k.endswith("/model.skops") for k in model_keys), model_keys
     assert any(champion.run_id in k and k.endswith("promotion.json") for k in mlflow_keys)
+    # the run's figures and HTML report went to the bucket through the tracking server
+    for name in ("figures/roc.png", "figures/confusion_matrix.png", "report.html"):
+        assert any(champion.run_id in k and k.endswith(name) for k in mlflow_keys), name
     assert not (state / "mlartifacts").exists()  # nothing went to a local artifact folder
 
     # the package is on S3, with the champion marker beside it

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from slipway.config import load_settings
 from slipway.data.table import DATASET_VERSIONS, build_dataset, write_csv
@@ -109,6 +112,51 @@ def test_first_run_promotes_and_links_everything(first_run, state):
     assert run.data.metrics["holdout_roc_auc"] >= 0.95
     assert "cv_roc_auc_mean" in run.data.metrics
     assert run.data.params["best.estimator"] in {"LogisticRegression", "RandomForestClassifier"}
+
+
+def test_the_run_has_figures_and_an_html_report_here_in_mlflow_and_as_kfp_artifacts(
+    first_run, state, tmp_path
+):
+    from tests.support.browser import chromium_or_fail, rendered_dom, screenshot
+
+    out = first_run.stdout
+    run_id = out.split("MLflow run")[1].split()[0]
+    code = champion(state).tags["version_code"]
+    page = state / "reports" / f"{run_id}.html"
+    assert f"run report       {page}" in out
+    html = page.read_text()
+    assert f"<h2>PROMOTED as {code}</h2>" in html
+    assert "passed, no violations (569 rows)" in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 3
+
+    client, _ = registry(state)
+    logged = {a.path for a in client.list_artifacts(run_id)}
+    assert {"figures", "validation", "report.html"} <= logged
+    assert sorted(a.path for a in client.list_artifacts(run_id, "figures")) == [
+        "figures/confusion_matrix.png",
+        "figures/precision_recall.png",
+        "figures/roc.png",
+    ]
+    roc = Path(client.download_artifacts(run_id, "figures/roc.png", str(tmp_path)))
+    assert roc.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert roc.stat().st_size > 5_000
+
+    # the KFP HTML artifacts: evaluate's before the version code exists, promote's with it
+    (promoted,) = [
+        p for p in (state / "kfp").glob("*/promote/run_report") if run_id in p.read_text()
+    ]
+    evaluated = promoted.parent.parent / "evaluate" / "run_report"
+    assert "<h2>APPROVED for promotion</h2>" in evaluated.read_text()
+    assert code not in evaluated.read_text()
+    assert promoted.read_text() == html
+
+    chromium_or_fail()
+    shot = screenshot(page, tmp_path / "report.png")
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
+    dom = rendered_dom(page)
+    assert re.search(rf'id="decision">\s*<h2>PROMOTED as {code}</h2>', dom)
 
 
 def test_output_is_one_line_per_task_then_the_summary_and_the_log_holds_the_rest(first_run):

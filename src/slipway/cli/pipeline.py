@@ -257,4 +257,6 @@ def _print_summary(settings: Settings, result: TrainingRunResult) -> None:
         if tags.get("slipway.efs_path"):
             console.print(f"on EFS           {tags.get('slipway.efs_path')}")
     console.print(f"MLflow run       {result.run_id}  (tracking {settings.tracking_uri})")
+    if result.html_report is not None:
+        console.print(f"run report       {escape(str(result.html_report))}", soft_wrap=True)
     console.print(f"finished in {result.seconds:.1f} s")

@@ -3,6 +3,8 @@
 :func:`run_training` seeds this checkout's DVC remote when it is empty, records the champion
 before and after, runs the compiled pipeline under ``kfp.local`` (what its tasks print goes to
 ``<state_dir>/runs/<timestamp>/pipeline.log``; the progress hooks hear of each task) and finds the validation report of a run that validate-data stopped.
+After a run that finished it writes the run's HTML report to ``<state_dir>/reports/<run id>.html``
+(rendered from the MLflow run, :func:`slipway.training.write_run_report`).
 It returns a :class:`TrainingRunResult`; the CLI prints it.
 
 The run's KPIs reach the Pushgateway from the pipeline's own tasks
@@ -42,6 +44,8 @@ class TrainingRunResult:
         warnings: problems that did not fail the run (the tasks log their own, e.g. a push that
             failed, in the run log).
         log: the file holding what the tasks printed; ``None`` when they printed live.
+        html_report: the run's HTML report, ``<state_dir>/reports/<run id>.html``; ``None`` when
+            the pipeline failed.
     """
 
     seconds: float
@@ -53,6 +57,7 @@ class TrainingRunResult:
     report: Path | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     log: Path | None = None
+    html_report: Path | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -174,10 +179,11 @@ def run_training(
             )
         except PipelineRunError as e:
             return _failed(settings, model, e, started, started_at, champion_before, log)
-        from slipway.training import run_summary
+        from slipway.training import run_summary, write_run_report
 
         summary = run_summary(settings.tracking_uri, run_id)
         champion_after = champion_version(model)
+        html_report = write_run_report(settings.tracking_uri, run_id, report_path(settings, run_id))
     return TrainingRunResult(
         seconds=time.monotonic() - started,
         champion_before=champion_before,
@@ -185,6 +191,7 @@ def run_training(
         run_id=run_id,
         summary=summary,
         log=log,
+        html_report=html_report,
     )
 
 
@@ -209,6 +216,11 @@ def _failed(  # noqa: PLR0913 - the run's state at the failure
         else None,
         log=log,
     )
+
+
+def report_path(settings: Settings, run_id: str) -> Path:
+    """Where the local copy of a run's HTML report goes: ``<state_dir>/reports/<run id>.html``."""
+    return settings.state_dir / "reports" / f"{run_id}.html"
 
 
 def champion_version(settings: Settings) -> str | None:

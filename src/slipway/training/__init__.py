@@ -1,7 +1,8 @@
 """Training: fit a candidate, judge it, and track both in MLflow.
 
 Grid search over whole scikit-learn Pipelines whose preprocessing comes from the dataset spec,
-evaluation per task on the holdout and against the champion, and the MLflow tracking of both.
+evaluation per task on the holdout and against the champion, the MLflow tracking of both, and
+what a person looks at: the holdout figures and the run's HTML report.
 
 One MLflow run per pipeline run: ``train_candidate`` creates it, ``evaluate_candidate`` reopens
 it and decides whether the candidate may be promoted.
@@ -18,6 +19,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "Evaluation": "evaluate",
         "MISSING_CATEGORY": "features",
         "Residuals": "metrics",
+        "FigureError": "figures",
+        "RunReport": "report",
         "SearchResult": "search",
         "TrainedCandidate": "train",
         "build_preprocessor": "features",
@@ -26,11 +29,20 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "evaluate_candidate": "evaluate",
         "feature_frame": "features",
         "fit_grid_search": "search",
+        "holdout_figures": "figures",
+        "load_run_report": "report",
         "log_model": "tracking",
         "make_estimator": "estimators",
+        "log_report_inputs": "report",
+        "model_figures": "figures",
         "mlflow_client": "tracking",
+        "render_figures": "figures",
+        "render_report": "report",
+        "report_evaluation": "report",
         "run_summary": "tracking",
         "score_model": "metrics",
         "train_candidate": "train",
+        "write_report": "report",
+        "write_run_report": "report",
     },
 )

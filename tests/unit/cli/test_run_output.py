@@ -151,3 +151,24 @@ def test_verbose_leaves_the_output_live(fake_run) -> None:
     assert seen == [True]
     assert "task logs" not in result.stdout
     assert "Task logs" not in result.stderr
+
+
+def test_a_finished_run_prints_where_its_html_report_is(fake_run, tmp_path) -> None:
+    page = tmp_path / "reports" / "run-1.html"
+    summary = {
+        "tags": {"slipway.decision_reason": "no champion yet", "slipway.dataset_md5": "ab" * 16},
+        "metrics": {"holdout_roc_auc": 0.99},
+        "params": {},
+    }
+    fake_run["result"] = lambda log: TrainingRunResult(
+        seconds=1.0,
+        champion_before=None,
+        champion_after=None,
+        run_id="run-1",
+        summary=summary,
+        log=log,
+        html_report=page,
+    )
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 0, result.stderr
+    assert f"run report       {page}" in result.stdout

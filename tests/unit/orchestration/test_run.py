@@ -122,6 +122,7 @@ def test_validation_failure_finds_this_runs_report(tmp_path: Path, monkeypatch) 
     assert result.champion_moved is False
     assert result.run_id is None
     assert result.summary is None
+    assert result.html_report is None
     assert "executor output of the fake pipeline" in result.log.read_text()
 
 
@@ -136,12 +137,20 @@ def test_other_failures_have_no_report_and_say_the_champion_moved(tmp_path, monk
 def test_success_returns_the_run_and_its_summary(tmp_path: Path, monkeypatch) -> None:
     summary = {"tags": {"slipway.promoted": "true"}, "metrics": {}, "params": {}}
     monkeypatch.setattr("slipway.training.run_summary", lambda uri, run_id: summary)
+    reports = []
+    monkeypatch.setattr(
+        "slipway.training.write_run_report",
+        lambda uri, run_id, path: reports.append((uri, run_id, path)) or path,
+    )
     result = _fake_run(monkeypatch, tmp_path, ["1", "2"], None)
     assert result.succeeded is True
     assert result.run_id == "run-1"
     assert result.summary == summary
     assert result.champion_moved is True
     assert result.warnings == ()
+    settings = load_settings(state_dir=tmp_path)
+    assert reports == [(settings.tracking_uri, "run-1", tmp_path / "reports" / "run-1.html")]
+    assert result.html_report == tmp_path / "reports" / "run-1.html"
     assert result.log is not None
     assert result.log.parent.parent == tmp_path / "runs"
     logged = result.log.read_text()
