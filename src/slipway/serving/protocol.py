@@ -1,9 +1,10 @@
-"""Open Inference Protocol (v2) REST messages: the documented schema and the fast parser.
+"""Open Inference Protocol (v2) infer requests and answers: the hand-written parser and encoder.
 
-The pydantic models describe the protocol in the OpenAPI document (``/openapi.json``); the infer
-route does not run them, because pydantic validation of a 30-value tensor costs more than the
-prediction. :func:`parse_infer_request` checks the same contract by hand on the orjson-decoded
-body and turns it into one float64 ``[N, n_features]`` array.
+:func:`decode_infer_request` reads an infer body (JSON, or a JSON header followed by binary
+tensor data, :mod:`slipway.serving.binary`) into :class:`InferInputs`: float64 rows for the model,
+the request id and the outputs to return. The documented schema is :mod:`slipway.serving.schema`;
+pydantic does not run here, because its validation of a 30-value tensor costs more than the
+prediction.
 
 Two input layouts are accepted:
 
@@ -12,111 +13,139 @@ Two input layouts are accepted:
 * one tensor per feature, named by feature name, each of shape ``[N]`` or ``[N, 1]`` (KServe's
   column layout); every feature exactly once, nothing else.
 
-``datatype`` must be ``FP64`` or ``FP32`` (values are used as float64 either way); values must be
-JSON numbers, finite (JSON has no NaN/Infinity; ``null`` and strings are refused).
+Each tensor is first decoded with its own datatype (:class:`Tensor`), then turned into the
+model's columns by :func:`_as_numeric`: ``FP64``, ``FP32``, ``INT64`` and ``INT32`` are accepted
+for a numeric feature and used as float64. That is the one place a feature's kind decides what
+a tensor may hold (a categorical feature would take ``BYTES`` there). JSON values must be JSON
+numbers (integers for the INT datatypes), finite; ``null``, text and booleans are refused.
+
+``parameters`` (request, input, output): the binary tensor data ones are honoured
+(``binary_data_output``, ``binary_data_size``, ``binary_data``); those of extensions this server
+does not implement (:data:`UNSUPPORTED_PARAMETERS`) are refused, since ignoring them would give a
+silently different answer; any other name is ignored, as Triton passes unknown ones on.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import chain
-from typing import Annotated, Any, Literal
+from math import prod
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+import orjson
 
+from slipway.serving.binary import DATATYPES, decode_tensor, encode_tensor, split_body
 from slipway.serving.errors import BatchTooLarge, InvalidInput
+from slipway.serving.schema import INPUT_NAME, MAX_ID_LENGTH, OUTPUT_DATATYPES
 
-INPUT_NAME = "input-0"
-DATATYPES = ("FP64", "FP32")
-MAX_ID_LENGTH = 128
-_NUMBER_TYPES = {float, int}
+NUMERIC_DATATYPES = ("FP64", "FP32", "INT64", "INT32")
+# parameters of the classification and shared-memory extensions, which are not implemented
+UNSUPPORTED_PARAMETERS = frozenset(
+    {"classification", "shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
+)
+_INT32 = np.iinfo(np.int32)
+_JSON_TYPES = {
+    "FP64": {float, int},
+    "FP32": {float, int},
+    "INT64": {int},
+    "INT32": {int},
+    "BOOL": {bool},
+    "BYTES": {str},
+}
+_JSON_KINDS = {
+    "FP64": "numbers (no null, text, booleans)",
+    "FP32": "numbers (no null, text, booleans)",
+    "INT64": "integers",
+    "INT32": "integers",
+    "BOOL": "booleans",
+    "BYTES": "strings",
+}
+_NO_BINARY = memoryview(b"")
 
 
-Dimension = Annotated[int, Field(ge=1)]
-Numbers = Annotated[list[float], Field(min_length=1)]
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One decoded input tensor, still in the datatype the caller sent.
 
-
-class RequestInput(BaseModel):
-    """One input tensor of an infer request.
-
-    The schema states what :func:`parse_infer_request` enforces, as far as JSON Schema can: the
-    parser also checks that ``shape`` matches the layout (``[N, 30]`` for ``input-0``, ``[N]``
-    or ``[N, 1]`` per feature), that ``data`` holds exactly the shape's number of values, and
-    that every feature appears once.
+    Attributes:
+        name: ``input-0`` or a feature name (only names the server knows get this far).
+        datatype: one of :data:`slipway.serving.binary.DATATYPES`.
+        shape: the tensor's shape, every dimension >= 1.
+        values: the flat row-major values (float64, float32, int64, int32, bool or bytes).
     """
-
-    name: str = Field(
-        min_length=1, description=f"`{INPUT_NAME}`, or a feature name (column layout)"
-    )
-    shape: list[Dimension] = Field(
-        min_length=1,
-        max_length=2,
-        description="`[N, 30]` for input-0; `[N]` or `[N, 1]` per feature; N >= 1",
-    )
-    datatype: Literal["FP64", "FP32"]
-    data: Numbers | Annotated[list[Numbers], Field(min_length=1)] = Field(
-        description="finite numbers (no null, text or booleans), flat row-major or nested by row",
-    )
-
-
-class InferenceRequest(BaseModel):
-    """An Open Inference Protocol infer request."""
-
-    id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="echoed in the response")
-    inputs: list[RequestInput] = Field(
-        min_length=1, description="one tensor `input-0`, or one tensor per feature"
-    )
-    outputs: list[dict[str, Any]] | None = Field(None, description="ignored: both are returned")
-    parameters: dict[str, Any] | None = None
-
-
-class ResponseOutput(BaseModel):
-    """One output tensor of an infer response."""
-
-    name: Literal["label", "probability"]
-    shape: list[int]
-    datatype: Literal["INT64", "FP64"]
-    data: list[float] | list[int]
-
-
-class InferenceResponse(BaseModel):
-    """An Open Inference Protocol infer response."""
-
-    model_name: str
-    model_version: str = Field(description="the package version code")
-    id: str
-    outputs: list[ResponseOutput]
-
-
-class TensorMetadata(BaseModel):
-    """Name, datatype and shape of a tensor in the model metadata."""
 
     name: str
     datatype: str
-    shape: list[int]
+    shape: tuple[int, ...]
+    values: np.ndarray
 
 
-class ModelMetadata(BaseModel):
-    """The model metadata response."""
+@dataclass(frozen=True, slots=True)
+class RequestedOutput:
+    """An output to return, and whether as binary tensor data."""
 
     name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-    parameters: dict[str, Any] = {}
+    binary: bool
 
 
-class ErrorBody(BaseModel):
-    """Every error body: one fixed sentence."""
+ALL_OUTPUTS = tuple(RequestedOutput(name, False) for name in OUTPUT_DATATYPES)
+ALL_OUTPUTS_BINARY = tuple(RequestedOutput(name, True) for name in OUTPUT_DATATYPES)
 
-    error: str
+
+@dataclass(frozen=True, slots=True)
+class InferInputs:
+    """What an infer request asks: rows for the model, its id, the outputs to return."""
+
+    rows: np.ndarray  # float64 [N, n_features], C-contiguous
+    request_id: str | None
+    outputs: tuple[RequestedOutput, ...]
+
+
+def decode_infer_request(
+    body: bytes, header_length: str | None, features: list[str], max_rows: int
+) -> InferInputs:
+    """Decode an infer body: JSON, or a JSON header and binary tensor data.
+
+    Args:
+        body: the whole request body.
+        header_length: the ``Inference-Header-Content-Length`` request header, or ``None``.
+        features: the model's feature names, in manifest order.
+        max_rows: the batch limit.
+
+    Raises:
+        InvalidInput: anything off the contract (messages never quote the request).
+        BatchTooLarge: more than ``max_rows`` rows.
+    """
+    header, binary = split_body(body, header_length)
+    try:
+        payload = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+    return read_infer_request(payload, features, max_rows, binary)
 
 
 def parse_infer_request(
     body: Any, features: list[str], max_rows: int
 ) -> tuple[np.ndarray, str | None]:
-    """Check an OIP infer request and return ``(rows float64 [N, n_features], request id)``.
+    """``(rows, request id)`` of a decoded JSON request.
+
+    :func:`read_infer_request` without binary data; what ``bench/serving.py`` measures.
+    """
+    request = read_infer_request(body, features, max_rows)
+    return request.rows, request.request_id
+
+
+def read_infer_request(
+    body: Any, features: list[str], max_rows: int, binary: memoryview = _NO_BINARY
+) -> InferInputs:
+    """Check a decoded infer request (and its binary part) and return what it asks.
+
+    Args:
+        body: what orjson decoded from the JSON part.
+        features: the model's feature names, in manifest order.
+        max_rows: the batch limit.
+        binary: the bytes after the JSON part (empty without the binary extension).
 
     Raises:
         InvalidInput: anything off the contract (messages never quote the request).
@@ -129,76 +158,224 @@ def parse_infer_request(
         not isinstance(request_id, str) or len(request_id) > MAX_ID_LENGTH
     ):
         raise InvalidInput(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
+    parameters = _parameters(body.get("parameters"), "the request")
+    binary_output = _flag(parameters, "binary_data_output", "the request")
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
-    n = len(features)
-    if len(inputs) == 1:
-        rows = _tensor(inputs[0], INPUT_NAME, 2, n)
-    elif len(inputs) == n:
-        rows = _columns(inputs, features)
-    else:
-        raise InvalidInput(
-            f"expected one tensor '{INPUT_NAME}' of shape [N, {n}] or one tensor per feature "
-            f"({n}); see GET /v2/models/<name> for the names"
-        )
+    known = {INPUT_NAME, *features}
+    reader = _BinaryPart(binary)
+    tensors = [_read_tensor(tensor, known, reader) for tensor in inputs]
+    reader.check_consumed()
+    rows = _rows(tensors, features)
     if len(rows) > max_rows:
         raise BatchTooLarge(f"at most {max_rows} rows per request; split the batch")
-    return rows, request_id
+    return InferInputs(rows, request_id, _outputs(body.get("outputs"), binary_output))
 
 
-def _tensor(tensor: Any, name: str, ndim: int, width: int) -> np.ndarray:
-    """One tensor as float64 ``[N, width]`` (``ndim`` 2) or ``[N]`` (``ndim`` 1)."""
-    if not isinstance(tensor, dict) or tensor.get("name") != name:
-        raise InvalidInput(f"expected a tensor object named '{name}' with shape, datatype, data")
-    if tensor.get("datatype") not in DATATYPES:
+class _BinaryPart:
+    """The binary part of a body, handed out in ``binary_data_size`` slices in input order."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: int) -> memoryview:
+        if not self.data:
+            raise InvalidInput(
+                "binary_data_size needs binary tensor data after the JSON: send the JSON length "
+                "as Inference-Header-Content-Length"
+            )
+        end = self.offset + size
+        if end > len(self.data):
+            raise InvalidInput("the inputs' binary_data_size add up to more than the binary data")
+        part = self.data[self.offset : end]
+        self.offset = end
+        return part
+
+    def check_consumed(self) -> None:
+        if self.offset != len(self.data):
+            raise InvalidInput(
+                "the binary data after the JSON is longer than the inputs' binary_data_size"
+            )
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'parameters' of {where} must be an object")
+    unsupported = UNSUPPORTED_PARAMETERS.intersection(value)
+    if unsupported:
+        raise InvalidInput(
+            f"parameters of the classification and shared-memory extensions "
+            f"({', '.join(sorted(UNSUPPORTED_PARAMETERS))}) are not supported; see GET /v2 for "
+            "the extensions this server has"
+        )
+    return value
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str) -> bool:
+    value = parameters.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput(f"parameter '{key}' of {where} must be true or false")
+    return value
+
+
+def _read_tensor(tensor: Any, known: set[str], reader: _BinaryPart) -> Tensor:
+    """One input tensor, decoded with its own datatype (from JSON ``data`` or the binary part)."""
+    name = tensor.get("name") if isinstance(tensor, dict) else None
+    # only a known name is ever quoted back (a list or object name is unhashable: it was a 500)
+    if not isinstance(name, str) or name not in known:
+        raise InvalidInput(
+            f"every input must be an object named '{INPUT_NAME}' or a feature name, with shape, "
+            "datatype and data; see GET /v2/models/<name> for the names"
+        )
+    datatype = tensor.get("datatype")
+    if datatype not in DATATYPES:
         raise InvalidInput(f"tensor '{name}': datatype must be one of {', '.join(DATATYPES)}")
     shape = tensor.get("shape")
-    expected = f"[N, {width}]" if ndim == 2 else "[N] or [N, 1]"
     if (
         not isinstance(shape, list)
-        or not all(type(d) is int for d in shape)
-        or not (len(shape) == ndim or (ndim == 1 and shape[1:] == [1]))
-        or (ndim == 2 and shape[1] != width)
-        or not shape
-        or shape[0] < 1
+        or not 1 <= len(shape) <= 2
+        or not all(type(d) is int and d >= 1 for d in shape)
     ):
-        raise InvalidInput(f"tensor '{name}': shape must be {expected} with N >= 1")
-    data = tensor.get("data")
+        raise InvalidInput(f"tensor '{name}': shape must be 1 or 2 dimensions, each >= 1")
+    count = prod(shape)
+    parameters = _parameters(tensor.get("parameters"), f"tensor '{name}'")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if type(size) is not int or size < 0:
+            raise InvalidInput(f"tensor '{name}': binary_data_size must be a byte count")
+        if "data" in tensor:
+            raise InvalidInput(f"tensor '{name}': give data or binary_data_size, not both")
+        values = decode_tensor(datatype, count, reader.take(size), name)
+    else:
+        values = _json_values(tensor.get("data"), name, datatype, shape, count)
+    return Tensor(name, datatype, tuple(shape), values)
+
+
+def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: int) -> np.ndarray:
     if not isinstance(data, list) or not data:
-        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of numbers")
+        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of values")
     if isinstance(data[0], list):
-        row_width = width if ndim == 2 else 1
-        if not all(isinstance(r, list) and len(r) == row_width for r in data):
-            raise InvalidInput(f"tensor '{name}': nested data must be rows of {row_width} numbers")
+        width = shape[1] if len(shape) == 2 else 1
+        if not all(isinstance(r, list) and len(r) == width for r in data):
+            raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
         flat = list(chain.from_iterable(data))
     else:
         flat = data
-    if not set(map(type, flat)) <= _NUMBER_TYPES:
-        raise InvalidInput(f"tensor '{name}': data must hold only JSON numbers (no null, text)")
-    rows = shape[0]
-    if len(flat) != rows * (width if ndim == 2 else 1):
-        raise InvalidInput(f"tensor '{name}': data length does not match shape {expected}")
-    try:
-        array = np.array(flat, dtype=np.float64)
-    except OverflowError:
-        raise InvalidInput(f"tensor '{name}': numbers must fit a float64") from None
-    if not np.isfinite(array).all():
-        raise InvalidInput(f"tensor '{name}': numbers must be finite")
-    return array.reshape(rows, width) if ndim == 2 else array
-
-
-def _columns(inputs: list[Any], features: list[str]) -> np.ndarray:
-    # names must be strings: a list or object name is unhashable (it was a 500)
-    by_name = {
-        t["name"]: t for t in inputs if isinstance(t, dict) and isinstance(t.get("name"), str)
-    }
-    if len(by_name) != len(features) or set(by_name) != set(features):
+    if not set(map(type, flat)) <= _JSON_TYPES[datatype]:
         raise InvalidInput(
-            "with one tensor per feature, every feature must appear exactly once and nothing "
-            "else; see GET /v2/models/<name> for the names"
+            f"tensor '{name}': {datatype} data must hold only JSON {_JSON_KINDS[datatype]}"
         )
-    columns = [_tensor(by_name[f], f, 1, 1) for f in features]
+    if len(flat) != count:
+        raise InvalidInput(f"tensor '{name}': data length does not match the shape")
+    if datatype == "BYTES":
+        values = np.empty(count, dtype=object)
+        values[:] = [s.encode() for s in flat]
+        return values
+    dtype = np.float64 if datatype.startswith("FP") else np.int64
+    try:
+        values = np.array(flat, dtype=dtype if datatype != "BOOL" else np.bool_)
+    except OverflowError:
+        raise InvalidInput(f"tensor '{name}': values must fit a {datatype}") from None
+    if datatype == "INT32" and (values.min() < _INT32.min or values.max() > _INT32.max):
+        raise InvalidInput(f"tensor '{name}': values must fit an INT32")
+    return values
+
+
+def _rows(tensors: list[Tensor], features: list[str]) -> np.ndarray:
+    n = len(features)
+    if len(tensors) == 1 and tensors[0].name == INPUT_NAME:
+        tensor = tensors[0]
+        if len(tensor.shape) != 2 or tensor.shape[1] != n:
+            raise InvalidInput(f"tensor '{INPUT_NAME}': shape must be [N, {n}] with N >= 1")
+        return _as_numeric(tensor).reshape(tensor.shape)
+    by_name = {t.name: t for t in tensors}
+    if len(tensors) != n or len(by_name) != n or INPUT_NAME in by_name:
+        raise InvalidInput(
+            f"expected one tensor '{INPUT_NAME}' of shape [N, {n}] or one tensor per feature "
+            f"({n}), every feature exactly once; see GET /v2/models/<name> for the names"
+        )
+    columns = []
+    for feature in features:
+        tensor = by_name[feature]
+        if len(tensor.shape) == 2 and tensor.shape[1] != 1:
+            raise InvalidInput(f"tensor '{feature}': shape must be [N] or [N, 1] with N >= 1")
+        columns.append(_as_numeric(tensor))
     if len({len(c) for c in columns}) != 1:
         raise InvalidInput("every feature tensor must have the same N")
     return np.ascontiguousarray(np.column_stack(columns))
+
+
+def _as_numeric(tensor: Tensor) -> np.ndarray:
+    """A numeric feature's values as float64: the place where a feature's kind meets a datatype."""
+    if tensor.datatype not in NUMERIC_DATATYPES:
+        raise InvalidInput(
+            f"tensor '{tensor.name}': numeric features take datatype {', '.join(NUMERIC_DATATYPES)}"
+        )
+    values = tensor.values.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        raise InvalidInput(f"tensor '{tensor.name}': numbers must be finite")
+    return values
+
+
+def _outputs(requested: Any, binary_output: bool) -> tuple[RequestedOutput, ...]:
+    if requested is None:
+        return ALL_OUTPUTS_BINARY if binary_output else ALL_OUTPUTS
+    names = ", ".join(OUTPUT_DATATYPES)
+    if not isinstance(requested, list) or not requested:
+        raise InvalidInput(f"'outputs' must be a non-empty list of outputs among {names}")
+    outputs = []
+    for output in requested:
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str) or name not in OUTPUT_DATATYPES:
+            raise InvalidInput(f"requested outputs must be objects named one of {names}")
+        parameters = _parameters(output.get("parameters"), f"output '{name}'")
+        binary = parameters.get("binary_data")
+        if binary is None:
+            binary = binary_output
+        elif not isinstance(binary, bool):
+            raise InvalidInput(f"parameter 'binary_data' of output '{name}' must be true or false")
+        outputs.append(RequestedOutput(name, binary))
+    if len({o.name for o in outputs}) != len(outputs):
+        raise InvalidInput("each output may be requested once")
+    return tuple(outputs)
+
+
+def encode_infer_response(
+    header: dict[str, Any],
+    values: dict[str, np.ndarray],
+    outputs: tuple[RequestedOutput, ...],
+) -> tuple[bytes, int | None]:
+    """The infer answer: JSON, or a JSON header followed by the binary outputs.
+
+    Args:
+        header: ``model_name``, ``model_version`` and ``id`` of the answer.
+        values: each output's flat values (see :data:`~slipway.serving.schema.OUTPUT_DATATYPES`).
+        outputs: the outputs to return, in order.
+
+    Returns:
+        ``(body, JSON length)``; the length is ``None`` when every output is JSON, else it is the
+        ``Inference-Header-Content-Length`` to send.
+    """
+    entries = []
+    raw = []
+    for output in outputs:
+        data = values[output.name]
+        datatype = OUTPUT_DATATYPES[output.name]
+        entry: dict[str, Any] = {"name": output.name, "shape": [len(data)], "datatype": datatype}
+        if output.binary:
+            blob = encode_tensor(data, datatype)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            raw.append(blob)
+        else:
+            entry["data"] = data
+        entries.append(entry)
+    body = orjson.dumps({**header, "outputs": entries}, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not raw:
+        return body, None
+    return b"".join([body, *raw]), len(body)
