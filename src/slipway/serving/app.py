@@ -310,22 +310,50 @@ async def metrics_route(request: Request) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the InferenceRequest schema the plain infer route reads."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        request_schema = InferenceRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(request_schema.pop("$defs", {}))
-        components["InferenceRequest"] = request_schema
+    """The OpenAPI document, with the InferenceRequest schema the plain infer route reads.
+
+    It names what this server serves: the ``name`` and ``version`` path parameters are enums of
+    the served model and version, and, once the model is loaded, tensor names are
+    ``input-0`` or one of its features. Built again until then, cached after.
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    request_schema = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(request_schema.pop("$defs", {}))
+    components["InferenceRequest"] = request_schema
+    server: ServerState = app.state.server
+    served = {"name": server.served, "version": server.model.version}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                value = served.get(parameter["name"]) if parameter["in"] == "path" else None
+                if value:
+                    parameter["schema"] = {"type": "string", "enum": [value]}
+    model = server.model.model
+    if model is not None:
+        names = [INPUT_NAME, *model.features]
+        for tensor in ("FloatInput", "Int64Input", "Int32Input"):
+            components[tensor]["properties"]["name"]["enum"] = names
+        row = {"name": INPUT_NAME, "shape": [1, len(model.features)], "datatype": "FP64"}
+        examples = {
+            "one row": {"inputs": [{**row, "data": [0.0] * len(model.features)}]},
+            "binary outputs": {
+                "inputs": [{**row, "data": [1.0] * len(model.features)}],
+                "outputs": [{"name": "probability", "parameters": {"binary_data": True}}],
+            },
+        }
+        for path in (INFER_PATH, f"{VERSIONED}/infer"):
+            body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            body["examples"] = {k: {"value": v} for k, v in examples.items()}
         app.openapi_schema = schema
-    return app.openapi_schema
+    return schema
 
 
 def create_app(

@@ -56,6 +56,15 @@ def test_openapi_documents_the_infer_schema(served) -> None:
     versioned = doc["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert versioned["requestBody"] == infer["requestBody"]
     assert set(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    params = {p["name"]: p["schema"] for p in versioned["parameters"] if p["in"] == "path"}
+    assert params == {
+        "name": {"type": "string", "enum": ["slipway"]},
+        "version": {"type": "string", "enum": [VERSION]},
+    }
+    assert tensor["name"]["enum"] == ["input-0", *features().columns]
+    examples = infer["requestBody"]["content"]["application/json"]["examples"]
+    for example in examples.values():
+        assert client.post("/v2/models/slipway/infer", json=example["value"]).status_code == 200
     assert client.get("/docs").status_code == 200
 
 
