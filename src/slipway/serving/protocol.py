@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
-from math import prod
 from typing import Any
 
 import numpy as np
@@ -64,20 +63,20 @@ _JSON_KINDS = {
 _NO_BINARY = memoryview(b"")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tensor:
     """One decoded input tensor, still in the datatype the caller sent.
 
     Attributes:
         name: ``input-0`` or a feature name (only names the server knows get this far).
         datatype: one of :data:`slipway.serving.binary.DATATYPES`.
-        shape: the tensor's shape, every dimension >= 1.
+        shape: the tensor's shape, 1 or 2 dimensions, each >= 1.
         values: the flat row-major values (float64, float32, int64, int32, bool or bytes).
     """
 
     name: str
     datatype: str
-    shape: tuple[int, ...]
+    shape: list[int]
     values: np.ndarray
 
 
@@ -93,7 +92,7 @@ ALL_OUTPUTS = tuple(RequestedOutput(name, False) for name in OUTPUT_DATATYPES)
 ALL_OUTPUTS_BINARY = tuple(RequestedOutput(name, True) for name in OUTPUT_DATATYPES)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferInputs:
     """What an infer request asks: rows for the model, its id, the outputs to return."""
 
@@ -158,19 +157,34 @@ def read_infer_request(
         not isinstance(request_id, str) or len(request_id) > MAX_ID_LENGTH
     ):
         raise InvalidInput(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
-    parameters = _parameters(body.get("parameters"), "the request")
-    binary_output = _flag(parameters, "binary_data_output", "the request")
+    parameters = body.get("parameters")
+    binary_output = parameters is not None and _flag(
+        _parameters(parameters, "the request"), "binary_data_output", "the request"
+    )
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
-    known = {INPUT_NAME, *features}
-    reader = _BinaryPart(binary)
+    known = _tensor_names(features)
+    # (the checks are written out as loops and plain dataclasses: this runs on every request)
+    reader = _BinaryPart(binary) if binary else None
     tensors = [_read_tensor(tensor, known, reader) for tensor in inputs]
-    reader.check_consumed()
+    if reader is not None:
+        reader.check_consumed()
     rows = _rows(tensors, features)
     if len(rows) > max_rows:
         raise BatchTooLarge(f"at most {max_rows} rows per request; split the batch")
     return InferInputs(rows, request_id, _outputs(body.get("outputs"), binary_output))
+
+
+_names_of: tuple[list[str] | None, frozenset[str]] = (None, frozenset())
+
+
+def _tensor_names(features: list[str]) -> frozenset[str]:
+    """``input-0`` and the features, built once per feature list (the served model's)."""
+    global _names_of  # a one-entry cache: a set of 31 names per request cost ~2 µs
+    if _names_of[0] is not features:
+        _names_of = (features, frozenset((INPUT_NAME, *features)))
+    return _names_of[1]
 
 
 class _BinaryPart:
@@ -181,11 +195,6 @@ class _BinaryPart:
         self.offset = 0
 
     def take(self, size: int) -> memoryview:
-        if not self.data:
-            raise InvalidInput(
-                "binary_data_size needs binary tensor data after the JSON: send the JSON length "
-                "as Inference-Header-Content-Length"
-            )
         end = self.offset + size
         if end > len(self.data):
             raise InvalidInput("the inputs' binary_data_size add up to more than the binary data")
@@ -224,37 +233,48 @@ def _flag(parameters: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def _read_tensor(tensor: Any, known: set[str], reader: _BinaryPart) -> Tensor:
+def _read_tensor(tensor: Any, known: frozenset[str], reader: _BinaryPart | None) -> Tensor:
     """One input tensor, decoded with its own datatype (from JSON ``data`` or the binary part)."""
-    name = tensor.get("name") if isinstance(tensor, dict) else None
+    name = tensor.get("name") if type(tensor) is dict else None
     # only a known name is ever quoted back (a list or object name is unhashable: it was a 500)
-    if not isinstance(name, str) or name not in known:
+    if type(name) is not str or name not in known:
         raise InvalidInput(
             f"every input must be an object named '{INPUT_NAME}' or a feature name, with shape, "
             "datatype and data; see GET /v2/models/<name> for the names"
         )
     datatype = tensor.get("datatype")
-    if datatype not in DATATYPES:
+    if type(datatype) is not str or datatype not in _JSON_TYPES:
         raise InvalidInput(f"tensor '{name}': datatype must be one of {', '.join(DATATYPES)}")
     shape = tensor.get("shape")
-    if (
-        not isinstance(shape, list)
-        or not 1 <= len(shape) <= 2
-        or not all(type(d) is int and d >= 1 for d in shape)
-    ):
-        raise InvalidInput(f"tensor '{name}': shape must be 1 or 2 dimensions, each >= 1")
-    count = prod(shape)
-    parameters = _parameters(tensor.get("parameters"), f"tensor '{name}'")
-    size = parameters.get("binary_data_size")
-    if size is not None:
+    if type(shape) is not list or not 0 < len(shape) < 3:
+        raise _bad_shape(name)
+    count = 1
+    for d in shape:
+        if type(d) is not int or d < 1:
+            raise _bad_shape(name)
+        count *= d
+    parameters = tensor.get("parameters")
+    size = None
+    if parameters is not None:
+        size = _parameters(parameters, f"tensor '{name}'").get("binary_data_size")
+    if size is None:
+        values = _json_values(tensor.get("data"), name, datatype, shape, count)
+    else:
         if type(size) is not int or size < 0:
             raise InvalidInput(f"tensor '{name}': binary_data_size must be a byte count")
         if "data" in tensor:
             raise InvalidInput(f"tensor '{name}': give data or binary_data_size, not both")
+        if reader is None:
+            raise InvalidInput(
+                "binary_data_size needs binary tensor data after the JSON: send the JSON length "
+                "as Inference-Header-Content-Length"
+            )
         values = decode_tensor(datatype, count, reader.take(size), name)
-    else:
-        values = _json_values(tensor.get("data"), name, datatype, shape, count)
-    return Tensor(name, datatype, tuple(shape), values)
+    return Tensor(name, datatype, shape, values)
+
+
+def _bad_shape(name: str) -> InvalidInput:
+    return InvalidInput(f"tensor '{name}': shape must be 1 or 2 dimensions, each >= 1")
 
 
 def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: int) -> np.ndarray:
@@ -354,7 +374,8 @@ def encode_infer_response(
     """The infer answer: JSON, or a JSON header followed by the binary outputs.
 
     Args:
-        header: ``model_name``, ``model_version`` and ``id`` of the answer.
+        header: ``model_name``, ``model_version`` and ``id`` of the answer; ``outputs`` is added
+            to it.
         values: each output's flat values (see :data:`~slipway.serving.schema.OUTPUT_DATATYPES`).
         outputs: the outputs to return, in order.
 
@@ -362,6 +383,19 @@ def encode_infer_response(
         ``(body, JSON length)``; the length is ``None`` when every output is JSON, else it is the
         ``Inference-Header-Content-Length`` to send.
     """
+    if outputs is ALL_OUTPUTS:  # the common answer, without the loop (~0.35 µs a request)
+        n = len(values["label"])
+        entries = [
+            {"name": "label", "shape": [n], "datatype": "INT64", "data": values["label"]},
+            {
+                "name": "probability",
+                "shape": [n],
+                "datatype": "FP64",
+                "data": values["probability"],
+            },
+        ]
+        header["outputs"] = entries
+        return orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY), None
     entries = []
     raw = []
     for output in outputs:
@@ -375,7 +409,8 @@ def encode_infer_response(
         else:
             entry["data"] = data
         entries.append(entry)
-    body = orjson.dumps({**header, "outputs": entries}, option=orjson.OPT_SERIALIZE_NUMPY)
+    header["outputs"] = entries
+    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
     if not raw:
         return body, None
     return b"".join([body, *raw]), len(body)
