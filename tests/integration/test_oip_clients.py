@@ -8,7 +8,11 @@ must equal the in-process scikit-learn model's.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,3 +212,26 @@ def test_triton_health_and_metadata(triton) -> None:
     assert meta["versions"] == [VERSION]
     assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 30]}]
     assert triton.get_model_metadata(MODEL, model_version=VERSION) == meta
+
+
+# --- the examples of docs/serving.md ---------------------------------------------------------
+
+
+def doc_examples() -> list[str]:
+    doc = (Path(__file__).parents[2] / "docs" / "serving.md").read_text()
+    heredoc = re.findall(r"python - <<'PY'\n(.*?)PY\n", doc, re.S)
+    return heredoc + re.findall(r"```python\n(.*?)```", doc, re.S)
+
+
+def test_the_documented_examples_run(base_url: str) -> None:
+    examples = doc_examples()
+    # what each prints: the raw binary request, KServe's outputs, Triton's metadata
+    markers = ["'binary_data_size': 8", "'probability': array(", VERSION]
+    assert len(examples) == len(markers)
+    for code, marker in zip(examples, markers, strict=True):
+        code = code.replace("localhost:8080", base_url.removeprefix("http://"))
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert marker in done.stdout, done.stdout
