@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
@@ -38,15 +37,9 @@ from slipway.serving.limits import ServingLimits
 from slipway.serving.metrics import ServerMetrics, render_metrics
 from slipway.serving.middleware import ServingMiddleware
 from slipway.serving.model import ModelState
+from slipway.serving.openapi import ERRORS, INFER_DOC, build_openapi
 from slipway.serving.protocol import decode_infer_request, encode_infer_response
-from slipway.serving.schema import (
-    INPUT_NAME,
-    ErrorBody,
-    InferenceRequest,
-    InferenceResponse,
-    ModelMetadata,
-    ServerMetadata,
-)
+from slipway.serving.schema import INPUT_NAME, ErrorBody, ModelMetadata, ServerMetadata
 from slipway.serving.state import ServerState, lifespan, server_state
 from slipway.serving.versioned import VERSION_KEY, VersionedInfer
 
@@ -83,9 +76,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 router = APIRouter()
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (400, 404, 408, 413, 415, 429, 503)
-}
 
 
 @router.get("/v2/health/live", tags=["health"])
@@ -120,14 +110,14 @@ def _check_version(server: ServerState, name: str, version: str | None) -> None:
 @router.get(
     "/v2/models/{name}",
     tags=["metadata"],
-    responses={200: {"model": ModelMetadata}, **_ERRORS},
+    responses={200: {"model": ModelMetadata}, **ERRORS},
 )
 async def model_metadata(name: str, request: Request) -> Response:
     """The served model's version, runtime, input and output tensors."""
     return _metadata(server_state(request), name)
 
 
-@router.get(VERSIONED, tags=["metadata"], responses={200: {"model": ModelMetadata}, **_ERRORS})
+@router.get(VERSIONED, tags=["metadata"], responses={200: {"model": ModelMetadata}, **ERRORS})
 async def model_version_metadata(name: str, version: str, request: Request) -> Response:
     """The model metadata, for the served version only (404 names the served version)."""
     server = server_state(request)
@@ -157,7 +147,7 @@ def _metadata(server: ServerState, name: str) -> Response:
     )
 
 
-@router.get("/v2/models/{name}/ready", tags=["health"], responses=_ERRORS)
+@router.get("/v2/models/{name}/ready", tags=["health"], responses=ERRORS)
 async def model_ready(name: str, request: Request) -> Response:
     """Per-model readiness."""
     server = server_state(request)
@@ -165,7 +155,7 @@ async def model_ready(name: str, request: Request) -> Response:
     return _json({"name": server.served, "ready": True})
 
 
-@router.get(f"{VERSIONED}/ready", tags=["health"], responses=_ERRORS)
+@router.get(f"{VERSIONED}/ready", tags=["health"], responses=ERRORS)
 async def model_version_ready(name: str, version: str, request: Request) -> Response:
     """Per-model readiness, for the served version only (404 names the served version)."""
     server = server_state(request)
@@ -231,58 +221,13 @@ async def infer(request: Request) -> Response:
     return Response(body, media_type=BINARY_TYPE, headers={HEADER_LENGTH: str(header_length)})
 
 
-_BINARY_BODY = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "binary tensor data extension: the JSON (InferenceRequest / "
-    "InferenceResponse) in its first Inference-Header-Content-Length bytes, then the raw "
-    "little-endian tensors of the inputs / outputs that carry parameters.binary_data_size, "
-    "in their order",
-}
-_INFER_DOC: dict[str, Any] = {
-    "tags": ["inference"],
-    "responses": {
-        200: {
-            "model": InferenceResponse,
-            "content": {BINARY_TYPE: _BINARY_BODY},
-            "headers": {
-                "Inference-Header-Content-Length": {
-                    "description": "with binary outputs: the length of the JSON part",
-                    "schema": {"type": "integer", "minimum": 0},
-                }
-            },
-        },
-        **_ERRORS,
-    },
-    "openapi_extra": {
-        "parameters": [
-            {
-                "name": "Inference-Header-Content-Length",
-                "in": "header",
-                "required": False,
-                "description": "with binary inputs: the length of the JSON part of the body",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        ],
-        "requestBody": {
-            "required": True,
-            "description": "JSON, or binary tensor data; with no Content-Type it is read as "
-            "JSON (or as binary tensor data when Inference-Header-Content-Length is given)",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
-                BINARY_TYPE: _BINARY_BODY,
-            },
-        },
-    },
-}
-
-
-@router.post(INFER_PATH, **_INFER_DOC)
+@router.post(INFER_PATH, **INFER_DOC)
 async def infer_documented(name: str, request: Request) -> Response:
     """Documents :func:`infer` in /openapi.json; the Starlette route placed first answers."""
     return await infer(request)
 
 
-@router.post(f"{VERSIONED}/infer", **_INFER_DOC)
+@router.post(f"{VERSIONED}/infer", **INFER_DOC)
 async def infer_version_documented(name: str, version: str, request: Request) -> Response:
     """Documents the versioned :func:`infer`; :class:`VersionedInfer` routes it to the plain one.
 
@@ -307,53 +252,6 @@ async def metrics_route(request: Request) -> Response:
     server = server_state(request)
     body, content_type = render_metrics(server.metrics.registry, server.multiproc_dir)
     return Response(body, media_type=content_type)
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the InferenceRequest schema the plain infer route reads.
-
-    It names what this server serves: the ``name`` and ``version`` path parameters are enums of
-    the served model and version, and, once the model is loaded, tensor names are
-    ``input-0`` or one of its features. Built again until then, cached after.
-    """
-    if app.openapi_schema is not None:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-    )
-    request_schema = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.update(request_schema.pop("$defs", {}))
-    components["InferenceRequest"] = request_schema
-    server: ServerState = app.state.server
-    served = {"name": server.served, "version": server.model.version}
-    for operations in schema["paths"].values():
-        for operation in operations.values():
-            for parameter in operation.get("parameters", []):
-                value = served.get(parameter["name"]) if parameter["in"] == "path" else None
-                if value:
-                    parameter["schema"] = {"type": "string", "enum": [value]}
-    model = server.model.model
-    if model is not None:
-        names = [INPUT_NAME, *model.features]
-        for tensor in ("FloatInput", "Int64Input", "Int32Input"):
-            components[tensor]["properties"]["name"]["enum"] = names
-        row = {"name": INPUT_NAME, "shape": [1, len(model.features)], "datatype": "FP64"}
-        examples = {
-            "one row": {"inputs": [{**row, "data": [0.0] * len(model.features)}]},
-            "binary outputs": {
-                "inputs": [{**row, "data": [1.0] * len(model.features)}],
-                "outputs": [{"name": "probability", "parameters": {"binary_data": True}}],
-            },
-        }
-        for path in (INFER_PATH, f"{VERSIONED}/infer"):
-            body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-            body["examples"] = {k: {"value": v} for k, v in examples.items()}
-        app.openapi_schema = schema
-    return schema
 
 
 def create_app(
@@ -417,5 +315,5 @@ def create_app(
     # process: the route that runs is a plain Starlette Route placed first; the FastAPI route
     # (infer_documented) only documents it in /openapi.json (same path and method, never reached).
     app.router.routes.insert(0, Route(INFER_PATH, infer, methods=["POST"]))
-    app.openapi = functools.partial(_openapi, app)
+    app.openapi = functools.partial(build_openapi, app)
     return app

@@ -21,63 +21,25 @@ numbers (integers for the INT datatypes), finite; ``null``, text and booleans ar
 
 ``parameters`` (request, input, output): the binary tensor data ones are honoured
 (``binary_data_output``, ``binary_data_size``, ``binary_data``); those of extensions this server
-does not implement (:data:`UNSUPPORTED_PARAMETERS`) are refused, since ignoring them would give a
+does not implement (:data:`~slipway.serving.tensors.UNSUPPORTED_PARAMETERS`) are refused, since ignoring them would give a
 silently different answer; any other name is ignored, as Triton passes unknown ones on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import orjson
 
-from slipway.serving.binary import DATATYPES, decode_tensor, encode_tensor, split_body
+from slipway.serving.binary import encode_tensor, split_body
 from slipway.serving.errors import BatchTooLarge, InvalidInput
 from slipway.serving.schema import INPUT_NAME, MAX_ID_LENGTH, OUTPUT_DATATYPES
+from slipway.serving.tensors import BinaryPart, Tensor, check_parameters, read_tensor
 
 NUMERIC_DATATYPES = ("FP64", "FP32", "INT64", "INT32")
-# parameters of the classification and shared-memory extensions, which are not implemented
-UNSUPPORTED_PARAMETERS = frozenset(
-    {"classification", "shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
-)
-_INT32 = np.iinfo(np.int32)
-_JSON_TYPES = {
-    "FP64": {float, int},
-    "FP32": {float, int},
-    "INT64": {int},
-    "INT32": {int},
-    "BOOL": {bool},
-    "BYTES": {str},
-}
-_JSON_KINDS = {
-    "FP64": "numbers (no null, text, booleans)",
-    "FP32": "numbers (no null, text, booleans)",
-    "INT64": "integers",
-    "INT32": "integers",
-    "BOOL": "booleans",
-    "BYTES": "strings",
-}
 _NO_BINARY = memoryview(b"")
-
-
-@dataclass(slots=True)
-class Tensor:
-    """One decoded input tensor, still in the datatype the caller sent.
-
-    Attributes:
-        name: ``input-0`` or a feature name (only names the server knows get this far).
-        datatype: one of :data:`slipway.serving.binary.DATATYPES`.
-        shape: the tensor's shape, 1 or 2 dimensions, each >= 1.
-        values: the flat row-major values (float64, float32, int64, int32, bool or bytes).
-    """
-
-    name: str
-    datatype: str
-    shape: list[int]
-    values: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +121,15 @@ def read_infer_request(
         raise InvalidInput(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
     parameters = body.get("parameters")
     binary_output = parameters is not None and _flag(
-        _parameters(parameters, "the request"), "binary_data_output", "the request"
+        check_parameters(parameters, "the request"), "binary_data_output", "the request"
     )
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
     known = _tensor_names(features)
     # (the checks are written out as loops and plain dataclasses: this runs on every request)
-    reader = _BinaryPart(binary) if binary else None
-    tensors = [_read_tensor(tensor, known, reader) for tensor in inputs]
+    reader = BinaryPart(binary) if binary else None
+    tensors = [read_tensor(tensor, known, reader) for tensor in inputs]
     if reader is not None:
         reader.check_consumed()
     rows = _rows(tensors, features)
@@ -187,43 +149,6 @@ def _tensor_names(features: list[str]) -> frozenset[str]:
     return _names_of[1]
 
 
-class _BinaryPart:
-    """The binary part of a body, handed out in ``binary_data_size`` slices in input order."""
-
-    def __init__(self, data: memoryview) -> None:
-        self.data = data
-        self.offset = 0
-
-    def take(self, size: int) -> memoryview:
-        end = self.offset + size
-        if end > len(self.data):
-            raise InvalidInput("the inputs' binary_data_size add up to more than the binary data")
-        part = self.data[self.offset : end]
-        self.offset = end
-        return part
-
-    def check_consumed(self) -> None:
-        if self.offset != len(self.data):
-            raise InvalidInput(
-                "the binary data after the JSON is longer than the inputs' binary_data_size"
-            )
-
-
-def _parameters(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput(f"'parameters' of {where} must be an object")
-    unsupported = UNSUPPORTED_PARAMETERS.intersection(value)
-    if unsupported:
-        raise InvalidInput(
-            f"parameters of the classification and shared-memory extensions "
-            f"({', '.join(sorted(UNSUPPORTED_PARAMETERS))}) are not supported; see GET /v2 for "
-            "the extensions this server has"
-        )
-    return value
-
-
 def _flag(parameters: dict[str, Any], key: str, where: str) -> bool:
     value = parameters.get(key)
     if value is None:
@@ -231,80 +156,6 @@ def _flag(parameters: dict[str, Any], key: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(f"parameter '{key}' of {where} must be true or false")
     return value
-
-
-def _read_tensor(tensor: Any, known: frozenset[str], reader: _BinaryPart | None) -> Tensor:
-    """One input tensor, decoded with its own datatype (from JSON ``data`` or the binary part)."""
-    name = tensor.get("name") if type(tensor) is dict else None
-    # only a known name is ever quoted back (a list or object name is unhashable: it was a 500)
-    if type(name) is not str or name not in known:
-        raise InvalidInput(
-            f"every input must be an object named '{INPUT_NAME}' or a feature name, with shape, "
-            "datatype and data; see GET /v2/models/<name> for the names"
-        )
-    datatype = tensor.get("datatype")
-    if type(datatype) is not str or datatype not in _JSON_TYPES:
-        raise InvalidInput(f"tensor '{name}': datatype must be one of {', '.join(DATATYPES)}")
-    shape = tensor.get("shape")
-    if type(shape) is not list or not 0 < len(shape) < 3:
-        raise _bad_shape(name)
-    count = 1
-    for d in shape:
-        if type(d) is not int or d < 1:
-            raise _bad_shape(name)
-        count *= d
-    parameters = tensor.get("parameters")
-    size = None
-    if parameters is not None:
-        size = _parameters(parameters, f"tensor '{name}'").get("binary_data_size")
-    if size is None:
-        values = _json_values(tensor.get("data"), name, datatype, shape, count)
-    else:
-        if type(size) is not int or size < 0:
-            raise InvalidInput(f"tensor '{name}': binary_data_size must be a byte count")
-        if "data" in tensor:
-            raise InvalidInput(f"tensor '{name}': give data or binary_data_size, not both")
-        if reader is None:
-            raise InvalidInput(
-                "binary_data_size needs binary tensor data after the JSON: send the JSON length "
-                "as Inference-Header-Content-Length"
-            )
-        values = decode_tensor(datatype, count, reader.take(size), name)
-    return Tensor(name, datatype, shape, values)
-
-
-def _bad_shape(name: str) -> InvalidInput:
-    return InvalidInput(f"tensor '{name}': shape must be 1 or 2 dimensions, each >= 1")
-
-
-def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: int) -> np.ndarray:
-    if not isinstance(data, list) or not data:
-        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of values")
-    if isinstance(data[0], list):
-        width = shape[1] if len(shape) == 2 else 1
-        if not all(isinstance(r, list) and len(r) == width for r in data):
-            raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
-        flat = list(chain.from_iterable(data))
-    else:
-        flat = data
-    if not set(map(type, flat)) <= _JSON_TYPES[datatype]:
-        raise InvalidInput(
-            f"tensor '{name}': {datatype} data must hold only JSON {_JSON_KINDS[datatype]}"
-        )
-    if len(flat) != count:
-        raise InvalidInput(f"tensor '{name}': data length does not match the shape")
-    if datatype == "BYTES":
-        values = np.empty(count, dtype=object)
-        values[:] = [s.encode() for s in flat]
-        return values
-    dtype = np.float64 if datatype.startswith("FP") else np.int64
-    try:
-        values = np.array(flat, dtype=dtype if datatype != "BOOL" else np.bool_)
-    except OverflowError:
-        raise InvalidInput(f"tensor '{name}': values must fit a {datatype}") from None
-    if datatype == "INT32" and (values.min() < _INT32.min or values.max() > _INT32.max):
-        raise InvalidInput(f"tensor '{name}': values must fit an INT32")
-    return values
 
 
 def _rows(tensors: list[Tensor], features: list[str]) -> np.ndarray:
@@ -354,7 +205,7 @@ def _outputs(requested: Any, binary_output: bool) -> tuple[RequestedOutput, ...]
         name = output.get("name") if isinstance(output, dict) else None
         if not isinstance(name, str) or name not in OUTPUT_DATATYPES:
             raise InvalidInput(f"requested outputs must be objects named one of {names}")
-        parameters = _parameters(output.get("parameters"), f"output '{name}'")
+        parameters = check_parameters(output.get("parameters"), f"output '{name}'")
         binary = parameters.get("binary_data")
         if binary is None:
             binary = binary_output
