@@ -219,7 +219,7 @@ _METRIC_ORDER = ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss")
 
 def _holdout_metric_names(metrics: dict) -> list[str]:
     """The candidate's holdout metric names, known ones in :data:`_METRIC_ORDER` first."""
-    logged = {k.removeprefix("holdout_") for k in metrics if k.startswith("holdout_")}
+    logged = {k.removeprefix("holdout_") for k in metrics if k.startswith("holdout_")} - {"rows"}
     first = [name for name in _METRIC_ORDER if name in logged]
     return first + sorted(logged - set(first)) if logged else list(_METRIC_ORDER)
 
@@ -236,7 +236,12 @@ def _print_summary(settings: Settings, result: TrainingRunResult) -> None:
     console.print(f"model            {tags.get('slipway.model_name')}")
     best = {k.removeprefix("best."): v for k, v in params.items() if k.startswith("best.")}
     console.print(f"best parameters  {json.dumps(best)}")
-    table = Table("holdout metric", "candidate", "champion")
+    rows = metrics.get("holdout_rows")
+    table = Table(
+        "holdout metric" if rows is None else f"holdout metric ({rows:.0f} rows)",
+        "candidate",
+        "champion",
+    )
     for name in _holdout_metric_names(metrics):
         champion = metrics.get(f"champion_holdout_{name}")
         table.add_row(

@@ -18,37 +18,36 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 from starlette.routing import Route
 
 from slipway.config import PACKAGE_VERSION, Settings
+from slipway.serving.binary import BINARY_TYPE, EXTENSION, HEADER_LENGTH, check_media_type
 from slipway.serving.drift import DriftWindow
 from slipway.serving.errors import (
     BatchTooLarge,
     InvalidInput,
+    ModelVersionNotFound,
     PayloadTooLarge,
-    UnsupportedMediaType,
     add_exception_handlers,
 )
 from slipway.serving.limits import ServingLimits
 from slipway.serving.metrics import ServerMetrics, render_metrics
 from slipway.serving.middleware import ServingMiddleware
 from slipway.serving.model import ModelState
-from slipway.serving.protocol import (
-    INPUT_NAME,
-    ErrorBody,
-    InferenceRequest,
-    InferenceResponse,
-    ModelMetadata,
-    parse_infer_request,
-)
+from slipway.serving.openapi import ERRORS, INFER_DOC, build_openapi
+from slipway.serving.protocol import decode_infer_request, encode_infer_response
+from slipway.serving.schema import INPUT_NAME, ErrorBody, ModelMetadata, ServerMetadata
 from slipway.serving.state import ServerState, lifespan, server_state
+from slipway.serving.versioned import VERSION_KEY, VersionedInfer
 
 log = logging.getLogger("slipway.serving")
 INFER_PATH = "/v2/models/{name}/infer"
+VERSIONED = "/v2/models/{name}/versions/{version}"
+# the protocol extensions implemented, as GET /v2 lists them
+EXTENSIONS = [EXTENSION]
 # how long an infer request waits for a model that is still loading in its worker
 LOAD_WAIT_SECONDS = 30.0
 DOCS_ASSETS = "/docs-assets"
@@ -77,9 +76,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 router = APIRouter()
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (400, 404, 408, 413, 415, 429, 503)
-}
 
 
 @router.get("/v2/health/live", tags=["health"])
@@ -96,20 +92,40 @@ async def ready(request: Request) -> Response:
     return _json({"ready": True})
 
 
-@router.get("/v2", tags=["metadata"])
+@router.get("/v2", tags=["metadata"], responses={200: {"model": ServerMetadata}})
 async def server_metadata() -> Response:
-    """The server's name and version."""
-    return _json({"name": "slipway-server", "version": PACKAGE_VERSION, "extensions": []})
+    """The server's name, version and protocol extensions."""
+    return _json({"name": "slipway-server", "version": PACKAGE_VERSION, "extensions": EXTENSIONS})
+
+
+def _check_version(server: ServerState, name: str, version: str | None) -> None:
+    """Refuse a versioned route naming another model or version (no model needed: no wait)."""
+    server.check_name(name)
+    if version is not None and version != server.model.version:
+        raise ModelVersionNotFound(
+            f"this server serves version '{server.model.version}' of model '{server.served}' only"
+        )
 
 
 @router.get(
     "/v2/models/{name}",
     tags=["metadata"],
-    responses={200: {"model": ModelMetadata}, **_ERRORS},
+    responses={200: {"model": ModelMetadata}, **ERRORS},
 )
 async def model_metadata(name: str, request: Request) -> Response:
     """The served model's version, runtime, input and output tensors."""
+    return _metadata(server_state(request), name)
+
+
+@router.get(VERSIONED, tags=["metadata"], responses={200: {"model": ModelMetadata}, **ERRORS})
+async def model_version_metadata(name: str, version: str, request: Request) -> Response:
+    """The model metadata, for the served version only (404 names the served version)."""
     server = server_state(request)
+    _check_version(server, name, version)
+    return _metadata(server, name)
+
+
+def _metadata(server: ServerState, name: str) -> Response:
     model = server.ready_model(name)
     n = len(model.features)
     return _json(
@@ -131,10 +147,19 @@ async def model_metadata(name: str, request: Request) -> Response:
     )
 
 
-@router.get("/v2/models/{name}/ready", tags=["health"], responses=_ERRORS)
+@router.get("/v2/models/{name}/ready", tags=["health"], responses=ERRORS)
 async def model_ready(name: str, request: Request) -> Response:
     """Per-model readiness."""
     server = server_state(request)
+    server.ready_model(name)
+    return _json({"name": server.served, "ready": True})
+
+
+@router.get(f"{VERSIONED}/ready", tags=["health"], responses=ERRORS)
+async def model_version_ready(name: str, version: str, request: Request) -> Response:
+    """Per-model readiness, for the served version only (404 names the served version)."""
+    server = server_state(request)
+    _check_version(server, name, version)
     server.ready_model(name)
     return _json({"name": server.served, "ready": True})
 
@@ -147,15 +172,18 @@ def _update_psi(server: ServerState, window: DriftWindow, version: str) -> None:
 async def infer(request: Request) -> Response:
     """POST /v2/models/{name}/infer, as a plain Starlette endpoint (see :func:`create_app`).
 
+    Also ``/v2/models/{name}/versions/{version}/infer``, which :class:`VersionedInfer` hands on
+    with the version in the scope.
+
     Raises:
         ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
     """
     server = server_state(request)
     name = request.path_params["name"]
-    server.check_name(name)  # the checks that need no model first: they never wait for a load
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("send the request as Content-Type: application/json")
+    # the checks that need no model first: they never wait for a load
+    _check_version(server, name, request.scope.get(VERSION_KEY))
+    headers = request.headers
+    check_media_type(headers.get("content-type"), headers.get("content-encoding"))
     loaded = server.loaded
     if not server.model.ready and loaded is not None and not loaded.is_set():
         # this worker is still loading while another one already made the pod ready: wait
@@ -168,79 +196,62 @@ async def infer(request: Request) -> Response:
     limits, metrics = server.limits, server.metrics
     body = await _read_body(request, limits.max_body_bytes)
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
-    try:
-        rows, request_id = parse_infer_request(payload, model.features, limits.max_batch_rows)
+        asked = decode_infer_request(
+            body, headers.get(HEADER_LENGTH), model.features, limits.max_batch_rows
+        )
     except BatchTooLarge:
         metrics.rejected.labels("batch_size").inc()
         raise
+    rows = asked.rows
     labels, proba = model.predict(rows)
     metrics.observe_predictions(labels, proba)
     if model.drift.add(rows):
         asyncio.get_running_loop().call_soon(_update_psi, server, model.drift, model.version)
-    n = len(rows)
-    return Response(
-        orjson.dumps(
-            {
-                "model_name": server.served,
-                "model_version": model.version,
-                "id": request_id or str(uuid.uuid4()),
-                "outputs": [
-                    {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
-                    {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
-                ],
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        ),
-        media_type="application/json",
+    body, header_length = encode_infer_response(
+        {
+            "model_name": server.served,
+            "model_version": model.version,
+            "id": asked.request_id or str(uuid.uuid4()),
+        },
+        {"label": labels, "probability": proba},
+        asked.outputs,
     )
+    if header_length is None:
+        return Response(body, media_type="application/json")
+    return Response(body, media_type=BINARY_TYPE, headers={HEADER_LENGTH: str(header_length)})
 
 
-@router.post(
-    INFER_PATH,
-    tags=["inference"],
-    responses={200: {"model": InferenceResponse}, **_ERRORS},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
-            },
-        }
-    },
-)
+@router.post(INFER_PATH, **INFER_DOC)
 async def infer_documented(name: str, request: Request) -> Response:
     """Documents :func:`infer` in /openapi.json; the Starlette route placed first answers."""
     return await infer(request)
 
 
-@router.get("/metrics", tags=["metrics"])
+@router.post(f"{VERSIONED}/infer", **INFER_DOC)
+async def infer_version_documented(name: str, version: str, request: Request) -> Response:
+    """Documents the versioned :func:`infer`; :class:`VersionedInfer` routes it to the plain one.
+
+    404 names the served version when ``version`` is another.
+    """
+    return await infer(request)
+
+
+@router.get(
+    "/metrics",
+    tags=["metrics"],
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format",
+        }
+    },
+    response_class=Response,
+)
 async def metrics_route(request: Request) -> Response:
     """Prometheus exposition of this worker (or of every worker, in multiprocess mode)."""
     server = server_state(request)
     body, content_type = render_metrics(server.metrics.registry, server.multiproc_dir)
     return Response(body, media_type=content_type)
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the InferenceRequest schema the plain infer route reads."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        request_schema = InferenceRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(request_schema.pop("$defs", {}))
-        components["InferenceRequest"] = request_schema
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def create_app(
@@ -297,10 +308,12 @@ def create_app(
         max_concurrency=limits.max_concurrency,
         body_timeout=limits.body_timeout_seconds,
     )
+    # outermost: the versioned infer path becomes the plain one before the middleware sees it
+    app.add_middleware(VersionedInfer)
     app.include_router(router)
     # FastAPI's per-request dependency solving costs ~120 µs, half of this route's time in
     # process: the route that runs is a plain Starlette Route placed first; the FastAPI route
     # (infer_documented) only documents it in /openapi.json (same path and method, never reached).
     app.router.routes.insert(0, Route(INFER_PATH, infer, methods=["POST"]))
-    app.openapi = functools.partial(_openapi, app)
+    app.openapi = functools.partial(build_openapi, app)
     return app

@@ -56,6 +56,10 @@ class ModelNotFound(ServingError, LookupError):
     status = 404
 
 
+class ModelVersionNotFound(ModelNotFound):
+    """A versioned route names a version this server does not serve (404)."""
+
+
 class PayloadTooLarge(ServingError, ValueError):
     """The body is larger than the server accepts (413)."""
 
@@ -67,7 +71,7 @@ class BatchTooLarge(PayloadTooLarge):
 
 
 class UnsupportedMediaType(ServingError, ValueError):
-    """The body is not ``application/json`` (415)."""
+    """The body is not JSON or binary tensor data, or is compressed (415)."""
 
     status = 415
 

@@ -1,9 +1,10 @@
-"""Open Inference Protocol (v2) REST messages: the documented schema and the fast parser.
+"""Open Inference Protocol (v2) infer requests and answers: the hand-written parser and encoder.
 
-The pydantic models describe the protocol in the OpenAPI document (``/openapi.json``); the infer
-route does not run them, because pydantic validation of a 30-value tensor costs more than the
-prediction. :func:`parse_infer_request` checks the same contract by hand on the orjson-decoded
-body and turns it into one float64 ``[N, n_features]`` array.
+:func:`decode_infer_request` reads an infer body (JSON, or a JSON header followed by binary
+tensor data, :mod:`slipway.serving.binary`) into :class:`InferInputs`: float64 rows for the model,
+the request id and the outputs to return. The documented schema is :mod:`slipway.serving.schema`;
+pydantic does not run here, because its validation of a 30-value tensor costs more than the
+prediction.
 
 Two input layouts are accepted:
 
@@ -12,111 +13,100 @@ Two input layouts are accepted:
 * one tensor per feature, named by feature name, each of shape ``[N]`` or ``[N, 1]`` (KServe's
   column layout); every feature exactly once, nothing else.
 
-``datatype`` must be ``FP64`` or ``FP32`` (values are used as float64 either way); values must be
-JSON numbers, finite (JSON has no NaN/Infinity; ``null`` and strings are refused).
+Each tensor is first decoded with its own datatype (:class:`Tensor`), then turned into the
+model's columns by :func:`_as_numeric`: ``FP64``, ``FP32``, ``INT64`` and ``INT32`` are accepted
+for a numeric feature and used as float64. That is the one place a feature's kind decides what
+a tensor may hold (a categorical feature would take ``BYTES`` there). JSON values must be JSON
+numbers (integers for the INT datatypes), finite; ``null``, text and booleans are refused.
+
+``parameters`` (request, input, output): the binary tensor data ones are honoured
+(``binary_data_output``, ``binary_data_size``, ``binary_data``); those of extensions this server
+does not implement (:data:`~slipway.serving.tensors.UNSUPPORTED_PARAMETERS`) are refused, since ignoring them would give a
+silently different answer; any other name is ignored, as Triton passes unknown ones on.
 """
 
 from __future__ import annotations
 
-from itertools import chain
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+import orjson
 
+from slipway.serving.binary import encode_tensor, split_body
 from slipway.serving.errors import BatchTooLarge, InvalidInput
+from slipway.serving.schema import INPUT_NAME, MAX_ID_LENGTH, OUTPUT_DATATYPES
+from slipway.serving.tensors import BinaryPart, Tensor, check_parameters, read_tensor
 
-INPUT_NAME = "input-0"
-DATATYPES = ("FP64", "FP32")
-MAX_ID_LENGTH = 128
-_NUMBER_TYPES = {float, int}
-
-
-Dimension = Annotated[int, Field(ge=1)]
-Numbers = Annotated[list[float], Field(min_length=1)]
+NUMERIC_DATATYPES = ("FP64", "FP32", "INT64", "INT32")
+_NO_BINARY = memoryview(b"")
 
 
-class RequestInput(BaseModel):
-    """One input tensor of an infer request.
+@dataclass(frozen=True, slots=True)
+class RequestedOutput:
+    """An output to return, and whether as binary tensor data."""
 
-    The schema states what :func:`parse_infer_request` enforces, as far as JSON Schema can: the
-    parser also checks that ``shape`` matches the layout (``[N, 30]`` for ``input-0``, ``[N]``
-    or ``[N, 1]`` per feature), that ``data`` holds exactly the shape's number of values, and
-    that every feature appears once.
+    name: str
+    binary: bool
+
+
+ALL_OUTPUTS = tuple(RequestedOutput(name, False) for name in OUTPUT_DATATYPES)
+ALL_OUTPUTS_BINARY = tuple(RequestedOutput(name, True) for name in OUTPUT_DATATYPES)
+
+
+@dataclass(slots=True)
+class InferInputs:
+    """What an infer request asks: rows for the model, its id, the outputs to return."""
+
+    rows: np.ndarray  # float64 [N, n_features], C-contiguous
+    request_id: str | None
+    outputs: tuple[RequestedOutput, ...]
+
+
+def decode_infer_request(
+    body: bytes, header_length: str | None, features: list[str], max_rows: int
+) -> InferInputs:
+    """Decode an infer body: JSON, or a JSON header and binary tensor data.
+
+    Args:
+        body: the whole request body.
+        header_length: the ``Inference-Header-Content-Length`` request header, or ``None``.
+        features: the model's feature names, in manifest order.
+        max_rows: the batch limit.
+
+    Raises:
+        InvalidInput: anything off the contract (messages never quote the request).
+        BatchTooLarge: more than ``max_rows`` rows.
     """
-
-    name: str = Field(
-        min_length=1, description=f"`{INPUT_NAME}`, or a feature name (column layout)"
-    )
-    shape: list[Dimension] = Field(
-        min_length=1,
-        max_length=2,
-        description="`[N, 30]` for input-0; `[N]` or `[N, 1]` per feature; N >= 1",
-    )
-    datatype: Literal["FP64", "FP32"]
-    data: Numbers | Annotated[list[Numbers], Field(min_length=1)] = Field(
-        description="finite numbers (no null, text or booleans), flat row-major or nested by row",
-    )
-
-
-class InferenceRequest(BaseModel):
-    """An Open Inference Protocol infer request."""
-
-    id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="echoed in the response")
-    inputs: list[RequestInput] = Field(
-        min_length=1, description="one tensor `input-0`, or one tensor per feature"
-    )
-    outputs: list[dict[str, Any]] | None = Field(None, description="ignored: both are returned")
-    parameters: dict[str, Any] | None = None
-
-
-class ResponseOutput(BaseModel):
-    """One output tensor of an infer response."""
-
-    name: Literal["label", "probability"]
-    shape: list[int]
-    datatype: Literal["INT64", "FP64"]
-    data: list[float] | list[int]
-
-
-class InferenceResponse(BaseModel):
-    """An Open Inference Protocol infer response."""
-
-    model_name: str
-    model_version: str = Field(description="the package version code")
-    id: str
-    outputs: list[ResponseOutput]
-
-
-class TensorMetadata(BaseModel):
-    """Name, datatype and shape of a tensor in the model metadata."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-
-
-class ModelMetadata(BaseModel):
-    """The model metadata response."""
-
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-    parameters: dict[str, Any] = {}
-
-
-class ErrorBody(BaseModel):
-    """Every error body: one fixed sentence."""
-
-    error: str
+    header, binary = split_body(body, header_length)
+    try:
+        payload = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+    return read_infer_request(payload, features, max_rows, binary)
 
 
 def parse_infer_request(
     body: Any, features: list[str], max_rows: int
 ) -> tuple[np.ndarray, str | None]:
-    """Check an OIP infer request and return ``(rows float64 [N, n_features], request id)``.
+    """``(rows, request id)`` of a decoded JSON request.
+
+    :func:`read_infer_request` without binary data; what ``bench/serving.py`` measures.
+    """
+    request = read_infer_request(body, features, max_rows)
+    return request.rows, request.request_id
+
+
+def read_infer_request(
+    body: Any, features: list[str], max_rows: int, binary: memoryview = _NO_BINARY
+) -> InferInputs:
+    """Check a decoded infer request (and its binary part) and return what it asks.
+
+    Args:
+        body: what orjson decoded from the JSON part.
+        features: the model's feature names, in manifest order.
+        max_rows: the batch limit.
+        binary: the bytes after the JSON part (empty without the binary extension).
 
     Raises:
         InvalidInput: anything off the contract (messages never quote the request).
@@ -129,76 +119,149 @@ def parse_infer_request(
         not isinstance(request_id, str) or len(request_id) > MAX_ID_LENGTH
     ):
         raise InvalidInput(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
+    parameters = body.get("parameters")
+    binary_output = parameters is not None and _flag(
+        check_parameters(parameters, "the request"), "binary_data_output", "the request"
+    )
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
-    n = len(features)
-    if len(inputs) == 1:
-        rows = _tensor(inputs[0], INPUT_NAME, 2, n)
-    elif len(inputs) == n:
-        rows = _columns(inputs, features)
-    else:
-        raise InvalidInput(
-            f"expected one tensor '{INPUT_NAME}' of shape [N, {n}] or one tensor per feature "
-            f"({n}); see GET /v2/models/<name> for the names"
-        )
+    known = _tensor_names(features)
+    # (the checks are written out as loops and plain dataclasses: this runs on every request)
+    reader = BinaryPart(binary) if binary else None
+    tensors = [read_tensor(tensor, known, reader) for tensor in inputs]
+    if reader is not None:
+        reader.check_consumed()
+    rows = _rows(tensors, features)
     if len(rows) > max_rows:
         raise BatchTooLarge(f"at most {max_rows} rows per request; split the batch")
-    return rows, request_id
+    return InferInputs(rows, request_id, _outputs(body.get("outputs"), binary_output))
 
 
-def _tensor(tensor: Any, name: str, ndim: int, width: int) -> np.ndarray:
-    """One tensor as float64 ``[N, width]`` (``ndim`` 2) or ``[N]`` (``ndim`` 1)."""
-    if not isinstance(tensor, dict) or tensor.get("name") != name:
-        raise InvalidInput(f"expected a tensor object named '{name}' with shape, datatype, data")
-    if tensor.get("datatype") not in DATATYPES:
-        raise InvalidInput(f"tensor '{name}': datatype must be one of {', '.join(DATATYPES)}")
-    shape = tensor.get("shape")
-    expected = f"[N, {width}]" if ndim == 2 else "[N] or [N, 1]"
-    if (
-        not isinstance(shape, list)
-        or not all(type(d) is int for d in shape)
-        or not (len(shape) == ndim or (ndim == 1 and shape[1:] == [1]))
-        or (ndim == 2 and shape[1] != width)
-        or not shape
-        or shape[0] < 1
-    ):
-        raise InvalidInput(f"tensor '{name}': shape must be {expected} with N >= 1")
-    data = tensor.get("data")
-    if not isinstance(data, list) or not data:
-        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of numbers")
-    if isinstance(data[0], list):
-        row_width = width if ndim == 2 else 1
-        if not all(isinstance(r, list) and len(r) == row_width for r in data):
-            raise InvalidInput(f"tensor '{name}': nested data must be rows of {row_width} numbers")
-        flat = list(chain.from_iterable(data))
-    else:
-        flat = data
-    if not set(map(type, flat)) <= _NUMBER_TYPES:
-        raise InvalidInput(f"tensor '{name}': data must hold only JSON numbers (no null, text)")
-    rows = shape[0]
-    if len(flat) != rows * (width if ndim == 2 else 1):
-        raise InvalidInput(f"tensor '{name}': data length does not match shape {expected}")
-    try:
-        array = np.array(flat, dtype=np.float64)
-    except OverflowError:
-        raise InvalidInput(f"tensor '{name}': numbers must fit a float64") from None
-    if not np.isfinite(array).all():
-        raise InvalidInput(f"tensor '{name}': numbers must be finite")
-    return array.reshape(rows, width) if ndim == 2 else array
+_names_of: tuple[list[str] | None, frozenset[str]] = (None, frozenset())
 
 
-def _columns(inputs: list[Any], features: list[str]) -> np.ndarray:
-    # names must be strings: a list or object name is unhashable (it was a 500)
-    by_name = {
-        t["name"]: t for t in inputs if isinstance(t, dict) and isinstance(t.get("name"), str)
-    }
-    if len(by_name) != len(features) or set(by_name) != set(features):
+def _tensor_names(features: list[str]) -> frozenset[str]:
+    """``input-0`` and the features, built once per feature list (the served model's)."""
+    global _names_of  # a one-entry cache: a set of 31 names per request cost ~2 µs
+    if _names_of[0] is not features:
+        _names_of = (features, frozenset((INPUT_NAME, *features)))
+    return _names_of[1]
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str) -> bool:
+    value = parameters.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput(f"parameter '{key}' of {where} must be true or false")
+    return value
+
+
+def _rows(tensors: list[Tensor], features: list[str]) -> np.ndarray:
+    n = len(features)
+    if len(tensors) == 1 and tensors[0].name == INPUT_NAME:
+        tensor = tensors[0]
+        if len(tensor.shape) != 2 or tensor.shape[1] != n:
+            raise InvalidInput(f"tensor '{INPUT_NAME}': shape must be [N, {n}] with N >= 1")
+        return _as_numeric(tensor).reshape(tensor.shape)
+    by_name = {t.name: t for t in tensors}
+    if len(tensors) != n or len(by_name) != n or INPUT_NAME in by_name:
         raise InvalidInput(
-            "with one tensor per feature, every feature must appear exactly once and nothing "
-            "else; see GET /v2/models/<name> for the names"
+            f"expected one tensor '{INPUT_NAME}' of shape [N, {n}] or one tensor per feature "
+            f"({n}), every feature exactly once; see GET /v2/models/<name> for the names"
         )
-    columns = [_tensor(by_name[f], f, 1, 1) for f in features]
+    columns = []
+    for feature in features:
+        tensor = by_name[feature]
+        if len(tensor.shape) == 2 and tensor.shape[1] != 1:
+            raise InvalidInput(f"tensor '{feature}': shape must be [N] or [N, 1] with N >= 1")
+        columns.append(_as_numeric(tensor))
     if len({len(c) for c in columns}) != 1:
         raise InvalidInput("every feature tensor must have the same N")
     return np.ascontiguousarray(np.column_stack(columns))
+
+
+def _as_numeric(tensor: Tensor) -> np.ndarray:
+    """A numeric feature's values as float64: the place where a feature's kind meets a datatype."""
+    if tensor.datatype not in NUMERIC_DATATYPES:
+        raise InvalidInput(
+            f"tensor '{tensor.name}': numeric features take datatype {', '.join(NUMERIC_DATATYPES)}"
+        )
+    values = tensor.values.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        raise InvalidInput(f"tensor '{tensor.name}': numbers must be finite")
+    return values
+
+
+def _outputs(requested: Any, binary_output: bool) -> tuple[RequestedOutput, ...]:
+    if requested is None:
+        return ALL_OUTPUTS_BINARY if binary_output else ALL_OUTPUTS
+    names = ", ".join(OUTPUT_DATATYPES)
+    if not isinstance(requested, list) or not requested:
+        raise InvalidInput(f"'outputs' must be a non-empty list of outputs among {names}")
+    outputs = []
+    for output in requested:
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str) or name not in OUTPUT_DATATYPES:
+            raise InvalidInput(f"requested outputs must be objects named one of {names}")
+        parameters = check_parameters(output.get("parameters"), f"output '{name}'")
+        binary = parameters.get("binary_data")
+        if binary is None:
+            binary = binary_output
+        elif not isinstance(binary, bool):
+            raise InvalidInput(f"parameter 'binary_data' of output '{name}' must be true or false")
+        outputs.append(RequestedOutput(name, binary))
+    if len({o.name for o in outputs}) != len(outputs):
+        raise InvalidInput("each output may be requested once")
+    return tuple(outputs)
+
+
+def encode_infer_response(
+    header: dict[str, Any],
+    values: dict[str, np.ndarray],
+    outputs: tuple[RequestedOutput, ...],
+) -> tuple[bytes, int | None]:
+    """The infer answer: JSON, or a JSON header followed by the binary outputs.
+
+    Args:
+        header: ``model_name``, ``model_version`` and ``id`` of the answer; ``outputs`` is added
+            to it.
+        values: each output's flat values (see :data:`~slipway.serving.schema.OUTPUT_DATATYPES`).
+        outputs: the outputs to return, in order.
+
+    Returns:
+        ``(body, JSON length)``; the length is ``None`` when every output is JSON, else it is the
+        ``Inference-Header-Content-Length`` to send.
+    """
+    if outputs is ALL_OUTPUTS:  # the common answer, without the loop (~0.35 µs a request)
+        n = len(values["label"])
+        entries = [
+            {"name": "label", "shape": [n], "datatype": "INT64", "data": values["label"]},
+            {
+                "name": "probability",
+                "shape": [n],
+                "datatype": "FP64",
+                "data": values["probability"],
+            },
+        ]
+        header["outputs"] = entries
+        return orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY), None
+    entries = []
+    raw = []
+    for output in outputs:
+        data = values[output.name]
+        datatype = OUTPUT_DATATYPES[output.name]
+        entry: dict[str, Any] = {"name": output.name, "shape": [len(data)], "datatype": datatype}
+        if output.binary:
+            blob = encode_tensor(data, datatype)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            raw.append(blob)
+        else:
+            entry["data"] = data
+        entries.append(entry)
+    header["outputs"] = entries
+    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not raw:
+        return body, None
+    return b"".join([body, *raw]), len(body)

@@ -39,14 +39,32 @@ def test_openapi_documents_the_infer_schema(served) -> None:
     ref = infer["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert ref == "#/components/schemas/InferenceRequest"
     schemas = doc["components"]["schemas"]
-    assert {"InferenceRequest", "RequestInput", "InferenceResponse", "ErrorBody"} <= set(schemas)
+    assert {"InferenceRequest", "FloatInput", "InferenceResponse", "ErrorBody"} <= set(schemas)
     assert {"200", "400", "404", "408", "413", "415", "429", "503"} <= set(infer["responses"])
-    tensor = schemas["RequestInput"]["properties"]
+    assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    assert "application/octet-stream" in infer["responses"]["200"]["content"]
+    tensor = schemas["FloatInput"]["properties"]
     assert tensor["name"]["minLength"] == 1
     assert (tensor["shape"]["minItems"], tensor["shape"]["maxItems"]) == (1, 2)
     assert tensor["shape"]["items"]["minimum"] == 1
     assert all(arm["minItems"] == 1 for arm in tensor["data"]["anyOf"])
-    assert schemas["InferenceRequest"]["properties"]["inputs"]["minItems"] == 1
+    assert schemas["Int64Input"]["properties"]["data"]["anyOf"][0]["items"]["type"] == "integer"
+    inputs = schemas["InferenceRequest"]["properties"]["inputs"]
+    assert inputs["minItems"] == 1
+    assert set(inputs["items"]["discriminator"]["mapping"]) == {"FP64", "FP32", "INT64", "INT32"}
+    assert schemas["RequestOutput"]["properties"]["name"]["enum"] == ["label", "probability"]
+    versioned = doc["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert versioned["requestBody"] == infer["requestBody"]
+    assert set(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    params = {p["name"]: p["schema"] for p in versioned["parameters"] if p["in"] == "path"}
+    assert params == {
+        "name": {"type": "string", "enum": ["slipway"]},
+        "version": {"type": "string", "enum": [VERSION]},
+    }
+    assert tensor["name"]["enum"] == ["input-0", *features().columns]
+    examples = infer["requestBody"]["content"]["application/json"]["examples"]
+    for example in examples.values():
+        assert client.post("/v2/models/slipway/infer", json=example["value"]).status_code == 200
     assert client.get("/docs").status_code == 200
 
 

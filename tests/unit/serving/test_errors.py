@@ -90,7 +90,7 @@ CASES = {
     "id too long": (json.dumps({"id": SENTINEL * 20, "inputs": [tensor()]}).encode(), JSON, 400),
     "form content type": (body(tensor()), "application/x-www-form-urlencoded", 415),
     "text content type": (body(tensor()), "text/plain", 415),
-    "no content type": (body(tensor()), None, 415),
+    "html content type": (body(tensor()), "text/html", 415),
     "body over limit": (b'{"inputs": "' + SENTINEL.encode() * 300_000 + b'"}', JSON, 413),
     "batch over limit": (
         body(tensor(shape=[1025, 30], data=ROW * 1025)),

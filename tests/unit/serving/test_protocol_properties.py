@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from slipway.serving.errors import BatchTooLarge, InvalidInput
-from slipway.serving.protocol import INPUT_NAME, InferenceRequest, parse_infer_request
+from slipway.serving.protocol import read_infer_request
+from slipway.serving.schema import INPUT_NAME, InferenceRequest
 
 FEATURES = ["a", "b"]
 MAX_ROWS = 4
@@ -23,7 +24,7 @@ scalars = (
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from(["", INPUT_NAME, "FP64", "FP32", *FEATURES])
+    | st.sampled_from(["", INPUT_NAME, "FP64", "FP32", "INT64", "INT32", "BOOL", *FEATURES])
     | st.text(max_size=5)
 )
 json_values = st.recursive(
@@ -31,7 +32,9 @@ json_values = st.recursive(
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
-            st.sampled_from(["id", "inputs", "name", "shape", "datatype", "data"])
+            st.sampled_from(
+                ["id", "inputs", "outputs", "name", "shape", "datatype", "data", "parameters"]
+            )
             | st.text(max_size=3),
             children,
             max_size=5,
@@ -44,7 +47,8 @@ tensors = st.fixed_dictionaries(
     {
         "name": st.sampled_from([INPUT_NAME, *FEATURES]) | json_values,
         "shape": st.lists(st.integers(-2, 5) | json_values, max_size=3) | json_values,
-        "datatype": st.sampled_from(["FP64", "FP32"]) | json_values,
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES"])
+        | json_values,
         "data": st.lists(
             st.integers() | st.floats() | st.lists(st.integers() | st.floats(), max_size=3),
             max_size=8,
@@ -52,17 +56,31 @@ tensors = st.fixed_dictionaries(
         | json_values,
     }
 )
+parameters = st.dictionaries(
+    st.sampled_from(["binary_data_output", "binary_data", "binary_data_size", "priority"]),
+    st.booleans() | st.integers(-1, 3) | json_values,
+    max_size=2,
+)
+outputs = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["label", "probability"]) | json_values},
+        optional={"parameters": parameters | json_values},
+    )
+    | json_values,
+    max_size=3,
+)
 bodies = json_values | st.fixed_dictionaries(
     {"inputs": st.lists(tensors | json_values, min_size=1, max_size=3)},
-    optional={"id": json_values},
+    optional={"id": json_values, "outputs": outputs | json_values, "parameters": parameters},
 )
 
 
 def check(body) -> None:
     try:
-        rows, _ = parse_infer_request(body, FEATURES, MAX_ROWS)
+        asked = read_infer_request(body, FEATURES, MAX_ROWS)
     except (InvalidInput, BatchTooLarge):  # 400 and 413; anything else fails the test
         return
+    rows = asked.rows
     assert rows.dtype == np.float64
     assert rows.shape[1] == len(FEATURES)
     assert 1 <= len(rows) <= MAX_ROWS
@@ -95,7 +113,9 @@ VALID = {"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2
         {**VALID, "shape": [1, 2, 1]},
         {**VALID, "data": []},
         {**VALID, "data": [[]]},
-        {**VALID, "datatype": "INT64"},
+        {**VALID, "datatype": "BOOL"},
+        {**VALID, "datatype": "INT64", "data": [1.5, 2.0]},
+        {**VALID, "datatype": "INT32", "data": [1, 2**31]},
         {**VALID, "name": ["input-0"]},
     ],
     ids=[
@@ -105,15 +125,51 @@ VALID = {"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2
         "3-dims",
         "no-data",
         "empty-row",
-        "int64",
+        "bool",
+        "int64-fraction",
+        "int32-overflow",
         "list-name",
     ],
 )
 def test_the_schema_states_what_the_parser_refuses(tensor: dict) -> None:
     body = {"inputs": [tensor]}
     with pytest.raises(InvalidInput):
-        parse_infer_request(body, FEATURES, MAX_ROWS)
+        read_infer_request(body, FEATURES, MAX_ROWS)
     with pytest.raises(ValidationError):
         InferenceRequest.model_validate(body)
-    parse_infer_request({"inputs": [VALID]}, FEATURES, MAX_ROWS)  # the baseline is valid
+    read_infer_request({"inputs": [VALID]}, FEATURES, MAX_ROWS)  # the baseline is valid
     InferenceRequest.model_validate({"inputs": [VALID]})
+
+
+binary_tensors = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from([INPUT_NAME, *FEATURES]),
+        "shape": st.lists(st.integers(1, 4), min_size=1, max_size=2),
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES"]),
+        "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(0, 40)}),
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(binary_tensors, min_size=1, max_size=3), st.binary(max_size=80))
+@example(
+    [
+        {"name": "a", "shape": [2], "datatype": "INT32", "parameters": {"binary_data_size": 8}},
+        {"name": "b", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+    ],
+    np.array([1, 2], "<i4").tobytes() + np.array([0.5, 1.5], "<f4").tobytes(),
+)
+@example(
+    [{"name": "b", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 9}}],
+    b"\x01\x00\x00\x00x\x00\x00\x00\x00",
+)
+def test_any_binary_part_is_rows_or_a_4xx(tensors, raw: bytes) -> None:
+    try:
+        asked = read_infer_request({"inputs": tensors}, FEATURES, MAX_ROWS, memoryview(raw))
+    except (InvalidInput, BatchTooLarge):
+        return
+    assert asked.rows.dtype == np.float64
+    assert asked.rows.shape[1] == len(FEATURES)
+    assert np.isfinite(asked.rows).all()
+    assert sum(t["parameters"]["binary_data_size"] for t in tensors) == len(raw)
