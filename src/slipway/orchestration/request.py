@@ -17,7 +17,7 @@ import yaml
 from slipway.config import DEFAULT_DATASET, Settings
 from slipway.data import DEFAULT_DATASET_VERSION, DatasetSpec
 from slipway.errors import ConfigError
-from slipway.params import Params, parse_params
+from slipway.params import Params, check_params_for_task, parse_params
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def resolve_request(
     Raises:
         DatasetVersionError: unknown dataset or version (the known ones are listed).
         DatasetSpecError: the dataset's spec is missing or invalid.
-        ConfigError: a params file is missing or invalid.
+        ConfigError: a params file is missing or invalid, or its scoring, primary metric or
+            thresholds do not fit the dataset's task.
     """
     from slipway.data import open_project, resolve_dataset
 
@@ -96,6 +97,7 @@ def resolve_request(
         params = parse_params(_read_yaml(params_file), str(params_file))
     else:
         params = dataset_params(settings.params_file, found.params_override, name)
+    check_params_for_task(params, found.spec.task)  # a metric of another task: before any run
     return TrainingRequest(
         params=params,
         dataset=name,

@@ -80,6 +80,16 @@ def test_run_with_an_invalid_spec_fails_before_the_run(env, tmp_path, monkeypatc
     assert not env.exists()
 
 
+def test_run_with_a_metric_of_another_task_fails_before_the_run(env, tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["evaluate"]["primary_metric"] = "rmse"  # a regression metric; breast-cancer is binary
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = _one_sentence_failure(CliRunner().invoke(app, ["run", "--params", str(path)]))
+    assert "rmse" in out and "binary" in out
+    assert not env.exists()  # refused before the state folder, the MLflow store or a run
+
+
 @pytest.fixture
 def submit_app(monkeypatch) -> typer.Typer:
     for key in ("SLIPWAY_IMAGE_REGISTRY", "SLIPWAY_IMAGE_TAG", "SLIPWAY_KFP_HOST"):
