@@ -20,12 +20,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from slipway.params import METRICS
+
 logger = logging.getLogger(__name__)
 
 PIPELINE_JOB = "slipway-pipeline"
 
-#: The holdout metrics MLflow records as ``holdout_<name>`` (see slipway.training.evaluate).
-HOLDOUT_METRICS = ("roc_auc", "f1", "precision", "recall", "accuracy", "log_loss")
+#: The holdout metrics MLflow records as ``holdout_<name>``, every task's (slipway.params.METRICS).
+HOLDOUT_METRICS = tuple(dict.fromkeys(name for names in METRICS.values() for name in names))
 
 
 @dataclass(frozen=True)
