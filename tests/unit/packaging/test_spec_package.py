@@ -210,3 +210,12 @@ def test_rows_that_are_not_the_spec_features_are_refused():
         build_package(model, x[["count", "size", "flag", "colour"]], INFO, spec=s, train_y=y)
     with pytest.raises(ModelPackageError, match="needs the training positive rate"):
         build_package(model, x, INFO)
+
+
+def test_the_onnx_check_runs_on_a_bounded_seeded_sample_of_the_check_rows(monkeypatch):
+    monkeypatch.setattr("slipway.packaging.onnx_model.ONNX_CHECK_ROWS", 50)
+    s, model, x, y = fitted("regression", "linear")
+    first = manifest_of(build_package(model, x, INFO, spec=s, train_y=y, check_x=x))["onnx"]
+    again = manifest_of(build_package(model, x, INFO, spec=s, train_y=y, check_x=x))["onnx"]
+    assert first["check_rows"] == 50 < len(x)
+    assert first["max_abs_value_difference"] == again["max_abs_value_difference"]
