@@ -43,7 +43,7 @@ t = train_candidate(csv, ref, spec, p.search, s)
 c = CandidateRun(t.run_id, t.model_uri, state / "model.skops", csv, ref)
 e = evaluate_candidate(c, spec, p.search, p.evaluate, s)
 if e.decision.promote:
-    promote_candidate(c, e.decision.champion_version, e.decision.candidate, p.data, p.search, s)
+    promote_candidate(c, e.decision.champion_version, e.decision.candidate, spec, p.search, s)
 """
 
 

@@ -15,14 +15,19 @@ def promote(
     search_params: dict,
     run_report: Output[HTML],
 ) -> NamedTuple("PromoteOutputs", [("version_code", str), ("package_uri", str)]):
-    """Promote the candidate that evaluate approved; a rerun for the same run changes nothing."""
+    """Promote the candidate that evaluate approved; a rerun for the same run changes nothing.
+
+    The package follows the dataset spec from the artifact's metadata; ``data_params`` is not
+    read (the spec names the target); the pipeline still passes it.
+    """
     import json
     from collections import namedtuple
     from pathlib import Path
 
     from slipway.config import load_settings, settings_for
+    from slipway.data import spec_from_metadata
     from slipway.orchestration import reporting_step
-    from slipway.params import DataParams, SearchParams
+    from slipway.params import SearchParams
     from slipway.registry import CandidateRun, promote_candidate
     from slipway.training import Decision, write_run_report
 
@@ -36,7 +41,7 @@ def promote(
             candidate,
             verdict.champion_version,
             verdict.candidate,
-            DataParams.model_validate(data_params),
+            spec_from_metadata(dataset.metadata),
             SearchParams.model_validate(search_params),
             settings,
         )

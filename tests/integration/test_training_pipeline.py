@@ -176,6 +176,7 @@ def test_output_is_one_line_per_task_then_the_summary_and_the_log_holds_the_rest
 
 
 def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
+    from slipway.data import spec_from_metadata
     from slipway.data.versioning import DatasetRef
     from slipway.params import load_params
     from slipway.registry.promotion import CandidateRun, promote_candidate
@@ -200,7 +201,7 @@ def test_promotion_rerun_for_the_same_run_creates_nothing_new(first_run, state):
         candidate,
         str(before.version),
         {"roc_auc": 1.0},
-        params.data,
+        spec_from_metadata(meta),
         params.search,
         settings,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.data import DatasetRef, read_csv, split_dataset
+from slipway.data import DatasetRef, DatasetSpec, feature_frame, load_frame, split_dataset
 from slipway.errors import VersionExistsError
 from slipway.packaging import (
     MANIFEST,
@@ -24,7 +24,7 @@ from slipway.packaging import (
     parse_manifest,
     publish_champion,
 )
-from slipway.params import DataParams, SearchParams
+from slipway.params import SearchParams
 from slipway.registry.client import TAG_VERSION_CODE, get_client, move_alias, register_version
 from slipway.versions import make_version_code
 
@@ -93,7 +93,7 @@ def promote_candidate(
     candidate: CandidateRun,
     expected_champion: str | None,
     holdout_metrics: Mapping[str, float],
-    data_params: DataParams,
+    spec: DatasetSpec,
     search_params: SearchParams,
     settings: Settings,
 ) -> Promotion:
@@ -104,7 +104,7 @@ def promote_candidate(
         expected_champion: registry version that evaluate compared against (``None`` if none);
             the alias only moves if it still points there.
         holdout_metrics: the candidate's holdout metrics, recorded in the package manifest.
-        data_params: the ``data`` section of ``params.yaml`` (the target column).
+        spec: the dataset's spec (target, task, feature kinds), recorded in the manifest.
         search_params: the ``search`` section (the split's fraction and seed).
         settings: the configuration (MLflow, model store, model name, code version).
 
@@ -134,9 +134,13 @@ def promote_candidate(
     store = open_model_store(settings)
     created = not store.exists(name, code)
     if created:
-        target = data_params.target
-        train, _ = split_dataset(
-            read_csv(candidate.csv_path), search_params.holdout_fraction, search_params.seed, target
+        # the same split as search and evaluate: statistics of the training rows, the ONNX
+        # copy checked on (a sample of) the holdout that the candidate never saw
+        train, holdout = split_dataset(
+            load_frame(candidate.csv_path, spec),
+            search_params.holdout_fraction,
+            search_params.seed,
+            spec.target,
         )
         info = PackageInfo(
             model_name=name,
@@ -150,7 +154,13 @@ def promote_candidate(
         blob = Path(candidate.model_path).read_bytes()
         model = loads_model(blob)
         files = build_package(
-            model, train.drop(columns=[target]), info, float(train[target].mean()), blob=blob
+            model,
+            feature_frame(train, spec),
+            info,
+            spec=spec,
+            train_y=train[spec.target].to_numpy(),
+            check_x=feature_frame(holdout, spec),
+            blob=blob,
         )
         store.put_package(name, code, files)
     else:

@@ -25,48 +25,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slipway.data import DatasetSpec
-from slipway.errors import DatasetValidationError
+from slipway.data import MISSING_CATEGORY, DatasetSpec, category_text, feature_frame
 
-#: How a missing categorical value reaches the model (skl2onnx imputes strings, not NaN).
-MISSING_CATEGORY = ""
-
-_TRUE = frozenset({"true", "1", "1.0", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "0.0", "no", "n", "f"})
-
-
-def feature_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """The model's input: ``spec.feature_names`` in spec order, each in its kind's dtype.
-
-    Args:
-        frame: a table as :func:`slipway.data.load_frame` returns it (target and ignored
-            columns may be present; they are left out).
-        spec: the dataset's spec.
-
-    Returns:
-        A new frame: numeric, integer and boolean columns as float64 (NaN when missing),
-        categorical columns as text with :data:`MISSING_CATEGORY` when missing.
-
-    Raises:
-        DatasetValidationError: a feature column is absent, or a boolean column holds a value
-            that is not a boolean spelling.
-    """
-    absent = [name for name in spec.feature_names if name not in frame.columns]
-    if absent:
-        raise DatasetValidationError(
-            f"the table lacks the feature column(s) {', '.join(absent)} of dataset "
-            f"{spec.name!r}; add them or fix the spec's features"
-        )
-    columns: dict[str, Any] = {}
-    for feature in spec.features:
-        series = frame[feature.name]
-        if feature.kind in ("numeric", "integer"):
-            columns[feature.name] = _as_float(series)
-        elif feature.kind == "boolean":
-            columns[feature.name] = _as_zero_one(series, feature.name)
-        else:
-            columns[feature.name] = _as_text(series)
-    return pd.DataFrame(columns, index=frame.index)
+# the model's input frame lives in slipway.data (promotion, below training, needs it too); these
+# names stay importable from here
+__all__ = [
+    "MISSING_CATEGORY",
+    "build_preprocessor",
+    "feature_frame",
+    "scaler_name",
+    "target_values",
+]
 
 
 def target_values(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
@@ -117,7 +86,7 @@ def build_preprocessor(spec: DatasetSpec, scaler: str = "standard") -> Any:
         if not features:
             continue
         encoder = OneHotEncoder(
-            categories=[[_text(c) for c in f.categories or ()] for f in features],
+            categories=[[category_text(c) for c in f.categories or ()] for f in features],
             handle_unknown="ignore",
             sparse_output=False,
         )
@@ -146,42 +115,3 @@ def _scaler(name: str) -> Any:
     from sklearn.preprocessing import RobustScaler, StandardScaler
 
     return {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}[name]
-
-
-def _as_float(series: pd.Series) -> np.ndarray:
-    # Int64 (from load_frame) holds pd.NA, which scikit-learn and skl2onnx do not take: NaN instead
-    return pd.to_numeric(series).to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _as_zero_one(series: pd.Series, column: str) -> np.ndarray:
-    out = np.full(len(series), np.nan)
-    for i, value in enumerate(series.tolist()):
-        if _missing(value):
-            continue
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            out[i] = 1.0
-        elif text in _FALSE:
-            out[i] = 0.0
-        else:
-            raise DatasetValidationError(
-                f"boolean column {column!r} holds {value!r}; use true/false, 1/0 or yes/no"
-            )
-    return out
-
-
-def _as_text(series: pd.Series) -> np.ndarray:
-    return np.array(
-        [MISSING_CATEGORY if _missing(v) else _text(v) for v in series.tolist()], dtype=object
-    )
-
-
-def _text(value: Any) -> str:
-    """A category as text; a whole float (an int column with gaps, read by CSV) without ``.0``."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))

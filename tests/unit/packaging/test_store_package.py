@@ -192,3 +192,42 @@ def test_open_model_store_opens_the_configured_store_and_refuses_unknown_schemes
     assert store.root == tmp_path / "models"
     with pytest.raises(ModelPackageError, match="unsupported model store URL 'gs://x'"):
         store_at_url("gs://x", None, "us-east-1")
+
+
+def test_a_breast_cancer_package_built_from_its_spec_keeps_what_servers_read():
+    # the keys and the ONNX layout the model server reads today, now built the way promotion does
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from slipway.data import breast_cancer_spec, feature_frame
+    from slipway.packaging.onnx_model import open_session, predict_onnx
+    from slipway.training import build_preprocessor
+
+    spec = breast_cancer_spec()
+    train, holdout = split_dataset(build_dataset(DATASET_VERSIONS["v1"]), 0.2, 42)
+    x, y = feature_frame(train, spec), train["diagnosis"].to_numpy()
+    model = Pipeline(
+        [("features", build_preprocessor(spec)), ("clf", LogisticRegression(max_iter=5000))]
+    ).fit(x, y)
+    files = build_package(
+        model, x, _info(), spec=spec, train_y=y, check_x=feature_frame(holdout, spec)
+    )
+    manifest = json.loads(files[MANIFEST])
+    assert [f["name"] for f in manifest["features"]] == spec.feature_names
+    assert {(f["dtype"], f["kind"]) for f in manifest["features"]} == {("float64", "numeric")}
+    assert (manifest["classes"], manifest["positive_class"]) == ([0, 1], 1)
+    assert manifest["training_positive_rate"] == pytest.approx(float(np.mean(y == 1)))
+    assert manifest["training_target"]["positive_rate"] == manifest["training_positive_rate"]
+    assert all(s["missing"] == 0.0 for s in manifest["training_stats"].values())
+    record = manifest["onnx"]
+    assert (record["used"], record["layout"], record["attempts"]) == (True, "tensor FP64", [])
+    assert record["check_rows"] == len(holdout)
+    assert record["inputs"] == [
+        {"name": "input", "datatype": "FP64", "shape": [-1, 30], "features": spec.feature_names}
+    ]
+    session = open_session(files["model.onnx"])  # the original layout: no inputs needed
+    labels, proba = predict_onnx(session, feature_frame(holdout, spec).to_numpy())
+    np.testing.assert_allclose(
+        proba, model.predict_proba(feature_frame(holdout, spec))[:, 1], atol=1e-9
+    )
+    np.testing.assert_array_equal(labels, model.predict(feature_frame(holdout, spec)))
