@@ -86,7 +86,8 @@ def test_run_with_a_metric_of_another_task_fails_before_the_run(env, tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     out = _one_sentence_failure(CliRunner().invoke(app, ["run", "--params", str(path)]))
-    assert "rmse" in out and "binary" in out
+    assert "rmse" in out
+    assert "binary" in out
     assert not env.exists()  # refused before the state folder, the MLflow store or a run
 
 
