@@ -81,10 +81,9 @@ def main() -> None:
     os.environ["SLIPWAY_FLOOR_ONNX"] = str(efs / MODEL / VERSION / "model.onnx")
     body = compact_json(oip_body(x, args.rows))
 
+    from bench.floors import same_work
     from slipway.config import Settings
     from slipway.serving import create_app
-
-    from bench.floors import same_work
 
     settings = Settings(model_name=MODEL, model_version=VERSION, efs_root=str(efs))
     app = create_app(settings, background_load=False)

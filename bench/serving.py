@@ -219,7 +219,30 @@ def stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and of its live descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        more = {c for c, p in parents.items() if p in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int, pid: int | None = None) -> dict:
+    """One wrk run; with ``pid``, also the server's CPU microseconds per request."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     argv = [
         "wrk",
         f"-t{min(2, connections)}",
@@ -238,6 +261,9 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     line = lines[0]
     result = json.loads(line.removeprefix("BENCH "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if pid:
+        cpu = cpu_seconds(pid) - cpu_before
+        result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
     return result
 
 
@@ -331,7 +357,7 @@ def slipway_server(work: Path, efs: Path, x, workers: int) -> Server:
             "SLIPWAY_STATE_DIR": str(work / "state"),
             "PROMETHEUS_MULTIPROC_DIR": str(work / f"metrics-{workers}"),
         },
-        "slipway",
+        "slipway" if workers == 1 else "slipway-2",
     )
 
 
@@ -366,12 +392,16 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated groups to run (slipway, floors, mlflow, kserve); prints only",
+        help="comma-separated groups to run (slipway, slipway-2, floors, mlflow, kserve); "
+        "prints only",
     )
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated; 8 for ratios")
     args = parser.parse_args()
     if subprocess.run(["which", "wrk"], capture_output=True, check=False).returncode:
         sys.exit("wrk is missing: scripts/ensure-debian-tools.sh wrk:wrk")
-    groups = {g for g in args.only.split(",") if g} or {"slipway", "floors", "mlflow", "kserve"}
+    everything = {"slipway", "slipway-2", "floors", "mlflow", "kserve"}
+    groups = {g for g in args.only.split(",") if g} or everything
+    concurrency = [int(c) for c in args.concurrency.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-serving-"))
     model, x = train()
@@ -470,16 +500,17 @@ def main() -> None:
             result: dict[str, dict] = {}
             for server in servers:
                 script = scripts[server.name]
+                pid = procs[server.name][0].pid
                 wrk(server.infer_url, script, 8, 2)  # warm-up
                 result[server.name] = {
-                    c: wrk(server.infer_url, script, c, args.seconds) for c in CONCURRENCY
+                    c: wrk(server.infer_url, script, c, args.seconds, pid) for c in concurrency
                 }
                 print(f"round {r + 1}", server.name, summary(result[server.name]), flush=True)
             for server in servers:
                 if server.name not in (SLIPWAY_1, FLOOR_SAME_WORK):
                     continue
                 for label, script in batch_scripts:
-                    run = wrk(server.infer_url, script, 8, args.seconds)
+                    run = wrk(server.infer_url, script, 8, args.seconds, procs[server.name][0].pid)
                     result[f"{server.name} | {label}"] = {8: run}
                     print(f"round {r + 1}", server.name, label, summary({8: run}), flush=True)
             rounds.append(result)
@@ -490,7 +521,7 @@ def main() -> None:
     cold = {name: seconds for name, (_, seconds) in procs.items()}
     body = render(rounds, cold, floor, kserve_note, args.seconds, args.repeats)
     print(body)
-    if groups == {"slipway", "floors", "mlflow", "kserve"}:
+    if groups == everything and concurrency == list(CONCURRENCY):
         print(f"written to {write_section('serving', body)}")
 
 
@@ -500,7 +531,8 @@ def compact_json(body: dict) -> bytes:
 
 def summary(runs: dict) -> dict:
     return {
-        c: f"{r['rps']:.0f} rps p99 {r['p99_us'] / 1000:.1f} ms err {r['errors']}"
+        c: f"{r['rps']:.0f} rps p99 {r['p99_us'] / 1000:.1f} ms err {r['errors']} "
+        f"cpu {r['cpu_us']:.0f} µs/req"
         for c, r in runs.items()
     }
 
@@ -508,7 +540,7 @@ def summary(runs: dict) -> dict:
 def median_run(rounds: list[dict], name: str, c: int) -> dict:
     """The median over rounds of each figure of ``name`` at concurrency ``c``; errors summed."""
     runs = [r[name][c] for r in rounds]
-    keys = ("rps", "p50_us", "p99_us")
+    keys = ("rps", "p50_us", "p99_us", "cpu_us")
     merged = {k: statistics.median(run[k] for run in runs) for k in keys}
     merged["errors"] = sum(run["errors"] for run in runs)
     return merged
@@ -532,20 +564,24 @@ def render(
         "slipway's stack (uvicorn, uvloop, httptools, access log off). wrk shares the 2 cores",
         f"with the server, so absolute numbers are low; the ratios are the point. Median of {repeats}",
         "round(s) over servers started once (errors: the sum). Cold start = process start to",
-        "readiness 200.",
+        "readiness 200. CPU µs/request = the server processes' user + system time over the run",
+        "(/proc) divided by the requests answered: what a request costs the server, which other",
+        "load on the machine changes far less than requests/s.",
         "",
-        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | cold start s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | CPU µs/request "
+        "| cold start s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = [n for n in rounds[0] if " | " not in n]
     for name in names:
-        for c in CONCURRENCY:
+        for c in rounds[0][name]:
             r = median_run(rounds, name, c)
             lines.append(
                 f"| {name} | {c} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
-                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {cold[name]:.2f} |"
+                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {r['cpu_us']:,.0f} | "
+                f"{cold[name]:.2f} |"
             )
-    if SLIPWAY_1 in names:
+    if SLIPWAY_1 in names and 8 in rounds[0][SLIPWAY_1]:
         lines += [
             "",
             "Against the floors at concurrency 8 (slipway with 1 worker, same round):",
@@ -555,8 +591,12 @@ def render(
             if floor_name not in names:
                 continue
             shares = [r[SLIPWAY_1][8]["rps"] / r[floor_name][8]["rps"] for r in rounds]
-            each = ", ".join(f"{s:.0%}" for s in shares)
-            lines.append(f"- {statistics.median(shares):.0%} of {floor_name} (rounds: {each})")
+            cpu = [r[floor_name][8]["cpu_us"] / r[SLIPWAY_1][8]["cpu_us"] for r in rounds]
+            lines.append(
+                f"- {floor_name}: throughput {statistics.median(shares):.0%} of it (rounds: "
+                f"{', '.join(f'{s:.0%}' for s in shares)}); by CPU per request "
+                f"{statistics.median(cpu):.0%} (rounds: {', '.join(f'{s:.0%}' for s in cpu)})"
+            )
         mine = median_run(rounds, SLIPWAY_1, 8)
         for name in names:
             if name.startswith(("slipway", "floor")):
@@ -575,15 +615,15 @@ def render(
             "",
             f"Batches at concurrency 8 ({BATCH_ROWS} rows a request, {seconds} s):",
             "",
-            "| server | request | requests/s | rows/s | p99 ms | errors |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| server | request | requests/s | rows/s | p99 ms | errors | CPU µs/request |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name in batch:
             r = median_run(rounds, name, 8)
             server, label = name.split(" | ")
             lines.append(
                 f"| {server} | {label} | {r['rps']:,.0f} | {r['rps'] * BATCH_ROWS:,.0f} | "
-                f"{r['p99_us'] / 1000:.2f} | {r['errors']} |"
+                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {r['cpu_us']:,.0f} |"
             )
     lines += ["", "In-process floor (one process, no HTTP), microseconds per call:", ""]
     lines += [f"- {k}: {v:,.1f} µs" for k, v in floor.items()]

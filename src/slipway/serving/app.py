@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import uuid
+import os
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +155,15 @@ async def model_ready(name: str, request: Request) -> Response:
     return _json({"name": server.served, "ready": True})
 
 
-def _update_psi(server: ServerState, window: DriftWindow, version: str) -> None:
-    for feature, value in window.compute().items():
-        server.metrics.feature_psi.labels(server.served, version, feature).set(value)
+def _request_id() -> str:
+    """A random (version 4) UUID as text: ``str(uuid.uuid4())`` at 40 % of its cost."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _update_psi(metrics: ServerMetrics, window: DriftWindow) -> None:
+    # the metrics' model and version are the served ones (load_model checked the manifest)
+    metrics.publish_psi(window.compute())
 
 
 async def infer(server: ServerState, name: str, headers: Headers, receive: Any) -> bytes:
@@ -195,13 +201,13 @@ async def infer(server: ServerState, name: str, headers: Headers, receive: Any) 
     labels, proba = model.predict(rows)
     metrics.observe_predictions(labels, proba)
     if model.drift.add(rows):
-        asyncio.get_running_loop().call_soon(_update_psi, server, model.drift, model.version)
+        asyncio.get_running_loop().call_soon(_update_psi, metrics, model.drift)
     n = len(rows)
     return orjson.dumps(
         {
             "model_name": server.served,
             "model_version": model.version,
-            "id": request_id or str(uuid.uuid4()),
+            "id": request_id or _request_id(),
             "outputs": [
                 {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
                 {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
@@ -246,33 +252,34 @@ class ServingApp(FastAPI):
     """The FastAPI app, except that infer requests skip FastAPI's per-request machinery.
 
     ``POST /v2/models/{name}/infer`` goes from :meth:`__call__` straight to
-    :attr:`infer_stack` (:class:`ServingMiddleware` around :func:`infer_endpoint`): no
-    telemetry check, router, exit stack or middleware chain, ~60 µs a request less. Every other
-    request, and an infer path Starlette would not match (an empty name), takes FastAPI's way,
-    where the same middleware counts it. ``infer_documented`` still describes the route in
-    /openapi.json.
+    :meth:`ServingMiddleware.infer <slipway.serving.middleware.ServingMiddleware.infer>` and
+    :func:`infer_endpoint`: no telemetry check, router, exit stack or middleware chain, ~60 µs
+    a request less. Every other request, and an infer path Starlette would not match (an empty
+    name), takes FastAPI's way, where the same middleware instance counts it.
+    ``infer_documented`` still describes the route in /openapi.json.
     """
 
-    infer_stack: Any = None
+    serving: ServingMiddleware | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
         if (
             scope["type"] == "http"
-            and self.infer_stack is not None
+            and self.serving is not None
             and is_infer(scope["method"], path := scope["path"])
             and len(path) > _INFER_PREFIX + _INFER_SUFFIX  # a name, as the route requires
         ):
             scope["app"] = self
-            await self.infer_stack(scope, receive, send)
+            await self.serving.infer(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
 
-async def infer_endpoint(scope: dict, receive: Any, send: Any) -> None:
+async def infer_endpoint(scope: dict, receive: Any, send: Any) -> int:
     """:func:`infer` as a pure ASGI app, its errors mapped by the app's exception handlers.
 
-    The answer is the two ASGI messages Starlette's ``Response`` would send. The handlers are
+    Returns the status sent. The answer is the two ASGI messages Starlette's ``Response``
+    would send. The handlers are
     the ones :func:`~slipway.serving.errors.add_exception_handlers` installed, looked up by the
     exception's class as Starlette does: a ServingError or a client hang-up is answered;
     anything else is answered 500 and re-raised, as Starlette's ServerErrorMiddleware does.
@@ -287,7 +294,7 @@ async def infer_endpoint(scope: dict, receive: Any, send: Any) -> None:
         await response(scope, receive, send)
         if cls is Exception:
             raise
-        return
+        return response.status_code
     await send(
         {
             "type": "http.response.start",
@@ -296,6 +303,7 @@ async def infer_endpoint(scope: dict, receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+    return 200
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -368,14 +376,15 @@ def create_app(
     app.state.model = state
     app.state.metrics = metrics
     add_exception_handlers(app)
-    middleware = {
-        "metrics": metrics,
-        "max_concurrency": limits.max_concurrency,
-        "body_timeout": limits.body_timeout_seconds,
-    }
-    app.add_middleware(ServingMiddleware, **middleware)
-    # infer's own instance: the only one that sees infer requests, so it alone holds the slots
-    app.infer_stack = ServingMiddleware(infer_endpoint, **middleware)
+    # one instance, both in FastAPI's middleware stack and the short way infer takes
+    app.serving = ServingMiddleware(
+        None,
+        metrics=metrics,
+        max_concurrency=limits.max_concurrency,
+        body_timeout=limits.body_timeout_seconds,
+        infer_handler=infer_endpoint,
+    )
+    app.add_middleware(app.serving.wrap)
     app.include_router(router)
     app.openapi = functools.partial(_openapi, app)
     return app

@@ -11,7 +11,9 @@ workers; gauges say how they combine in ``multiprocess_mode``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -118,6 +120,17 @@ class ServerMetrics:
         # bound children: the hot path skips the label lookup
         self.predicted = tuple(self.predictions.labels(model, version, c) for c in CLASSES)
         self.scores = self.score.labels(model, version)
+        self._psi: dict[str, Any] = {}
+
+    def publish_psi(self, values: dict[str, float]) -> None:
+        """Set ``slipway_feature_psi`` of each feature in ``values`` (children looked up once)."""
+        for feature, value in values.items():
+            child = self._psi.get(feature)
+            if child is None:
+                child = self._psi[feature] = self.feature_psi.labels(
+                    self.model, self.version, feature
+                )
+            child.set(value)
 
     def model_loaded(self, positive_rate: float, features: Iterable[str]) -> None:
         """Publish a loaded model: info, training baseline, PSI gauges at 0, ready."""
@@ -132,15 +145,40 @@ class ServerMetrics:
         self.load_failures.labels(self.model, reason).inc()
         self.model_ready.labels(self.model).set(0)
 
-    def observe_predictions(self, labels, proba) -> None:
+    def observe_predictions(self, labels: np.ndarray, proba: np.ndarray) -> None:
         """Count predictions by class and record positive-class scores (numpy arrays)."""
-        positives = int(labels.sum())
+        n = len(labels)
+        if n == 1:  # the usual request: no numpy reductions
+            self.predicted[1 if labels.item() else 0].inc()
+            self.scores.observe(proba.item())
+            return
+        positives = int(np.count_nonzero(labels))
         if positives:
             self.predicted[1].inc(positives)
-        if len(labels) - positives:
-            self.predicted[0].inc(len(labels) - positives)
-        for p in proba.tolist():
-            self.scores.observe(p)
+        if n - positives:
+            self.predicted[0].inc(n - positives)
+        observe_many(self.scores, proba)
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every ``v`` of ``values``, with one update per bucket.
+
+    Observing 1,024 scores one by one costs ~1.5 ms (a lock and a bucket search each); this
+    bins them with numpy and adds each bucket's count once. It writes the child's buckets and
+    sum as ``Histogram.observe`` does (prometheus-client's ``_upper_bounds``, ``_buckets``,
+    ``_sum``; ``tests/unit/serving/test_metrics.py`` checks both give the same samples), so it
+    works in multiprocess mode too.
+
+    Args:
+        histogram: a histogram without labels, or the child of one (``.labels(...)``).
+        values: the observations, float64.
+    """
+    bounds = histogram._upper_bounds  # ends with +Inf
+    # observe() counts v in the first bucket whose bound is >= v: searchsorted's "left" side
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for i in np.flatnonzero(counts[: len(bounds)]).tolist():
+        histogram._buckets[i].inc(int(counts[i]))
+    histogram._sum.inc(float(values.sum()))
 
 
 def render_metrics(registry: CollectorRegistry, multiproc_dir: str | None) -> tuple[bytes, str]:

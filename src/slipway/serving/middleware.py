@@ -17,6 +17,7 @@ server, though the body has almost always arrived with the headers).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -95,18 +96,42 @@ class BodyDeadlines:
 
 
 class ServingMiddleware:
-    """Request metrics for every route and the per-worker concurrency limit of infer."""
+    """Request metrics for every route and the per-worker concurrency limit of infer.
+
+    Two ways in, sharing the limit, the deadlines and the metric children: :meth:`__call__`, the
+    ASGI middleware around FastAPI's stack (every route; :meth:`wrap` is what Starlette calls to
+    place this one instance there), and :meth:`infer`, the short way the app sends infer
+    requests by, straight to ``infer_handler``.
+
+    Args:
+        app: the ASGI app to wrap (``None`` until :meth:`wrap`).
+        metrics: where requests are counted and timed.
+        max_concurrency: infer requests in progress in this worker beyond which infer is 429.
+        body_timeout: seconds an infer body has to arrive (408 after).
+        infer_handler: ``async (scope, receive, send) -> status`` answering an infer request.
+    """
 
     def __init__(
-        self, app: Any, metrics: ServerMetrics, max_concurrency: int, body_timeout: float
+        self,
+        app: Any,
+        metrics: ServerMetrics,
+        max_concurrency: int,
+        body_timeout: float,
+        infer_handler: Any = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.body_timeout = body_timeout
+        self.infer_handler = infer_handler
         self.active = 0  # infer requests in progress in this worker
         self.deadlines = BodyDeadlines(body_timeout)
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def wrap(self, app: Any) -> ServingMiddleware:
+        """Wrap ``app`` (Starlette calls this when it builds the middleware stack)."""
+        self.app = app
+        return self
 
     def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, f"{status // 100}xx")
@@ -120,6 +145,45 @@ class ServingMiddleware:
         children[0].inc()
         children[1].observe(seconds)
 
+    async def _reject(self, send: Any, method: str, started: float) -> None:
+        self.metrics.rejected.labels("concurrency").inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_REJECT_BODY)).encode()),
+                    (b"retry-after", b"1"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _REJECT_BODY})
+        self._observe(INFER_ROUTE, method, 429, time.perf_counter() - started)
+
+    async def infer(self, scope: dict, receive: Any, send: Any) -> None:
+        """Answer ``POST /v2/models/{name}/infer`` by ``infer_handler``: limited, timed, counted.
+
+        What :meth:`__call__` does for infer, without wrapping ``send`` (the handler returns
+        the status it sent) or the app's middleware chain.
+        """
+        started = time.perf_counter()
+        if self.active >= self.max_concurrency:
+            await self._reject(send, "POST", started)
+            return
+        status = 500  # an exception before the response started is a 5xx
+        receive_in_time = functools.partial(
+            self.deadlines.receive, receive, asyncio.get_running_loop().time() + self.body_timeout
+        )
+        self.metrics.inflight.inc()
+        self.active += 1
+        try:
+            status = await self.infer_handler(scope, receive_in_time, send)
+        finally:
+            self.active -= 1
+            self.metrics.inflight.dec()
+            self._observe(INFER_ROUTE, "POST", status, time.perf_counter() - started)
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Handle one ASGI connection: time and count it, or answer 429 beyond the limit."""
         if scope["type"] != "http":
@@ -130,20 +194,7 @@ class ServingMiddleware:
         method: str = scope["method"] if scope["method"] in _METHODS else "other"
         infer = is_infer(method, path)
         if infer and self.active >= self.max_concurrency:
-            self.metrics.rejected.labels("concurrency").inc()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_REJECT_BODY)).encode()),
-                        (b"retry-after", b"1"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _REJECT_BODY})
-            self._observe(INFER_ROUTE, method, 429, time.perf_counter() - started)
+            await self._reject(send, method, started)
             return
 
         status = 500  # an exception before the response started is a 5xx
@@ -155,13 +206,11 @@ class ServingMiddleware:
             await send(message)
 
         if infer:
-            deadline = asyncio.get_running_loop().time() + self.body_timeout
-            deadlines = self.deadlines
-
-            async def receive_in_time() -> dict:
-                return await deadlines.receive(receive, deadline)
-
-            app_receive = receive_in_time
+            app_receive = functools.partial(
+                self.deadlines.receive,
+                receive,
+                asyncio.get_running_loop().time() + self.body_timeout,
+            )
         else:
             app_receive = receive
 
@@ -175,6 +224,6 @@ class ServingMiddleware:
                 self.active -= 1
             self.metrics.inflight.dec()
             route = scope.get("route")
-            # FastAPI sets scope["route"] for its own routes only; infer is a plain Route
+            # FastAPI sets scope["route"] for its own routes only; infer takes :meth:`infer`
             template = getattr(route, "path", None) or (INFER_ROUTE if infer else UNMATCHED_ROUTE)
             self._observe(template, method, status, time.perf_counter() - started)
