@@ -240,6 +240,7 @@ async def infer_documented(name: str, request: Request) -> Response:
 async def metrics_route(request: Request) -> Response:
     """Prometheus exposition of this worker (or of every worker, in multiprocess mode)."""
     server = server_state(request)
+    server.metrics.flush()  # this worker's tallies; the registry flushes too, files do not
     body, content_type = render_metrics(server.metrics.registry, server.multiproc_dir)
     return Response(body, media_type=content_type)
 

@@ -98,7 +98,7 @@ class BodyDeadlines:
 class ServingMiddleware:
     """Request metrics for every route and the per-worker concurrency limit of infer.
 
-    Two ways in, sharing the limit, the deadlines and the metric children: :meth:`__call__`, the
+    Two ways in, sharing the limit, the deadlines and the metric tallies: :meth:`__call__`, the
     ASGI middleware around FastAPI's stack (every route; :meth:`wrap` is what Starlette calls to
     place this one instance there), and :meth:`infer`, the short way the app sends infer
     requests by, straight to ``infer_handler``.
@@ -126,24 +126,11 @@ class ServingMiddleware:
         self.infer_handler = infer_handler
         self.active = 0  # infer requests in progress in this worker
         self.deadlines = BodyDeadlines(body_timeout)
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def wrap(self, app: Any) -> ServingMiddleware:
         """Wrap ``app`` (Starlette calls this when it builds the middleware stack)."""
         self.app = app
         return self
-
-    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, f"{status // 100}xx")
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.metrics.requests.labels(*key),
-                self.metrics.latency.labels(route, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
 
     async def _reject(self, send: Any, method: str, started: float) -> None:
         self.metrics.rejected.labels("concurrency").inc()
@@ -159,7 +146,7 @@ class ServingMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": _REJECT_BODY})
-        self._observe(INFER_ROUTE, method, 429, time.perf_counter() - started)
+        self.metrics.request_done(INFER_ROUTE, method, 429, time.perf_counter() - started)
 
     async def infer(self, scope: dict, receive: Any, send: Any) -> None:
         """Answer ``POST /v2/models/{name}/infer`` by ``infer_handler``: limited, timed, counted.
@@ -175,14 +162,15 @@ class ServingMiddleware:
         receive_in_time = functools.partial(
             self.deadlines.receive, receive, asyncio.get_running_loop().time() + self.body_timeout
         )
-        self.metrics.inflight.inc()
+        metrics = self.metrics
+        metrics.inflight_now += 1
         self.active += 1
         try:
             status = await self.infer_handler(scope, receive_in_time, send)
         finally:
             self.active -= 1
-            self.metrics.inflight.dec()
-            self._observe(INFER_ROUTE, "POST", status, time.perf_counter() - started)
+            metrics.inflight_now -= 1
+            metrics.request_done(INFER_ROUTE, "POST", status, time.perf_counter() - started)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Handle one ASGI connection: time and count it, or answer 429 beyond the limit."""
@@ -214,7 +202,7 @@ class ServingMiddleware:
         else:
             app_receive = receive
 
-        self.metrics.inflight.inc()
+        self.metrics.inflight_now += 1
         if infer:
             self.active += 1
         try:
@@ -222,8 +210,8 @@ class ServingMiddleware:
         finally:
             if infer:
                 self.active -= 1
-            self.metrics.inflight.dec()
+            self.metrics.inflight_now -= 1
             route = scope.get("route")
             # FastAPI sets scope["route"] for its own routes only; infer takes :meth:`infer`
             template = getattr(route, "path", None) or (INFER_ROUTE if infer else UNMATCHED_ROUTE)
-            self._observe(template, method, status, time.perf_counter() - started)
+            self.metrics.request_done(template, method, status, time.perf_counter() - started)

@@ -63,3 +63,37 @@ def test_publish_psi_sets_each_feature() -> None:
         for f in "ab"
     }
     assert psi == {"a": 0.25, "b": 0.1}
+
+
+def test_tallies_reach_the_metrics_on_collection_and_by_the_timer(monkeypatch) -> None:
+    """Collection flushes first; the loop timer flushes for workers nobody scrapes."""
+    import asyncio
+
+    from slipway.serving import metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "FLUSH_SECONDS", 0.05)
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, "slipway", "v1")
+    labels = {"route": "/r", "method": "POST", "status_class": "2xx"}
+    child = metrics.requests.labels(*labels.values())
+
+    async def scenario() -> list[float]:
+        metrics.inflight_now = 2
+        metrics.request_done("/r", "POST", 200, 0.003)
+        seen = [child._value.get()]  # tallied, not yet added
+        await asyncio.sleep(0.2)
+        seen.append(child._value.get())  # the timer flushed
+        return seen
+
+    assert asyncio.run(scenario()) == [0.0, 1.0]
+    assert registry.get_sample_value("slipway_inflight_requests") == 2
+    metrics.request_done("/r", "POST", 503, 0.2)  # outside a loop: no timer
+    assert (
+        registry.get_sample_value("slipway_http_requests_total", {**labels, "status_class": "5xx"})
+        == 1
+    )
+    bucket = {"route": "/r", "method": "POST", "le": "0.005"}
+    assert registry.get_sample_value("slipway_http_request_duration_seconds_bucket", bucket) == 1
+    assert registry.get_sample_value(
+        "slipway_http_request_duration_seconds_sum", {"route": "/r", "method": "POST"}
+    ) == pytest.approx(0.203)
