@@ -21,7 +21,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -60,7 +59,7 @@ def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
 
-async def _read_body(headers: Headers, receive: Any, limit: int) -> bytes:
+async def _read_body(headers: dict[bytes, bytes], receive: Any, limit: int) -> bytes:
     """The request body from ASGI ``receive``, at most ``limit`` bytes.
 
     Raises:
@@ -68,17 +67,22 @@ async def _read_body(headers: Headers, receive: Any, limit: int) -> bytes:
         PayloadTooLarge: Content-Length or the bytes received exceed ``limit``.
         ClientDisconnect: the caller hung up first (as Starlette's ``Request.stream``).
     """
-    length = headers.get("content-length")
+    length = headers.get(b"content-length")
     if length is not None:
-        # isdigit() alone accepts "²" (header bytes are latin-1 in ASGI), which int() refuses
+        # digits only: "²" (byte 0xB2) is a digit to str.isdigit and refused by int()
         if not (length.isascii() and length.isdigit()):
             raise InvalidInput("Content-Length must be a number of bytes")
         if int(length) > limit:
             raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        return body
     chunks = []
     size = 0
     while True:
-        message = await receive()
         kind = message["type"]
         if kind == "http.request":
             chunk = message.get("body", b"")
@@ -87,9 +91,10 @@ async def _read_body(headers: Headers, receive: Any, limit: int) -> bytes:
                 raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return b"".join(chunks)
         elif kind == "http.disconnect":
             raise ClientDisconnect
+        message = await receive()
 
 
 router = APIRouter()
@@ -155,6 +160,11 @@ async def model_ready(name: str, request: Request) -> Response:
     return _json({"name": server.served, "ready": True})
 
 
+def _headers(scope: dict) -> dict[bytes, bytes]:
+    """The request headers as a dict, the first of repeated names winning (as Starlette)."""
+    return dict(reversed(scope["headers"]))
+
+
 def _request_id() -> str:
     """A random (version 4) UUID as text: ``str(uuid.uuid4())`` at 40 % of its cost."""
     h = os.urandom(16).hex()
@@ -166,17 +176,21 @@ def _update_psi(metrics: ServerMetrics, window: DriftWindow) -> None:
     metrics.publish_psi(window.compute())
 
 
-async def infer(server: ServerState, name: str, headers: Headers, receive: Any) -> bytes:
+async def infer(server: ServerState, name: str, headers: dict[bytes, bytes], receive: Any) -> bytes:
     """POST /v2/models/{name}/infer: the JSON answer for the body read from ``receive``.
 
     Called by :func:`infer_endpoint` (the route as a pure ASGI app, see :class:`ServingApp`).
+    ``headers`` are the request's, lower-case names to values as bytes (see :func:`_headers`).
 
     Raises:
         ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
     """
     server.check_name(name)  # the checks that need no model first: they never wait for a load
-    content_type = headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    content_type = headers.get(b"content-type", b"")
+    if (
+        content_type != b"application/json"
+        and content_type.split(b";", 1)[0].strip().lower() != b"application/json"
+    ):
         raise UnsupportedMediaType("send the request as Content-Type: application/json")
     loaded = server.loaded
     if not server.model.ready and loaded is not None and not loaded.is_set():
@@ -232,7 +246,7 @@ async def infer(server: ServerState, name: str, headers: Headers, receive: Any) 
 )
 async def infer_documented(name: str, request: Request) -> Response:
     """Documents :func:`infer` in /openapi.json; :class:`ServingApp` answers before routing."""
-    body = await infer(server_state(request), name, request.headers, request.receive)
+    body = await infer(server_state(request), name, _headers(request.scope), request.receive)
     return Response(body, media_type="application/json")
 
 
@@ -287,7 +301,7 @@ async def infer_endpoint(scope: dict, receive: Any, send: Any) -> int:
     """
     name = scope["path"][_INFER_PREFIX:-_INFER_SUFFIX]
     try:
-        body = await infer(scope["app"].state.server, name, Headers(scope=scope), receive)
+        body = await infer(scope["app"].state.server, name, _headers(scope), receive)
     except Exception as exc:
         handlers = scope["app"].exception_handlers
         cls = next(c for c in type(exc).__mro__ if c in handlers or c is Exception)

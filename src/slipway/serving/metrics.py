@@ -240,8 +240,7 @@ class ServerMetrics:
             self._predicted[1 if labels.item() else 0] += 1
             score = proba.item()
             self._scores[bisect.bisect_left(self._score_bounds, score)] += 1
-            self._score_sum += score
-            self._flush_soon()
+            self._score_sum += score  # request_done, which follows, arms the flush
             return
         positives = int(np.count_nonzero(labels))
         if positives:
