@@ -1,14 +1,22 @@
-"""Benchmark: slipway's model server beside ``mlflow models serve`` and KServe's ModelServer.
+"""Benchmark: slipway's model server beside its HTTP floors, ``mlflow models serve`` and KServe.
 
-All three serve the same fitted scikit-learn pipeline (StandardScaler + LogisticRegression on the
-bundled breast-cancer data), one worker process each, on 127.0.0.1, driven by the same load
-generator (wrk, a Lua script posting one row) at concurrency 1, 8 and 32 for ``--seconds`` each,
-after a 2-second warm-up. Cold start is process start -> readiness answering 200. KServe runs in
-its own virtualenv (``uv venv`` + ``uv pip install kserve``, cached under .slipway/bench/), with a
-model class that does what KServe's sklearnserver does (``get_predict_input`` ->
-``predict_proba`` -> ``get_predict_response``). Results go to docs/benchmarks.md.
+Every server serves the same fitted scikit-learn pipeline (StandardScaler + LogisticRegression
+on the bundled breast-cancer data), one worker process each unless named, on 127.0.0.1, driven
+by the same load generator (wrk, a Lua script posting one row) at concurrency 1, 8 and 32 for
+``--seconds`` each, after a 2-second warm-up. Cold start is process start -> readiness answering
+200. KServe runs in its own virtualenv (``uv venv`` + ``uv pip install kserve``, cached under
+.slipway/bench/), with a model class that does what KServe's sklearnserver does
+(``get_predict_input`` -> ``predict_proba`` -> ``get_predict_response``).
 
-    uv run python -m bench.serving [--seconds 10]
+Two floors (:mod:`bench.floors`) run on slipway's stack (uvicorn, uvloop, httptools, access log
+off): an app answering a constant (HTTP alone) and one doing exactly the server's work (orjson
+parse, float64 array, one ONNX Runtime call on the package's ``model.onnx``, orjson answer).
+slipway's throughput is reported as a share of each, measured in the same round. Then slipway
+and the same-work floor answer 1,024-row requests (rows/s). ``--repeats`` rounds run over
+servers started once; every figure is the median over rounds. Results go to docs/benchmarks.md
+(only when every server ran: ``--only`` prints).
+
+    uv run python -m bench.serving [--seconds 10] [--repeats 3] [--only slipway,floors]
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +34,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from bench.report import write_section
 
@@ -55,10 +66,14 @@ model.load()
 kserve.ModelServer(http_port=int(sys.argv[3]), grpc_port=int(sys.argv[4]), workers=1).start([model])
 """
 
+BATCH_ROWS = 1024
+# the body is read from a file: large (a 1,024-row body is ~600 KB) or binary bodies stay intact
 LUA = """
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[%s]==]
+%(headers)s
+local f = assert(io.open("%(body)s", "rb"))
+wrk.body = f:read("*a")
+f:close()
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -67,6 +82,7 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -77,6 +93,7 @@ class Server:
     infer_url: str
     body: dict
     env: dict[str, str]
+    group: str  # what --only selects: slipway, floors, mlflow, kserve
 
 
 def train():
@@ -202,7 +219,30 @@ def stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and of its live descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        more = {c for c, p in parents.items() if p in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int, pid: int | None = None) -> dict:
+    """One wrk run; with ``pid``, also the server's CPU microseconds per request."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     argv = [
         "wrk",
         f"-t{min(2, connections)}",
@@ -221,13 +261,16 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     line = lines[0]
     result = json.loads(line.removeprefix("BENCH "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if pid:
+        cpu = cpu_seconds(pid) - cpu_before
+        result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
     return result
 
 
 def check_answer(server: Server) -> None:
     request = urllib.request.Request(
         server.infer_url,
-        data=json.dumps(server.body).encode(),
+        data=compact_json(server.body),
         headers={"content-type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -266,162 +309,322 @@ def in_process_floor(model, x, efs: Path) -> dict[str, float]:
     }
 
 
-def oip_body(x) -> dict:
+def oip_body(x, rows: int = 1) -> dict:
+    """An OIP infer body of ``rows`` rows (the data's rows, repeated as needed)."""
+    data = x.to_numpy()[np.arange(rows) % len(x)]
     return {
         "inputs": [
-            {"name": "input-0", "shape": [1, 30], "datatype": "FP64", "data": x.iloc[0].tolist()}
+            {
+                "name": "input-0",
+                "shape": [rows, data.shape[1]],
+                "datatype": "FP64",
+                "data": data.ravel().tolist(),
+            }
         ]
     }
+
+
+def lua_script(work: Path, name: str, body: bytes, headers: dict[str, str]) -> Path:
+    """A wrk script posting ``body`` (kept in a file beside it) with ``headers``."""
+    (work / f"{name}.body").write_bytes(body)
+    lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+    script = work / f"{name}.lua"
+    script.write_text(LUA % {"headers": lines, "body": work / f"{name}.body"})
+    return script
+
+
+def slipway_server(work: Path, efs: Path, x, workers: int) -> Server:
+    port = free_port()
+    return Server(
+        f"slipway ({workers} worker{'s' if workers > 1 else ''})",
+        [
+            sys.executable,
+            "-m",
+            "slipway.cli.serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        f"http://127.0.0.1:{port}/v2/health/ready",
+        f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer",
+        oip_body(x),
+        {
+            "SLIPWAY_EFS_ROOT": str(efs),
+            "SLIPWAY_MODEL_VERSION": VERSION,
+            "SLIPWAY_STATE_DIR": str(work / "state"),
+            "PROMETHEUS_MULTIPROC_DIR": str(work / f"metrics-{workers}"),
+        },
+        "slipway" if workers == 1 else "slipway-2",
+    )
+
+
+def floor_server(name: str, app: str, x, onnx: Path) -> Server:
+    """A :mod:`bench.floors` app under uvicorn with slipway's settings (uvloop, httptools)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    argv += ["--lifespan", "off", "--log-level", "warning"]
+    if app.endswith("same_work"):
+        argv.append("--factory")
+    return Server(
+        name,
+        argv,
+        f"http://127.0.0.1:{port}/",
+        f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer",
+        oip_body(x),
+        {"SLIPWAY_FLOOR_ONNX": str(onnx), "PYTHONPATH": str(PROJECT)},
+        "floors",
+    )
+
+
+FLOOR_CONSTANT = "floor: constant answer"
+FLOOR_SAME_WORK = "floor: same work (orjson, numpy, ONNX Runtime)"
+SLIPWAY_1 = "slipway (1 worker)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds; figures are medians")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated groups to run (slipway, slipway-2, floors, mlflow, kserve); "
+        "prints only",
+    )
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated; 8 for ratios")
     args = parser.parse_args()
     if subprocess.run(["which", "wrk"], capture_output=True, check=False).returncode:
         sys.exit("wrk is missing: scripts/ensure-debian-tools.sh wrk:wrk")
+    everything = {"slipway", "slipway-2", "floors", "mlflow", "kserve"}
+    groups = {g for g in args.only.split(",") if g} or everything
+    concurrency = [int(c) for c in args.concurrency.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-serving-"))
     model, x = train()
     efs = prepare_slipway(work, model, x)
-    tracking, model_uri = prepare_mlflow(work, model, x)
-    kserve_python, kserve_note = prepare_kserve(work, model)
     floor = in_process_floor(model, x, efs)
+    onnx = efs / MODEL / VERSION / "model.onnx"
 
-    venv_bin = Path(sys.executable).parent
-    servers = []
-    for workers in (1, 2):
+    servers = [slipway_server(work, efs, x, 1), slipway_server(work, efs, x, 2)]
+    servers.append(floor_server(FLOOR_CONSTANT, "bench.floors:constant", x, onnx))
+    servers.append(floor_server(FLOOR_SAME_WORK, "bench.floors:same_work", x, onnx))
+    kserve_note = None
+    if "mlflow" in groups:
+        tracking, model_uri = prepare_mlflow(work, model, x)
+        venv_bin = Path(sys.executable).parent
         port = free_port()
         servers.append(
             Server(
-                f"slipway ({workers} worker{'s' if workers > 1 else ''})",
+                "mlflow models serve",
                 [
-                    sys.executable,
+                    str(venv_bin / "mlflow"),
+                    "models",
+                    "serve",
                     "-m",
-                    "slipway.cli.serve",
-                    "--host",
+                    model_uri,
+                    "--env-manager",
+                    "local",
+                    "-h",
                     "127.0.0.1",
-                    "--port",
+                    "-p",
                     str(port),
-                    "--workers",
-                    str(workers),
+                    "-w",
+                    "1",
                 ],
-                f"http://127.0.0.1:{port}/v2/health/ready",
-                f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer",
-                oip_body(x),
+                f"http://127.0.0.1:{port}/ping",
+                f"http://127.0.0.1:{port}/invocations",
+                {"dataframe_split": {"columns": list(x.columns), "data": [x.iloc[0].tolist()]}},
+                # mlflow starts `uvicorn` from PATH
                 {
-                    "SLIPWAY_EFS_ROOT": str(efs),
-                    "SLIPWAY_MODEL_VERSION": VERSION,
-                    "SLIPWAY_STATE_DIR": str(work / "state"),
-                    "PROMETHEUS_MULTIPROC_DIR": str(work / f"metrics-{workers}"),
+                    "MLFLOW_TRACKING_URI": tracking,
+                    "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
                 },
+                "mlflow",
             )
         )
-    port = free_port()
-    servers.append(
-        Server(
-            "mlflow models serve",
-            [
-                str(venv_bin / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                model_uri,
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                "1",
-            ],
-            f"http://127.0.0.1:{port}/ping",
-            f"http://127.0.0.1:{port}/invocations",
-            {"dataframe_split": {"columns": list(x.columns), "data": [x.iloc[0].tolist()]}},
-            # mlflow starts `uvicorn` from PATH
-            {"MLFLOW_TRACKING_URI": tracking, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
-        )
-    )
-    if kserve_python is not None:
-        port = free_port()
-        servers.append(
-            Server(
-                f"KServe ModelServer {kserve_note}",
-                [
-                    str(kserve_python),
-                    str(work / "kserve_model.py"),
-                    MODEL,
-                    str(work / "model.joblib"),
-                    str(port),
-                    str(free_port()),
-                ],
-                f"http://127.0.0.1:{port}/v2/models/{MODEL}/ready",
-                f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer",
-                oip_body(x),
-                {},
+    if "kserve" in groups:
+        kserve_python, kserve_note = prepare_kserve(work, model)
+        if kserve_python is not None:
+            port = free_port()
+            servers.append(
+                Server(
+                    f"KServe ModelServer {kserve_note}",
+                    [
+                        str(kserve_python),
+                        str(work / "kserve_model.py"),
+                        MODEL,
+                        str(work / "model.joblib"),
+                        str(port),
+                        str(free_port()),
+                    ],
+                    f"http://127.0.0.1:{port}/v2/models/{MODEL}/ready",
+                    f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer",
+                    oip_body(x),
+                    {},
+                    "kserve",
+                )
             )
-        )
+            kserve_note = None
+    servers = [s for s in servers if s.group in groups]
 
-    results: dict[str, dict] = {}
-    for server in servers:
-        script = work / f"{len(results)}.lua"
-        script.write_text(LUA % json.dumps(server.body))
-        proc, cold = start(server, work / f"{len(results)}.log")
-        try:
-            check_answer(server)
-            wrk(server.infer_url, script, 8, 2)  # warm-up
-            runs = {c: wrk(server.infer_url, script, c, args.seconds) for c in CONCURRENCY}
-        finally:
-            stop(proc)
-        results[server.name] = {"cold_start_s": cold, "runs": runs}
-        print(
-            server.name,
-            f"cold {cold:.2f} s",
-            {
-                c: f"{r['rps']:.0f} rps p99 {r['p99_us'] / 1000:.1f} ms err {r['errors']}"
-                for c, r in runs.items()
-            },
-            flush=True,
-        )
-
-    body = render(results, floor, kserve_note if kserve_python is None else None, args.seconds)
-    print(body)
-    print(f"written to {write_section('serving', body)}")
-
-
-def render(results: dict, floor: dict, kserve_missing: str | None, seconds: int) -> str:
-    lines = [
-        "### Model server: slipway vs MLflow vs KServe",
-        "",
-        f"`make bench` (`python -m bench.serving --seconds {seconds}`): one row posted by wrk,",
-        f"{seconds} s per concurrency after a 2 s warm-up, every server on 127.0.0.1 with one",
-        "worker process unless named; the same fitted pipeline (StandardScaler +",
-        "LogisticRegression). wrk shares the 2 cores with the server, so absolute numbers are",
-        "low; the ratios are the point. Cold start = process start to readiness 200.",
-        "",
-        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | cold start s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    # the batch requests: (label, body, headers), posted at concurrency 8 to slipway (1 worker)
+    # and the same-work floor
+    batches = [
+        (f"JSON, {BATCH_ROWS} rows", compact_json(oip_body(x, BATCH_ROWS)), JSON_HEADERS),
+        # BINARY TENSOR ROW: once serving/protocol.py accepts the binary tensor data extension,
+        # add ("binary, 1024 rows", <JSON header + raw float64 bytes>,
+        # {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": ...})
+        # here; the same-work floor would then need a binary twin (np.frombuffer) to compare.
     ]
-    for name, result in results.items():
-        for c, r in result["runs"].items():
+
+    procs: dict[str, tuple[subprocess.Popen, float]] = {}
+    scripts = {}
+    rounds: list[dict[str, dict]] = []
+    try:
+        for i, server in enumerate(servers):
+            scripts[server.name] = lua_script(
+                work, f"s{i}", compact_json(server.body), JSON_HEADERS
+            )
+            procs[server.name] = start(server, work / f"{i}.log")
+            check_answer(server)
+            print(f"{server.name}: ready in {procs[server.name][1]:.2f} s", flush=True)
+        batch_scripts = [
+            (label, lua_script(work, f"b{j}", body, headers))
+            for j, (label, body, headers) in enumerate(batches)
+        ]
+        for r in range(args.repeats):
+            result: dict[str, dict] = {}
+            for server in servers:
+                script = scripts[server.name]
+                pid = procs[server.name][0].pid
+                wrk(server.infer_url, script, 8, 2)  # warm-up
+                result[server.name] = {
+                    c: wrk(server.infer_url, script, c, args.seconds, pid) for c in concurrency
+                }
+                print(f"round {r + 1}", server.name, summary(result[server.name]), flush=True)
+            for server in servers:
+                if server.name not in (SLIPWAY_1, FLOOR_SAME_WORK):
+                    continue
+                for label, script in batch_scripts:
+                    run = wrk(server.infer_url, script, 8, args.seconds, procs[server.name][0].pid)
+                    result[f"{server.name} | {label}"] = {8: run}
+                    print(f"round {r + 1}", server.name, label, summary({8: run}), flush=True)
+            rounds.append(result)
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+
+    cold = {name: seconds for name, (_, seconds) in procs.items()}
+    body = render(rounds, cold, floor, kserve_note, args.seconds, args.repeats)
+    print(body)
+    if groups == everything and concurrency == list(CONCURRENCY):
+        print(f"written to {write_section('serving', body)}")
+
+
+def compact_json(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def summary(runs: dict) -> dict:
+    return {
+        c: f"{r['rps']:.0f} rps p99 {r['p99_us'] / 1000:.1f} ms err {r['errors']} "
+        f"cpu {r['cpu_us']:.0f} µs/req"
+        for c, r in runs.items()
+    }
+
+
+def median_run(rounds: list[dict], name: str, c: int) -> dict:
+    """The median over rounds of each figure of ``name`` at concurrency ``c``; errors summed."""
+    runs = [r[name][c] for r in rounds]
+    keys = ("rps", "p50_us", "p99_us", "cpu_us")
+    merged = {k: statistics.median(run[k] for run in runs) for k in keys}
+    merged["errors"] = sum(run["errors"] for run in runs)
+    return merged
+
+
+def render(
+    rounds: list[dict],
+    cold: dict[str, float],
+    floor: dict,
+    kserve_missing: str | None,
+    seconds: int,
+    repeats: int,
+) -> str:
+    lines = [
+        "### Model server: slipway vs its HTTP floors, MLflow and KServe",
+        "",
+        f"`make bench` (`python -m bench.serving --seconds {seconds} --repeats {repeats}`):",
+        f"one row posted by wrk, {seconds} s per concurrency after a 2 s warm-up, every server",
+        "on 127.0.0.1 with one worker process unless named; the same fitted pipeline",
+        "(StandardScaler + LogisticRegression). The floors (`bench/floors.py`) run on",
+        "slipway's stack (uvicorn, uvloop, httptools, access log off). wrk shares the 2 cores",
+        f"with the server, so absolute numbers are low; the ratios are the point. Median of {repeats}",
+        "round(s) over servers started once (errors: the sum). Cold start = process start to",
+        "readiness 200. CPU µs/request = the server processes' user + system time over the run",
+        "(/proc) divided by the requests answered: what a request costs the server, which other",
+        "load on the machine changes far less than requests/s.",
+        "",
+        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | CPU µs/request "
+        "| cold start s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    names = [n for n in rounds[0] if " | " not in n]
+    for name in names:
+        for c in rounds[0][name]:
+            r = median_run(rounds, name, c)
             lines.append(
                 f"| {name} | {c} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
-                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {result['cold_start_s']:.2f} |"
+                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {r['cpu_us']:,.0f} | "
+                f"{cold[name]:.2f} |"
             )
-    ours = results.get("slipway (1 worker)")
-    lines += ["", "Ratios at concurrency 8 (slipway with 1 worker against each):", ""]
-    for name, result in results.items():
-        if ours is None or name.startswith("slipway"):
-            continue
-        mine, theirs = ours["runs"][8], result["runs"][8]
-        lines.append(
-            f"- vs {name}: throughput x{mine['rps'] / theirs['rps']:.1f}, "
-            f"p99 {mine['p99_us'] / 1000:.2f} ms vs {theirs['p99_us'] / 1000:.2f} ms, "
-            f"cold start {ours['cold_start_s']:.2f} s vs {result['cold_start_s']:.2f} s"
-        )
+    if SLIPWAY_1 in names and 8 in rounds[0][SLIPWAY_1]:
+        lines += [
+            "",
+            "Against the floors at concurrency 8 (slipway with 1 worker, same round):",
+            "",
+        ]
+        for floor_name in (FLOOR_SAME_WORK, FLOOR_CONSTANT):
+            if floor_name not in names:
+                continue
+            shares = [r[SLIPWAY_1][8]["rps"] / r[floor_name][8]["rps"] for r in rounds]
+            cpu = [r[floor_name][8]["cpu_us"] / r[SLIPWAY_1][8]["cpu_us"] for r in rounds]
+            lines.append(
+                f"- {floor_name}: throughput {statistics.median(shares):.0%} of it (rounds: "
+                f"{', '.join(f'{s:.0%}' for s in shares)}); by CPU per request "
+                f"{statistics.median(cpu):.0%} (rounds: {', '.join(f'{s:.0%}' for s in cpu)})"
+            )
+        mine = median_run(rounds, SLIPWAY_1, 8)
+        for name in names:
+            if name.startswith(("slipway", "floor")):
+                continue
+            theirs = median_run(rounds, name, 8)
+            lines.append(
+                f"- vs {name}: throughput x{mine['rps'] / theirs['rps']:.1f}, "
+                f"p99 {mine['p99_us'] / 1000:.2f} ms vs {theirs['p99_us'] / 1000:.2f} ms, "
+                f"cold start {cold[SLIPWAY_1]:.2f} s vs {cold[name]:.2f} s"
+            )
     if kserve_missing:
         lines.append(f"- KServe not measured: {kserve_missing}")
+    batch = [n for n in rounds[0] if " | " in n]
+    if batch:
+        lines += [
+            "",
+            f"Batches at concurrency 8 ({BATCH_ROWS} rows a request, {seconds} s):",
+            "",
+            "| server | request | requests/s | rows/s | p99 ms | errors | CPU µs/request |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name in batch:
+            r = median_run(rounds, name, 8)
+            server, label = name.split(" | ")
+            lines.append(
+                f"| {server} | {label} | {r['rps']:,.0f} | {r['rps'] * BATCH_ROWS:,.0f} | "
+                f"{r['p99_us'] / 1000:.2f} | {r['errors']} | {r['cpu_us']:,.0f} |"
+            )
     lines += ["", "In-process floor (one process, no HTTP), microseconds per call:", ""]
     lines += [f"- {k}: {v:,.1f} µs" for k, v in floor.items()]
     return "\n".join(lines)

@@ -1,10 +1,12 @@
 """Population stability index (PSI) of recent inputs against the training distribution.
 
 Each worker keeps the last ``window`` rows it served in a ring buffer (a copy into a numpy array:
-microseconds) and recomputes PSI every ``every`` requests, outside the request that triggers it
-(the app schedules it with ``loop.call_soon``): 30 features x 1,000 rows cost ~1 ms, so per request
-the cost is ~10 µs at ``every=100``. The bins are the training deciles recorded in the package
-manifest (``training_stats[feature].edges`` and ``.fractions``).
+under a microsecond for one row) and recomputes PSI every ``every`` requests, outside the request
+that triggers it (the app schedules it with ``loop.call_soon``). The bins are the training
+deciles recorded in the package manifest (``training_stats[feature].edges`` and ``.fractions``).
+:meth:`DriftWindow.compute` bins every feature at once (edges padded to one matrix, one
+``bincount``): 30 features x 1,000 rows cost ~0.3 ms, against ~0.8 ms feature by feature, so
+~3 µs a request at ``every=100``.
 
 PSI = sum over bins of (a - e) * ln(a / e), with a and e the served and training shares of a bin,
 both floored at :data:`EPSILON` so that an empty bin gives a large but finite value.
@@ -47,6 +49,18 @@ class DriftWindow:
         self.features = list(features)
         # KeyError / TypeError / ValueError here, at load, rather than later in a PSI update
         self.stats = [_bins(name, training_stats[name]) for name in self.features]
+        # every feature's bins in one matrix: edges padded with +inf (no finite value reaches
+        # them), so a value's bin is the number of its feature's edges <= it, as
+        # searchsorted(side="right"); bins past a feature's own are masked out of its sum
+        width = max((len(edges) for edges, _ in self.stats), default=0)
+        self._edges = np.full((len(self.stats), width), np.inf)
+        self._expected = np.ones((len(self.stats), width + 1))
+        self._own = np.zeros((len(self.stats), width + 1), dtype=bool)
+        for i, (edges, fractions) in enumerate(self.stats):
+            self._edges[i, : len(edges)] = edges
+            self._expected[i, : len(fractions)] = np.maximum(fractions, EPSILON)
+            self._own[i, : len(fractions)] = True
+        self._offsets = np.arange(len(self.stats)) * (width + 1)
         self.rows = np.zeros((window, len(self.features)), dtype=np.float64)
         self.size = 0  # rows held (<= window)
         self.next = 0  # where the next row goes
@@ -72,14 +86,16 @@ class DriftWindow:
         return self.requests % self.every == 0 and self.size >= self.min_rows
 
     def compute(self) -> dict[str, float]:
-        """PSI per feature over the rows held now."""
+        """PSI per feature over the rows held now (as :func:`population_stability_index`)."""
         held = self.rows[: self.size]
-        return {
-            name: population_stability_index(held[:, i], edges, fractions)
-            for i, (name, (edges, fractions)) in enumerate(
-                zip(self.features, self.stats, strict=True)
-            )
-        }
+        bins = np.zeros(held.shape, dtype=np.intp)  # [rows, features]: edges <= each value
+        for column in self._edges.T:  # one comparison per decile, every feature at once
+            bins += held >= column
+        counts = np.bincount((bins + self._offsets).ravel(), minlength=self._expected.size)
+        actual = np.maximum(counts.reshape(self._expected.shape) / max(len(held), 1), EPSILON)
+        terms = (actual - self._expected) * np.log(actual / self._expected)
+        psi = np.where(self._own, terms, 0.0).sum(axis=1)
+        return dict(zip(self.features, psi.tolist(), strict=True))
 
 
 def _bins(feature: str, stats: dict[str, Any]) -> tuple[list[float], list[float]]:

@@ -8,12 +8,16 @@ beyond it gets 429 at once instead of queueing behind the others (callers retry,
 An infer body must arrive within ``body_timeout`` seconds of the request reaching the app: the
 ``receive`` the app reads through waits at most for what is left of that time, then raises
 :class:`~slipway.serving.errors.RequestTimeout` (408, connection closed), so a slow sender
-cannot hold one of the ``max_concurrency`` slots for longer than that.
+cannot hold one of the ``max_concurrency`` slots for longer than that. :class:`BodyDeadlines`
+enforces it with one timer per worker rather than one per request: ``asyncio.wait_for`` made a
+task per ``receive()`` and ``asyncio.timeout_at`` a loop timer (~8 µs a request measured in the
+server, though the body has almost always arrived with the headers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -28,30 +32,145 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _REJECT_BODY = orjson.dumps({"error": "too many concurrent requests; retry shortly"})
 
 
+def is_infer(method: str, path: str) -> bool:
+    """Whether ``method path`` is ``POST /v2/models/{name}/infer`` (the limited route)."""
+    return (
+        method == "POST"
+        and path.startswith("/v2/models/")
+        and path.endswith("/infer")
+        and path.count("/") == 4  # /v2/models/{name}/infer, nothing deeper
+    )
+
+
+class BodyDeadlines:
+    """Infer requests waiting for body bytes, and the one timer that times out the late ones.
+
+    A request waiting in ``receive()`` registers its task and deadline; a timer, armed only
+    while some request is registered, looks every ``tick`` seconds (a tenth of the timeout, at
+    most 0.1 s) and cancels the task of each request past its deadline, a cancellation that
+    :meth:`receive` turns into :class:`~slipway.serving.errors.RequestTimeout`. A request thus
+    times out between its deadline and one tick later.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = min(0.1, timeout / 10)
+        self.waiting: dict[asyncio.Task, float] = {}  # task -> deadline (loop time)
+        self.expired: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def receive(self, receive: Any, deadline: float) -> dict:
+        """The next ASGI message, or RequestTimeout once the loop time passes ``deadline``."""
+        task = asyncio.current_task()
+        if task is None:  # not in a task (no server runs an app so): a timer of its own
+            async with asyncio.timeout_at(deadline):
+                return await receive()
+        self.waiting[task] = deadline
+        loop = task.get_loop()
+        if self._timer is None or self._loop is not loop:  # a new loop: tests run several
+            self._loop = loop
+            self._timer = loop.call_later(self.tick, self._sweep)
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if task not in self.expired:
+                raise
+            self.expired.discard(task)
+            task.uncancel()
+            raise RequestTimeout(
+                f"the request body must arrive within {self.timeout:g} s of its headers"
+            ) from None
+        finally:
+            self.waiting.pop(task, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for task, deadline in list(self.waiting.items()):
+            if task.done():  # its loop went away while it waited
+                del self.waiting[task]
+            elif deadline <= now and task not in self.expired:
+                self.expired.add(task)
+                task.cancel()
+        self._timer = self._loop.call_later(self.tick, self._sweep) if self.waiting else None
+
+
 class ServingMiddleware:
-    """Request metrics for every route and the per-worker concurrency limit of infer."""
+    """Request metrics for every route and the per-worker concurrency limit of infer.
+
+    Two ways in, sharing the limit, the deadlines and the metric tallies: :meth:`__call__`, the
+    ASGI middleware around FastAPI's stack (every route; :meth:`wrap` is what Starlette calls to
+    place this one instance there), and :meth:`infer`, the short way the app sends infer
+    requests by, straight to ``infer_handler``.
+
+    Args:
+        app: the ASGI app to wrap (``None`` until :meth:`wrap`).
+        metrics: where requests are counted and timed.
+        max_concurrency: infer requests in progress in this worker beyond which infer is 429.
+        body_timeout: seconds an infer body has to arrive (408 after).
+        infer_handler: ``async (scope, receive, send) -> status`` answering an infer request.
+    """
 
     def __init__(
-        self, app: Any, metrics: ServerMetrics, max_concurrency: int, body_timeout: float
+        self,
+        app: Any,
+        metrics: ServerMetrics,
+        max_concurrency: int,
+        body_timeout: float,
+        infer_handler: Any = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.body_timeout = body_timeout
+        self.infer_handler = infer_handler
         self.active = 0  # infer requests in progress in this worker
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self.deadlines = BodyDeadlines(body_timeout)
 
-    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, f"{status // 100}xx")
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.metrics.requests.labels(*key),
-                self.metrics.latency.labels(route, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+    def wrap(self, app: Any) -> ServingMiddleware:
+        """Wrap ``app`` (Starlette calls this when it builds the middleware stack)."""
+        self.app = app
+        return self
+
+    async def _reject(self, send: Any, method: str, started: float) -> None:
+        self.metrics.rejected.labels("concurrency").inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_REJECT_BODY)).encode()),
+                    (b"retry-after", b"1"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _REJECT_BODY})
+        self.metrics.request_done(INFER_ROUTE, method, 429, time.perf_counter() - started)
+
+    async def infer(self, scope: dict, receive: Any, send: Any) -> None:
+        """Answer ``POST /v2/models/{name}/infer`` by ``infer_handler``: limited, timed, counted.
+
+        What :meth:`__call__` does for infer, without wrapping ``send`` (the handler returns
+        the status it sent) or the app's middleware chain.
+        """
+        started = time.perf_counter()
+        if self.active >= self.max_concurrency:
+            await self._reject(send, "POST", started)
+            return
+        status = 500  # an exception before the response started is a 5xx
+        receive_in_time = functools.partial(
+            self.deadlines.receive, receive, asyncio.get_running_loop().time() + self.body_timeout
+        )
+        metrics = self.metrics
+        metrics.inflight_now += 1
+        self.active += 1
+        try:
+            status = await self.infer_handler(scope, receive_in_time, send)
+        finally:
+            self.active -= 1
+            metrics.inflight_now -= 1
+            metrics.request_done(INFER_ROUTE, "POST", status, time.perf_counter() - started)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Handle one ASGI connection: time and count it, or answer 429 beyond the limit."""
@@ -61,27 +180,9 @@ class ServingMiddleware:
         started = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"] if scope["method"] in _METHODS else "other"
-        infer = (
-            method == "POST"
-            and path.startswith("/v2/models/")
-            and path.endswith("/infer")
-            and path.count("/") == 4  # /v2/models/{name}/infer, nothing deeper
-        )
+        infer = is_infer(method, path)
         if infer and self.active >= self.max_concurrency:
-            self.metrics.rejected.labels("concurrency").inc()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_REJECT_BODY)).encode()),
-                        (b"retry-after", b"1"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _REJECT_BODY})
-            self._observe(INFER_ROUTE, method, 429, time.perf_counter() - started)
+            await self._reject(send, method, started)
             return
 
         status = 500  # an exception before the response started is a 5xx
@@ -93,22 +194,15 @@ class ServingMiddleware:
             await send(message)
 
         if infer:
-            deadline = started + self.body_timeout
-            body_timeout = self.body_timeout
-
-            async def receive_in_time() -> dict:
-                try:
-                    return await asyncio.wait_for(receive(), deadline - time.perf_counter())
-                except TimeoutError:
-                    raise RequestTimeout(
-                        f"the request body must arrive within {body_timeout:g} s of its headers"
-                    ) from None
-
-            app_receive = receive_in_time
+            app_receive = functools.partial(
+                self.deadlines.receive,
+                receive,
+                asyncio.get_running_loop().time() + self.body_timeout,
+            )
         else:
             app_receive = receive
 
-        self.metrics.inflight.inc()
+        self.metrics.inflight_now += 1
         if infer:
             self.active += 1
         try:
@@ -116,8 +210,8 @@ class ServingMiddleware:
         finally:
             if infer:
                 self.active -= 1
-            self.metrics.inflight.dec()
+            self.metrics.inflight_now -= 1
             route = scope.get("route")
-            # FastAPI sets scope["route"] for its own routes only; infer is a plain Route
+            # FastAPI sets scope["route"] for its own routes only; infer takes :meth:`infer`
             template = getattr(route, "path", None) or (INFER_ROUTE if infer else UNMATCHED_ROUTE)
-            self._observe(template, method, status, time.perf_counter() - started)
+            self.metrics.request_done(template, method, status, time.perf_counter() - started)

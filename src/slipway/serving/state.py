@@ -101,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.model.load(server.efs_root, server.metrics, server.limits)
         event.set()
     yield
+    server.metrics.flush()  # the last tallies, into the multiprocess files too
     if server.multiproc_dir:
         from prometheus_client import multiprocess
 

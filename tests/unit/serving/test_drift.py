@@ -55,3 +55,23 @@ def test_window_refuses_unusable_training_stats_when_built(stats: dict, error: t
 
 def _bins(stats: dict) -> dict:
     return {"edges": stats["edges"], "fractions": stats["fractions"]}
+
+
+def test_window_psi_equals_the_per_feature_psi_when_features_have_different_bins() -> None:
+    """compute() bins every feature at once (edges padded): same values as one by one."""
+    stats = {
+        "one_edge": {"edges": [0.0], "fractions": [0.3, 0.7]},
+        "three_edges": {"edges": [-1.0, 0.0, 2.0], "fractions": [0.1, 0.2, 0.3, 0.4]},
+        "no_edge": {"edges": [], "fractions": [1.0]},
+    }
+    window = DriftWindow(list(stats), stats, window=50)
+    rows = np.random.default_rng(7).normal(0.5, 1.5, size=(50, 3))
+    rows[0] = [0.0, 2.0, 5.0]  # values on edges: searchsorted "right" puts them above
+    window.add(rows)
+    psi = window.compute()
+    for i, (name, s) in enumerate(stats.items()):
+        assert psi[name] == pytest.approx(
+            population_stability_index(rows[:, i], s["edges"], s["fractions"]), rel=1e-12
+        )
+    assert psi["three_edges"] > 0.0
+    assert psi["no_edge"] == pytest.approx(0.0)
