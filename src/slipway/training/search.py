@@ -186,10 +186,12 @@ def candidate_scores(cv_results: dict[str, Any]) -> list[CandidateScore]:
     """
     rounds = cv_results.get("iter")
     first_round = [i for i in range(len(cv_results["params"])) if rounds is None or rounds[i] == 0]
+    # HalvingGridSearchCV carries a survivor's very params dict into the next round (a repr
+    # would not do: scikit-learn shortens long estimator reprs, so two could look the same)
+    keys = {id(cv_results["params"][i]): n for n, i in enumerate(first_round)}
     last: dict[int, int] = {}
-    keys = {repr(cv_results["params"][i]): n for n, i in enumerate(first_round)}
     for i, row_params in enumerate(cv_results["params"]):
-        last[keys[repr(row_params)]] = i  # rows are in round order: the last one wins
+        last[keys[id(row_params)]] = i  # rows are in round order: the last one wins
     return [
         CandidateScore(
             candidate=n,
