@@ -11,6 +11,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "DATASET_VERSIONS": "table",
         "PulledDataset": "pull",
+        "count_rows": "pull",
         "ResolvedDataset": "catalog",
         "SHIPPED": "shipped",
         "available_datasets": "catalog",
