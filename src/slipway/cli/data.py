@@ -118,6 +118,9 @@ def synth(
     ] = 30,
     seed: Annotated[int, typer.Option(help="Random seed: the same options, the same file.")] = 0,
     version: Annotated[str | None, typer.Option(help="Default: the next v<N>.")] = None,
+    categorical: Annotated[
+        int | None, typer.Option(help="How many features are categorical; default 1 in 8.")
+    ] = None,
 ) -> None:
     """Write a deterministic synthetic table (Parquet, known signal), its spec; track, push it."""
     from slipway.config import load_settings
@@ -134,6 +137,7 @@ def synth(
             features=features,
             seed=seed,
             version=version,
+            categorical=categorical,
         )
     table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
     table.add_row(

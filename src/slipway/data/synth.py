@@ -37,7 +37,7 @@ WEIGHTS = (1.2, -0.9, 0.7, 0.5, -0.4)
 CATEGORY_EFFECT = {"a": -0.6, "b": 0.0, "c": 0.4, "d": 0.8}
 #: Logit intercept (about 47 % positive rows).
 INTERCEPT = -0.3
-MIN_FEATURES = 6  # the five weighted numeric features and c0
+MIN_FEATURES = 5  # the five weighted numeric features
 
 _HEADER = (
     "Synthetic table written by `slipway data synth` (docs/datasets.md): x00-x04 and c0\n"
@@ -53,18 +53,25 @@ class SynthLayout:
     categorical: tuple[str, ...]
 
     @classmethod
-    def of(cls, features: int) -> SynthLayout:
-        """The layout of a table with ``features`` features: one in eight categorical (≥ 1).
+    def of(cls, features: int, categorical: int | None = None) -> SynthLayout:
+        """The layout of ``features`` features, ``categorical`` of them categorical.
+
+        Args:
+            features: how many features in all.
+            categorical: how many are categorical; ``None``: one in eight, at least one.
+                ``0`` gives an all-numeric table (``c0``'s share of the signal is then absent).
 
         Raises:
-            DatasetSpecError: fewer than :data:`MIN_FEATURES` features.
+            DatasetSpecError: fewer than five numeric features would be left, or a negative
+                ``categorical``.
         """
-        if features < MIN_FEATURES:
+        n_cat = max(1, features // 8) if categorical is None else categorical
+        if n_cat < 0 or features - n_cat < MIN_FEATURES:
             raise DatasetSpecError(
-                f"--features {features} is too few for the synthetic signal; pass at least "
-                f"{MIN_FEATURES} (five weighted numeric features and one categorical)"
+                f"--features {features} with --categorical {n_cat} is too few for the synthetic "
+                f"signal; pass at least {MIN_FEATURES} numeric features (features minus "
+                "categorical) and a categorical count of 0 or more"
             )
-        n_cat = max(1, features // 8)
         width = max(2, len(str(features - n_cat - 1)))
         numeric = tuple(f"x{i:0{width}d}" for i in range(features - n_cat))
         return cls(numeric, tuple(f"c{i}" for i in range(n_cat)))
@@ -75,15 +82,18 @@ class SynthLayout:
         return [*self.numeric, *self.categorical, TARGET]
 
 
-def synth_spec(name: str, rows: int, features: int = 30) -> DatasetSpec:
+def synth_spec(
+    name: str, rows: int, features: int = 30, categorical: int | None = None
+) -> DatasetSpec:
     """The spec of the table :func:`write_synthetic_table` writes.
 
     Args:
         name: the dataset's name.
         rows: the table's rows (``min_rows`` is 100, or ``rows`` when smaller).
         features: how many features.
+        categorical: how many of them are categorical (:meth:`SynthLayout.of`).
     """
-    layout = SynthLayout.of(features)
+    layout = SynthLayout.of(features, categorical)
     return DatasetSpec(
         name=name,
         task="binary",
@@ -102,14 +112,16 @@ def synth_spec(name: str, rows: int, features: int = 30) -> DatasetSpec:
     )
 
 
-def synth_chunks(rows: int, features: int = 30, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+def synth_chunks(
+    rows: int, features: int = 30, seed: int = 0, categorical: int | None = None
+) -> Iterator[dict[str, np.ndarray]]:
     """The table as column arrays, :data:`CHUNK_ROWS` rows at a time (the last one shorter).
 
     Raises:
         DatasetSpecError: ``rows`` < 1 or too few ``features``.
     """
     check_rows(rows)
-    layout = SynthLayout.of(features)
+    layout = SynthLayout.of(features, categorical)
     categories = np.array(CATEGORIES, dtype=object)
     effect = np.array([CATEGORY_EFFECT[c] for c in CATEGORIES])
     for k, start in enumerate(range(0, rows, CHUNK_ROWS)):
@@ -117,7 +129,9 @@ def synth_chunks(rows: int, features: int = 30, seed: int = 0) -> Iterator[dict[
         rng = np.random.default_rng([seed, k])
         x = rng.standard_normal((n, len(layout.numeric)))
         codes = rng.integers(0, len(CATEGORIES), size=(n, len(layout.categorical)))
-        logit = INTERCEPT + x[:, : len(WEIGHTS)] @ np.array(WEIGHTS) + effect[codes[:, 0]]
+        logit = INTERCEPT + x[:, : len(WEIGHTS)] @ np.array(WEIGHTS)
+        if layout.categorical:
+            logit += effect[codes[:, 0]]
         label = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
         chunk = {name: x[:, i] for i, name in enumerate(layout.numeric)}
         chunk |= {name: categories[codes[:, i]] for i, name in enumerate(layout.categorical)}
@@ -125,7 +139,9 @@ def synth_chunks(rows: int, features: int = 30, seed: int = 0) -> Iterator[dict[
         yield chunk
 
 
-def write_synthetic_table(path: Path, rows: int, features: int = 30, seed: int = 0) -> Path:
+def write_synthetic_table(
+    path: Path, rows: int, features: int = 30, seed: int = 0, categorical: int | None = None
+) -> Path:
     """Write the synthetic table to ``path`` as Parquet, one row group per chunk.
 
     Memory stays at one chunk (:data:`CHUNK_ROWS` rows) whatever ``rows`` is.
@@ -137,7 +153,7 @@ def write_synthetic_table(path: Path, rows: int, features: int = 30, seed: int =
     import pyarrow.parquet as pq
 
     check_rows(rows)
-    layout = SynthLayout.of(features)
+    layout = SynthLayout.of(features, categorical)
     schema = pa.schema(
         [
             *(pa.field(c, pa.float64(), nullable=False) for c in layout.numeric),
@@ -146,14 +162,14 @@ def write_synthetic_table(path: Path, rows: int, features: int = 30, seed: int =
         ]
     )
     with pq.ParquetWriter(str(path), schema, compression="snappy") as writer:
-        for chunk in synth_chunks(rows, features, seed):
+        for chunk in synth_chunks(rows, features, seed, categorical):
             writer.write_table(pa.table(chunk, schema=schema), row_group_size=CHUNK_ROWS)
     return Path(path)
 
 
 def oracle_scores(frame) -> np.ndarray:
     """The generating model's logit for each row: the best ranking any classifier can reach."""
-    effect = frame["c0"].map(CATEGORY_EFFECT).to_numpy(dtype=float)
+    effect = frame["c0"].map(CATEGORY_EFFECT).to_numpy(dtype=float) if "c0" in frame else 0.0
     weighted = frame[[f"x{i:0{_width(frame)}d}" for i in range(len(WEIGHTS))]].to_numpy()
     return INTERCEPT + weighted @ np.array(WEIGHTS) + effect
 
@@ -180,6 +196,7 @@ def synth_dataset(  # noqa: PLR0913 - the command's options and the DVC coordina
     features: int = 30,
     seed: int = 0,
     version: str | None = None,
+    categorical: int | None = None,
 ):
     """Write a synthetic version of dataset ``name``, its spec, and track and push it with DVC.
 
@@ -196,6 +213,7 @@ def synth_dataset(  # noqa: PLR0913 - the command's options and the DVC coordina
         features: how many features (≥ :data:`MIN_FEATURES`); one in eight is categorical.
         seed: the random seed; the same arguments give the same file (same md5).
         version: the version name; the next ``v<N>`` when ``None``.
+        categorical: how many features are categorical; ``None``: one in eight.
 
     Returns:
         The :class:`~slipway.data.intake.AddedDataset` (the spec is never a draft).
@@ -218,7 +236,7 @@ def synth_dataset(  # noqa: PLR0913 - the command's options and the DVC coordina
             "letters, digits, '-' and '_' (e.g. 'synth-1m')"
         )
     project_dir = Path(project_dir)
-    spec = synth_spec(name, rows, features)
+    spec = synth_spec(name, rows, features, categorical)
     spec_file = spec_path(project_dir, name)
     existing = load_dataset_spec(spec_file) if spec_file.exists() else None
     if existing is not None and _shape_of(existing) != _shape_of(spec):
@@ -234,7 +252,7 @@ def synth_dataset(  # noqa: PLR0913 - the command's options and the DVC coordina
         remote_url,
         endpoint_url,
         folder / f"{version}.parquet",
-        lambda tmp: write_synthetic_table(tmp, rows, features, seed),
+        lambda tmp: write_synthetic_table(tmp, rows, features, seed, categorical),
         (rows, features + 1),
         after=None if existing is not None else lambda: _write_spec(spec, spec_file),
     )

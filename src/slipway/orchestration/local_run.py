@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,23 @@ def bytecode_cache(settings: Settings) -> dict[str, str]:
         "PYTHONPYCACHEPREFIX": str(settings.state_dir / "pycache"),
         "PYTHONDONTWRITEBYTECODE": "",
     }
+
+
+@contextmanager
+def bytecode_cached(settings: Settings) -> Iterator[None]:
+    """Within the block, this process reads and writes bytecode where the tasks do.
+
+    The same cache as :func:`bytecode_cache` for ``slipway run`` itself, which imports DVC, kfp
+    and MLflow lazily during the run; ``sys.pycache_prefix`` and ``sys.dont_write_bytecode``
+    are read at each import, and restored on exit.
+    """
+    saved = sys.pycache_prefix, sys.dont_write_bytecode
+    sys.pycache_prefix = str(settings.state_dir / "pycache")
+    sys.dont_write_bytecode = False
+    try:
+        yield
+    finally:
+        sys.pycache_prefix, sys.dont_write_bytecode = saved
 
 
 def _watcher(pipeline: Any, events: TaskEvents | None) -> AbstractContextManager[Any]:

@@ -25,3 +25,12 @@ def test_csv_rows_match_pandas(tmp_path, text):
 def test_parquet_rows_come_from_the_footer(tmp_path):
     path = write_synthetic_table(tmp_path / "t.parquet", 70_000, features=8)
     assert count_rows(path) == 70_000 == len(read_table(path)[0])
+
+
+def test_read_csv_reads_a_parquet_version_as_the_same_frame(tmp_path):
+    from slipway.data import read_csv
+
+    path = write_synthetic_table(tmp_path / "v1.parquet", 500, features=8)
+    frame = read_csv(path)
+    pd.testing.assert_frame_equal(frame, read_table(path)[0])
+    assert frame.shape == (500, 9)

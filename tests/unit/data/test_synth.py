@@ -121,10 +121,26 @@ def test_a_table_without_rows_is_refused_and_nothing_is_written(project, tmp_pat
     assert not (project / "data").exists()
 
 
-def test_too_few_features_is_refused_before_writing(tmp_path):
-    with pytest.raises(DatasetSpecError, match=r"--features 3 is too few.*at least 6"):
-        write_synthetic_table(tmp_path / "t.parquet", 100, features=3)
+@pytest.mark.parametrize(("features", "categorical"), [(3, None), (6, 2), (8, -1)])
+def test_too_few_features_is_refused_before_writing(tmp_path, features, categorical):
+    with pytest.raises(
+        DatasetSpecError, match=rf"--features {features} with --categorical .* at least 5 numeric"
+    ):
+        write_synthetic_table(
+            tmp_path / "t.parquet", 100, features=features, categorical=categorical
+        )
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_an_all_numeric_table_keeps_the_numeric_signal(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    path = write_synthetic_table(tmp_path / "t.parquet", 20_000, features=10, categorical=0)
+    spec = synth_spec("synth", 20_000, 10, categorical=0)
+    frame = load_frame(path, spec)
+    assert [f.kind for f in spec.features] == ["numeric"] * 10
+    assert validate_with_spec(frame, spec).passed
+    assert 0.80 < roc_auc_score(frame["label"], oracle_scores(frame)) < 0.85
 
 
 def test_cli_synth_prints_the_version_and_refuses_zero_rows(project, tmp_path, monkeypatch):
