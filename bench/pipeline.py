@@ -63,7 +63,7 @@ TASKS = ("pull-data", "validate-data", "search", "evaluate", "promote")
 _STAMP = re.compile(
     r"^(\d\d):(\d\d):(\d\d\.\d+) - INFO - (?:Executing task '([^']+)'|Task '([^']+)' finished)"
 )
-_IMPORT = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$")
+_IMPORT = re.compile(r"^\s+import time:\s+\d+ \|\s+(\d+) \| (\S.*)$")
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -89,7 +89,11 @@ def task_seconds(log: Path) -> dict[str, float]:
 
 
 def task_imports(log: Path) -> dict[str, float]:
-    """Per task, the seconds its top-level imports took (``PYTHONPROFILEIMPORTTIME`` lines)."""
+    """Per task, the seconds its top-level imports took (``PYTHONPROFILEIMPORTTIME`` lines).
+
+    A task's own lines are the indented ones (kfp.local streams them under "Streamed logs:");
+    ``slipway run``'s own imports during the run are not indented and not counted.
+    """
     out: dict[str, float] = {}
     task = None
     for line in log.read_text(errors="replace").splitlines():
