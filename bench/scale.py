@@ -58,8 +58,10 @@ search = SearchParams.model_validate({
 })
 evaluate = EvaluateParams(primary_metric="roc_auc", thresholds={"roc_auc": 0.8})
 if step == "synth":
+    import dvc.repo, pyarrow.parquet
     from slipway.data import synth_dataset
 elif step == "pull":
+    import dvc.api, dvc.repo
     from slipway.data import pull_dataset
 elif step == "validate":
     import pandera.pandas, sklearn.tree  # what validate_with_spec imports on first use
@@ -98,9 +100,15 @@ elif step == "validate":
     report = validate_with_spec(frame, spec)
     out["violations"] = len(report.violations)
     out["table_mb"] = float(frame.memory_usage(index=True, deep=True).sum()) / 2**20
+elif step == "serve":
+    loaded = load_model(settings.efs_root, settings.model_name, state["version_code"])
+    batch = np.random.default_rng(0).standard_normal((1000, len(loaded.features)))
+    for _ in range(10):
+        loaded.predict(batch)
+    out["runtime"] = loaded.runtime
 else:
-    ref = DatasetRef(**state.get("ref", {})) if "ref" in state else None
-    spec = spec_from_metadata({"spec": state["spec"]}) if "spec" in state else None
+    ref = DatasetRef(**state["ref"])
+    spec = spec_from_metadata({"spec": state["spec"]})
     model_file = work / "model.skops"
     if step == "search":
         trained = train_candidate(table, ref, spec, search, settings)
@@ -119,12 +127,6 @@ else:
                 candidate, state.get("champion_version"), state["holdout"], data, search, settings
             )
             out["version_code"] = done.version_code
-    elif step == "serve":
-        loaded = load_model(settings.efs_root, settings.model_name, state["version_code"])
-        batch = np.random.default_rng(0).standard_normal((1000, len(loaded.features)))
-        for _ in range(10):
-            loaded.predict(batch)
-        out["runtime"] = loaded.runtime
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("BENCH " + json.dumps({"seconds": seconds, "peak_mb": peak, "floor_mb": floor, **out}))
@@ -215,10 +217,11 @@ def scale_table(sizes: list[int], runs: dict[int, dict[str, dict]]) -> tuple[str
                 continue
             ratio = r["peak_mb"] / table_mb
             mark = "met" if ratio <= MAX_RSS_RATIO else "MISSED"
+            grown = (r["peak_mb"] - r["floor_mb"]) / table_mb
             verdicts.append(
                 f"- {step}: peak RSS {r['peak_mb']:.0f} MB = {ratio:.2f}x the table's "
-                f"{table_mb:.0f} MB in memory at {big:,} rows (floor after imports "
-                f"{r['floor_mb']:.0f} MB; target ≤ {MAX_RSS_RATIO:g}x: {mark})"
+                f"{table_mb:.0f} MB in memory at {big:,} rows (target ≤ {MAX_RSS_RATIO:g}x: "
+                f"{mark}); above its {r['floor_mb']:.0f} MB after imports: {grown:.2f}x"
             )
     return "\n".join(lines), verdicts
 
