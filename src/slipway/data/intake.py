@@ -387,7 +387,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             f"{path} has nested Parquet column(s) {', '.join(nested)} (lists, structs or maps); "
             "flatten them into plain columns first"
         )
-    return pq.read_table(path).to_pandas()
+    # self_destruct frees each Arrow column once converted: the peak is one copy of the table,
+    # not two (split_blocks keeps one block per column, so nothing is consolidated afterwards)
+    return pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _next_version(folder: Path) -> str:
