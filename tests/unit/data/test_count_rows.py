@@ -34,3 +34,20 @@ def test_read_csv_reads_a_parquet_version_as_the_same_frame(tmp_path):
     frame = read_csv(path)
     pd.testing.assert_frame_equal(frame, read_table(path)[0])
     assert frame.shape == (500, 9)
+
+
+def test_parquet_is_read_as_pyarrow_reads_it_with_or_without_pandas_metadata(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = write_synthetic_table(tmp_path / "plain.parquet", 3_000, features=10)
+    assert pq.read_schema(plain).pandas_metadata is None
+    expected = pq.read_table(plain).to_pandas()
+    pd.testing.assert_frame_equal(read_table(plain)[0], expected)
+    framed = pd.DataFrame(
+        {"n": pd.array([1, None, 3], dtype="Int64"), "c": pd.Categorical(["a", "b", "a"])},
+        index=pd.Index([10, 20, 30], name="id"),
+    )
+    path = tmp_path / "pandas.parquet"
+    pq.write_table(pa.Table.from_pandas(framed), path)
+    pd.testing.assert_frame_equal(read_table(path)[0], framed)  # index and dtypes restored
