@@ -98,8 +98,12 @@ def bytecode_cached(settings: Settings) -> Iterator[None]:
 
     The same cache as :func:`bytecode_cache` for ``slipway run`` itself, which imports DVC, kfp
     and MLflow lazily during the run; ``sys.pycache_prefix`` and ``sys.dont_write_bytecode``
-    are read at each import, and restored on exit.
+    are read at each import, and restored on exit. Only once the state folder exists (a run
+    made it): a run refused by its first checks must leave no state folder behind.
     """
+    if not settings.state_dir.is_dir():
+        yield
+        return
     saved = sys.pycache_prefix, sys.dont_write_bytecode
     sys.pycache_prefix = str(settings.state_dir / "pycache")
     sys.dont_write_bytecode = False

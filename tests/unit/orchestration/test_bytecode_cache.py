@@ -15,6 +15,7 @@ def test_tasks_get_a_cache_under_the_state_folder_and_may_write_it(tmp_path):
 
 def test_the_run_itself_uses_it_for_the_block_only(tmp_path):
     settings = load_settings(state_dir=tmp_path / "state")
+    settings.state_dir.mkdir()
     before = sys.pycache_prefix, sys.dont_write_bytecode
     module = tmp_path / "src" / "slipway_probe_module.py"
     module.parent.mkdir()
@@ -34,3 +35,11 @@ def test_the_run_itself_uses_it_for_the_block_only(tmp_path):
     cached = list((tmp_path / "state" / "pycache").rglob("slipway_probe_module*.pyc"))
     assert len(cached) == 1
     assert not (module.parent / "__pycache__").exists()  # nothing beside the source
+
+
+def test_without_a_state_folder_the_run_creates_none(tmp_path):
+    settings = load_settings(state_dir=tmp_path / "fresh")
+    before = sys.pycache_prefix, sys.dont_write_bytecode
+    with bytecode_cached(settings):
+        assert (sys.pycache_prefix, sys.dont_write_bytecode) == before
+    assert not (tmp_path / "fresh").exists()
