@@ -41,9 +41,9 @@ format: install ## apply ruff fixes and formatting
 compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 	$(RUN) slipway compile
 
-bench: install ## benchmarks; results go to docs/benchmarks.md
+bench: install ## benchmarks (bench.scale runs bench.pipeline too); results go to docs/benchmarks.md
 	@scripts/ensure-debian-tools.sh wrk:wrk
-	$(RUN) python -m bench.pipeline
+	$(RUN) python -m bench.scale
 	$(RUN) python -m bench.serving
 	$(RUN) python -m bench.mirror
 

@@ -10,7 +10,7 @@ def pull_data(
     from pathlib import Path
 
     from slipway.config import load_settings
-    from slipway.data import pull_dataset, read_table, settings_for_spec, spec_to_metadata
+    from slipway.data import count_rows, pull_dataset, settings_for_spec, spec_to_metadata
     from slipway.data.spec import SPEC_METADATA_KEY
     from slipway.orchestration import reporting_step
     from slipway.orchestration.step_metrics import RUN_STARTED_KEY
@@ -30,5 +30,5 @@ def pull_data(
         dataset.metadata.update(pulled.ref.to_dict())
         dataset.metadata[SPEC_METADATA_KEY] = spec_to_metadata(pulled.spec)
         dataset.metadata[RUN_STARTED_KEY] = report.run_started_at
-        report.dataset_rows = len(read_table(Path(dataset.path))[0])
+        report.dataset_rows = count_rows(Path(dataset.path))
     print(f"pulled dataset {pulled.ref.name} {pulled.ref.label} ({pulled.ref.path})")

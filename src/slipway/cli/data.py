@@ -108,6 +108,54 @@ def add(
     )
 
 
+@app.command("synth")
+@fails_cleanly
+def synth(
+    rows: Annotated[int, typer.Option(help="How many rows (at least 1).")],
+    dataset: Annotated[str, typer.Option(help="Dataset name: its folder under data/.")],
+    features: Annotated[
+        int, typer.Option(help="How many features; one in eight categorical.")
+    ] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed: the same options, the same file.")] = 0,
+    version: Annotated[str | None, typer.Option(help="Default: the next v<N>.")] = None,
+    categorical: Annotated[
+        int | None, typer.Option(help="How many features are categorical; default 1 in 8.")
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic table (Parquet, known signal), its spec; track, push it."""
+    from slipway.config import load_settings
+    from slipway.data import synth_dataset
+
+    settings = load_settings()
+    with console.status(f"writing {rows:,} synthetic rows to dataset {dataset} …"):
+        added = synth_dataset(
+            dataset,
+            rows,
+            settings.project_dir,
+            settings.dvc_remote_url,
+            settings.aws_endpoint_url,
+            features=features,
+            seed=seed,
+            version=version,
+            categorical=categorical,
+        )
+    table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
+    table.add_row(
+        added.name,
+        added.ref.version,
+        added.ref.path,
+        added.ref.md5,
+        str(added.rows),
+        str(added.columns),
+    )
+    console.print(table)
+    console.print(
+        f"commit {added.ref.path}.dvc and {added.spec_path.relative_to(settings.project_dir)} "
+        "to make the version visible",
+        soft_wrap=True,
+    )
+
+
 @app.command("infer-spec")
 @fails_cleanly
 def infer_spec_command(

@@ -11,6 +11,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "DATASET_VERSIONS": "table",
         "PulledDataset": "pull",
+        "count_rows": "pull",
         "ResolvedDataset": "catalog",
         "SHIPPED": "shipped",
         "available_datasets": "catalog",
@@ -50,6 +51,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "read_csv": "table",
         "seed_datasets": "versioning",
         "split_dataset": "table",
+        "synth_dataset": "synth",
+        "synth_spec": "synth",
+        "write_synthetic_table": "synth",
+        "store_version": "intake",
         "unpushed_datasets": "versioning",
         "validate_dataset": "schema",
     },

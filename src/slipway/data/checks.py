@@ -46,7 +46,9 @@ def validate_with_spec(frame: pd.DataFrame, spec: DatasetSpec) -> ValidationRepo
     frame = normalise_frame(frame, spec)
     report = ValidationReport(rows=len(frame))
     try:
-        build_spec_schema(spec).validate(frame, lazy=True)
+        # inplace: no coercion is declared, so pandera changes nothing; without it pandera
+        # copies the whole frame, then each column again (3x the table's memory at 1M rows)
+        build_spec_schema(spec).validate(frame, lazy=True, inplace=True)
     except pae.SchemaErrors as e:
         report.violations = summarise_failures(_drop_check_errors(e.failure_cases))
     report.violations += poison_violations(frame, spec)
@@ -59,7 +61,9 @@ def normalise_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     A CSV reader types a numeric column with no decimals as int64, and an integer column with an
     empty cell as float64; both are valid data for their kind, so they must not fail a dtype check.
     """
-    frame = frame.copy()
+    # shallow: a column that changes is replaced in the copy (pandas never writes the original's
+    # array on ``frame[column] = ...``), the others are shared instead of duplicated
+    frame = frame.copy(deep=False)
     numeric = {f.name for f in spec.features if f.kind == "numeric"}
     if spec.task == "regression":
         numeric.add(spec.target)
@@ -101,9 +105,7 @@ def build_spec_schema(spec: DatasetSpec):
             error=f"fewer than {spec.min_rows} rows",
         ),
         pa.Check(
-            lambda df: (
-                int(df[[c for c in used if c in df]].duplicated().sum()) <= spec.max_duplicate_rows
-            ),
+            lambda df: duplicated_rows(df, [c for c in used if c in df]) <= spec.max_duplicate_rows,
             name=f"at_most_{spec.max_duplicate_rows}_duplicate_rows",
             error=f"more than {spec.max_duplicate_rows} duplicated rows",
         ),
@@ -123,6 +125,26 @@ def build_spec_schema(spec: DatasetSpec):
     return pa.DataFrameSchema(columns, strict=True, checks=checks)
 
 
+def duplicated_rows(frame: pd.DataFrame, columns: list[str]) -> int:
+    """How many rows repeat an earlier row on ``columns`` (``DataFrame.duplicated`` counts).
+
+    Exact, and without copying the columns: a 64-bit hash per row is combined column by column,
+    and only rows whose hash repeats (all true duplicates, and a collision now and then) are
+    compared for real. ``frame[columns].duplicated()`` copied the columns and held an int64
+    code array per column at once: twice the table's memory on a million rows.
+    """
+    if not columns or frame.empty:
+        return 0
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for column in columns:
+        column_hash = pd.util.hash_pandas_object(frame[column], index=False).to_numpy()
+        hashes = hashes * np.uint64(1_000_003) ^ column_hash  # wraps modulo 2**64
+    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    if not candidates.any():
+        return 0
+    return int(frame.loc[candidates, columns].duplicated().sum())
+
+
 def poison_violations(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, str]]:
     """Constant columns, label leaks, text in numeric columns and infinities, one line each.
 
@@ -132,6 +154,7 @@ def poison_violations(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, 
     """
     out: list[dict[str, str]] = []
     target = frame.get(spec.target)
+    codes = _label_codes(target) if target is not None and spec.task != "regression" else None
     for feature in spec.features:
         if feature.name not in frame:
             continue  # the schema already reports the missing column
@@ -142,7 +165,7 @@ def poison_violations(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, 
         if feature.kind in ("numeric", "integer"):
             out += _numeric_poison(feature.name, series)
         if target is not None:
-            out += _leak(feature, series, target, spec)
+            out += _leak(feature, series, target, spec, codes)
     if target is not None and spec.task == "regression":
         out += _numeric_poison(spec.target, target)
     return out
@@ -190,13 +213,23 @@ def _numeric_poison(column: str, series: pd.Series) -> list[dict[str, str]]:
     return []
 
 
+def _label_codes(target: pd.Series) -> pd.Series:
+    """The label's text form (as the leak checks compare it) as integer codes, NaN kept."""
+    codes, _ = pd.factorize(target.astype(str).where(target.notna()))
+    return pd.Series(codes, index=target.index).where(target.notna())
+
+
 def _leak(
-    feature: FeatureSpec, series: pd.Series, target: pd.Series, spec: DatasetSpec
+    feature: FeatureSpec,
+    series: pd.Series,
+    target: pd.Series,
+    spec: DatasetSpec,
+    codes: pd.Series | None = None,
 ) -> list[dict[str, str]]:
     both = pd.DataFrame({"x": series, "y": target}).dropna()
     if len(both) < 10 or both["y"].nunique() < 2:
         return []
-    if (both["x"].astype(str) == both["y"].astype(str)).all():
+    if _equals_label(both["x"], both["y"]):
         return [_line(feature.name, "equals_label", "every value equals the label")]
     if spec.task == "regression":
         x = pd.to_numeric(both["x"], errors="coerce").astype("float64")
@@ -209,7 +242,8 @@ def _leak(
         if math.isfinite(corr) and abs(corr) >= LEAK_CORRELATION:
             return [_line(feature.name, "leaks_label", f"correlation {corr:.4f} with the label")]
         return []
-    labels = both["y"].astype(str)
+    # integer codes of the label's text: the same classes, without a string per row per feature
+    labels = (codes if codes is not None else _label_codes(target)).loc[both.index].astype("int64")
     baseline = labels.value_counts(normalize=True).iloc[0]
     if baseline >= LEAK_ACCURACY:
         return []  # one class is ≥ 99 % of the rows: every feature "predicts" it
@@ -224,6 +258,18 @@ def _leak(
             )
         ]
     return []
+
+
+def _equals_label(x: pd.Series, y: pd.Series) -> bool:
+    """Whether every value's text equals the label's (numbers compared as numbers first).
+
+    Equal text implies equal numbers, so numeric columns whose values differ anywhere are
+    answered without formatting a string per row; only a candidate is confirmed as text.
+    """
+    numeric = pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y)
+    if numeric and not (x.to_numpy() == y.to_numpy()).all():
+        return False
+    return bool((x.astype(str) == y.astype(str)).all())
 
 
 def _single_feature_accuracy(feature: FeatureSpec, x: pd.Series, labels: pd.Series) -> float | None:

@@ -90,7 +90,14 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """Read a dataset CSV as written by :func:`write_csv`."""
+    """Read a dataset CSV as written by :func:`write_csv`, or a Parquet version (by content).
+
+    A dataset version may be Parquet (``slipway data add``, ``slipway data synth``); readers
+    that predate that (promotion) get the same frame either way.
+    """
+    with Path(path).open("rb") as f:
+        if f.read(4) == b"PAR1":
+            return pd.read_parquet(path)
     return pd.read_csv(path)
 
 

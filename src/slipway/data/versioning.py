@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from slipway.data.table import write_csv
 from slipway.errors import ConfigError, DatasetVersionError, RemoteUnavailableError
 
 REMOTE_NAME = "slipway"
@@ -105,6 +104,7 @@ def seed_datasets(
         RemoteUnavailableError: the push failed (remote unreachable or not writable).
     """
     from slipway.data.shipped import shipped_tables
+    from slipway.data.table import write_csv
 
     repo = _open_repo(project_dir, remote_url, endpoint_url)
     tables, _ = shipped_tables()

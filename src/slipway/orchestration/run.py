@@ -142,11 +142,19 @@ def run_training(
     Raises:
         RemoteUnavailableError: the DVC remote cannot be read or seeded, or MLflow is unreachable.
     """
+    from slipway.orchestration.local_run import bytecode_cached
+
+    with bytecode_cached(settings):
+        return _run_training(settings, request, progress or _Quiet(), capture)
+
+
+def _run_training(
+    settings: Settings, request: TrainingRequest, progress: RunProgress, capture: bool
+) -> TrainingRunResult:
     from slipway.data import seed_datasets, settings_for_spec, unpushed_datasets
     from slipway.orchestration.local_run import run_compiled_pipeline
     from slipway.orchestration.task_log import new_run_log, output_to
 
-    progress = progress or _Quiet()
     # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data.
     # Only the requested dataset counts: a shipped dataset whose package is not installed stays
     # unpushed and must not make every run seed again.

@@ -193,3 +193,25 @@ def test_every_violation_lands_in_one_report(good, spec):
     } <= checks
     page = report.to_markdown("toy")
     assert "| c | constant_column | one value: a | - |" in page
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_duplicated_rows_counts_what_pandas_counts(seed):
+    from slipway.data.checks import duplicated_rows
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "a": rng.integers(0, 3, 400).astype(float),
+            "b": rng.choice(["x", "y", None], 400),
+            "c": rng.integers(0, 2, 400),
+            "skip": np.arange(400),  # differs in every row: not among the compared columns
+        }
+    )
+    frame.loc[::7, "a"] = np.nan
+    columns = ["a", "b", "c"]
+    expected = int(frame[columns].duplicated().sum())
+    assert expected > 0
+    assert duplicated_rows(frame, columns) == expected
+    assert duplicated_rows(frame, [*columns, "skip"]) == 0
+    assert duplicated_rows(frame.iloc[:0], columns) == 0
