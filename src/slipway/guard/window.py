@@ -38,7 +38,8 @@ __all__ = [
 Mode = Literal["guard", "watch"]
 #: How a window ends. ``rolled-back``: the guard rolled it back; ``blocked``: a KPI failed but
 #: there was no revision to return to (all earlier versions rejected); ``rollback-failed``: the
-#: rollback stopped part-way (the error says how to finish); ``would-roll-back``: dry run.
+#: rollback stopped part-way (the error says how to finish); ``would-roll-back``: dry run;
+#: ``reported``: a KPI failed in a ``watch`` window (one the guard's own rollback created).
 VERDICTS = (
     "passed",
     "no-traffic",
@@ -46,6 +47,7 @@ VERDICTS = (
     "blocked",
     "rollback-failed",
     "would-roll-back",
+    "reported",
 )
 
 
