@@ -121,6 +121,8 @@ def guard_cmd(
     if once:
         report = guard.check()
         console.print(f"{report.action}: {report.detail}", soft_wrap=True)
+        if report.action == "error":  # Prometheus did not answer: nothing was checked
+            raise typer.Exit(1)
         return
     if port:
         from prometheus_client import start_http_server

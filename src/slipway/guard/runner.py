@@ -371,7 +371,10 @@ class Guard:
                 self.check()
             except SlipwayError as e:
                 log.error("guard: check failed: %s", e)
-            wake.wait(max(0.0, self.policy.interval_s - (time.monotonic() - started)))
+            deadline = started + self.policy.interval_s
+            # short slices, so that a stop (SIGTERM) is seen within half a second
+            while not stop.is_set() and not wake.is_set() and time.monotonic() < deadline:
+                wake.wait(min(0.5, max(0.0, deadline - time.monotonic())))
             wake.clear()
         watcher.join(timeout=5)
 

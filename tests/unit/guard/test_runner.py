@@ -180,3 +180,48 @@ def test_a_version_without_traffic_ends_no_traffic(tmp_path) -> None:
     assert decode_window(cluster.annotations).verdict == "no-traffic"
     assert sample(metrics, "slipway_guard_verdicts_total", verdict="no-traffic") == 1
     assert sample(metrics, "slipway_guard_last_check_timestamp_seconds") == clock.now - 5
+
+
+class WatchingCluster(FakeCluster):
+    """Its first watch fails with 410 Gone, the second shows our own patch, then a new revision."""
+
+    def __init__(self, stop) -> None:
+        super().__init__()
+        self.stop, self.watches, self.lists = stop, [], 0
+        self.annotations["x"] = "1"
+
+    def get_deployment(self) -> dict[str, Any]:
+        self.lists += 1
+        live = super().get_deployment()
+        live["metadata"]["resourceVersion"] = str(10 * self.lists)
+        return live
+
+    def watch(self, resource_version, timeout_s):
+        from kubernetes.client.exceptions import ApiException
+
+        self.watches.append(resource_version)
+        if len(self.watches) == 1:
+            raise ApiException(status=410, reason="Gone")
+        own = super().get_deployment()
+        own["metadata"]["resourceVersion"] = "21"
+        own["metadata"]["annotations"][WINDOW] = "{}"
+        yield "MODIFIED", own  # the guard's own annotation patch: no wake-up
+        assert not self.woke.is_set()
+        new = super().get_deployment()
+        new["metadata"]["resourceVersion"] = "22"
+        new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "3"
+        yield "MODIFIED", new
+        self.stop.set()
+
+
+def test_watch_lists_again_after_410_and_wakes_only_on_a_new_revision(tmp_path) -> None:
+    import threading
+
+    stop, wake = threading.Event(), threading.Event()
+    cluster = WatchingCluster(stop)
+    cluster.woke = wake
+    guard, *_ = make(tmp_path, cluster=cluster)
+    guard._watch(stop, wake)
+    assert cluster.watches == ["10", "20"]  # 410 Gone: listed again, watched from the new version
+    assert cluster.lists == 2
+    assert wake.is_set()
