@@ -354,6 +354,19 @@ class KpiCatalog(_Strict):
         raise KeyError(f"no KPI named {name!r}; known: {', '.join(k.name for k in self.kpis)}")
 
 
+def guard_catalog(catalog: KpiCatalog) -> dict[str, Any]:
+    """The part of the catalog ``slipway guard`` reads, as catalog data (a valid catalog itself).
+
+    The top-level ``guard`` block and the ``rollback: true`` KPIs, without recording rules: the
+    guard pod reads it from the ConfigMap ``slipway-guard-catalog`` (the image carries no
+    ``monitoring/kpis.yaml``).
+    """
+    data = catalog.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["recording_rules"] = []
+    data["kpis"] = [kpi for kpi in data["kpis"] if kpi["rollback"]]
+    return data
+
+
 def parse_kpi_catalog(data: Any, source: str = "<catalog>") -> KpiCatalog:
     """Validate already-parsed catalog data.
 
