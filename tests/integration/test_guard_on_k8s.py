@@ -277,6 +277,13 @@ def test_the_watch_wakes_the_loop_on_a_new_revision(k8s_cluster, bare_namespace,
         )
         assert window.version == v2
         assert time.monotonic() - started < 15  # woken by the watch, not the 60 s interval
+        time.sleep(3)
+        # two checks, one per revision: the guard's own annotation writes (which bump the
+        # Deployment's generation) do not wake it again
+        errors = guard.metrics.registry.get_sample_value(
+            "slipway_guard_checks_total", {"result": "error"}
+        )
+        assert errors == 2
     finally:
         stop.set()
         loop.join(timeout=70)
@@ -307,3 +314,7 @@ def test_guard_once_reports_a_prometheus_it_cannot_reach(k8s_cluster, bare_names
     bad = CliRunner().invoke(app, [*args[:-2], "--port", "0", "--interval", "5 s"], env=env)
     assert bad.exit_code == 1
     assert "--interval '5 s'" in bad.output
+    other = CliRunner().invoke(app, [*args, "--deployment", "my-server"], env=env)
+    assert other.exit_code == 1
+    assert "--deployment 'my-server'" in other.output
+    assert _window(k8s_cluster, bare_namespace).checks == 0  # refused before any change

@@ -96,6 +96,16 @@ def guard_cmd(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     parse_duration(rollout_timeout)
+    from slipway.release import DEPLOYMENT
+
+    if deployment != DEPLOYMENT:
+        from slipway.errors import ConfigError
+
+        raise ConfigError(
+            f"--deployment {deployment!r}: the release library reads the served model version "
+            f"from the Deployment {DEPLOYMENT!r} (manifests/base) and rolls that one back; "
+            f"name the model server {DEPLOYMENT!r}"
+        )
     options = GuardOptions(env=env, dry_run=dry_run, rollout_timeout=rollout_timeout)
     path = catalog or settings.project_dir / "monitoring" / "kpis.yaml"
     policy = policy_from_catalog(load_kpi_catalog(path)).with_times(

@@ -26,6 +26,7 @@ from slipway.guard.metrics import GuardMetrics
 from slipway.guard.policy import GuardPolicy, KpiCheck
 from slipway.guard.prometheus import PrometheusClient, PrometheusQueryError, Sample
 from slipway.guard.state import (
+    PAUSED,
     REJECTED,
     RESTORED,
     WINDOW,
@@ -207,10 +208,11 @@ class Guard:
             self.metrics.checks.labels("error").inc()
             self.metrics.errors.labels("prometheus").inc()
             return CheckReport("error", str(e), window)
+        before = window
         window, decision = evaluate(window, self.policy, observation)
         failing = any(window.failures.get(c.name, 0) for c in self.policy.checks)
         self.metrics.checks.labels("failing" if failing else "passing").inc()
-        window = self._act(window, decision, annotations)
+        window = self._act(window, decision, annotations, before)
         prefix = "started, " if started else ""
         return CheckReport(prefix + decision.action, decision.reason or _counts(window), window)
 
@@ -225,7 +227,11 @@ class Guard:
     # ------------------------------------------------------------------ acting
 
     def _act(
-        self, window: WindowState, decision: Decision, annotations: dict[str, str]
+        self,
+        window: WindowState,
+        decision: Decision,
+        annotations: dict[str, str],
+        before: WindowState,
     ) -> WindowState:
         if decision.action == "rollback":
             return self._roll_back(window, decision, annotations)
@@ -235,6 +241,11 @@ class Guard:
             window = self._verify(window)
         if not window.open:
             self.metrics.verdicts.labels(window.verdict).inc()
+        elif (window.failures, window.traffic_seen) == (before.failures, before.traffic_seen):
+            # nothing a restart needs changed: no write. Every change of a Deployment's
+            # annotations bumps its metadata.generation, and `kubectl rollout status` (and so
+            # `slipway deploy`) waits for the controller to observe each one
+            return window
         self._save(window)
         return window
 
@@ -414,12 +425,10 @@ class Guard:
 
 
 def _trigger(deployment: dict[str, Any]) -> tuple[Any, ...]:
+    # not metadata.generation: the API server bumps a Deployment's generation on every change
+    # of its annotations too, so the guard's own writes would wake it again and again
     annotations = deployment["metadata"].get("annotations") or {}
-    return (
-        annotations.get(REVISION_ANNOTATION),
-        annotations.get("guard.slipway.io/paused"),
-        deployment["metadata"].get("generation"),
-    )
+    return (annotations.get(REVISION_ANNOTATION), annotations.get(PAUSED))
 
 
 def _counts(window: WindowState) -> str:

@@ -225,3 +225,20 @@ def test_watch_lists_again_after_410_and_wakes_only_on_a_new_revision(tmp_path) 
     assert cluster.watches == ["10", "20"]  # 410 Gone: listed again, watched from the new version
     assert cluster.lists == 2
     assert wake.is_set()
+
+
+def test_a_check_that_changes_nothing_a_restart_needs_writes_nothing(tmp_path) -> None:
+    guard, cluster, prom, clock, _ = make(tmp_path)
+    prom.values = {"traffic": 3.0, "errors": 0.0}
+    guard.check()  # starts the window, then records traffic_seen
+    written = len(cluster.patches)
+    for _ in range(3):
+        clock.now += 5
+        assert guard.check().action == "wait"
+    # every annotation change bumps the Deployment's generation: no write per check
+    assert len(cluster.patches) == written
+    prom.values["errors"] = 0.5
+    clock.now += 5
+    guard.check()
+    assert len(cluster.patches) == written + 1
+    assert decode_window(cluster.annotations).failures == {"http-5xx-ratio": 1}
