@@ -172,6 +172,8 @@ def test_guard_verifies_a_good_version_and_rolls_bad_ones_back(
         print(f"\n5xx: rolled back {time.monotonic() - started:.1f} s after deploy: {actions}")
         rolled = _annotations(world)
         _assert_rolled_back(world, failing, good, revision=3, kpi="http-5xx-ratio")
+        # no checkout in the guard: the overlay file still pins what `slipway deploy` wrote
+        assert world.pinned() == failing
         assert "KPI http-5xx-ratio = 1 > threshold 0.05 in 3 consecutive checks" in (
             world.trail()[-1].reason
         )
