@@ -46,6 +46,7 @@ bench: install ## benchmarks (bench.scale runs bench.pipeline too); results go t
 	$(RUN) python -m bench.scale
 	$(RUN) python -m bench.serving
 	$(RUN) python -m bench.mirror
+	$(RUN) python -m bench.guard
 
 serve: install ## serve the local champion from the embedded EFS folder on 127.0.0.1:8080 (after make run)
 	$(RUN) slipway serve --champion --host 127.0.0.1

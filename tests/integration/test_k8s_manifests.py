@@ -370,8 +370,10 @@ def test_monitoring_custom_resources_are_stored_as_rendered(
     assert left_out == set()
     custom = [d for d in docs if _group(d["apiVersion"]) == "monitoring.coreos.com"]
     assert sorted((d["kind"], d["metadata"]["name"]) for d in custom) == [
+        ("PodMonitor", "slipway-guard"),
         ("PodMonitor", "slipway-mirror"),
         ("PrometheusRule", "slipway-alerts"),
+        ("PrometheusRule", "slipway-guard"),
         ("ServiceMonitor", "slipway-pushgateway"),
         ("ServiceMonitor", "slipway-server"),
     ]

@@ -73,7 +73,8 @@ def _one(docs: list[dict], kind: str, name: str) -> dict:
 
 def test_kubernetes_validate_strict(docs: list[dict], tmp_path: Path) -> None:
     builtin = [d for d in docs if d["apiVersion"].split("/")[0] != OPERATOR_GROUP]
-    assert len(builtin) == len(docs) - 4  # PrometheusRule, 2 ServiceMonitors, PodMonitor
+    # 2 PrometheusRules (KPIs, guard), 2 ServiceMonitors, 2 PodMonitors (mirror, guard)
+    assert len(builtin) == len(docs) - 6
     path = tmp_path / "builtin.yaml"
     path.write_text(yaml.safe_dump_all(builtin))
     validator = _tool(VENV_BIN / "kubernetes-validate", "kubernetes-validate (dev dependency)")
@@ -105,9 +106,12 @@ def test_checkov_finds_no_failure(rendered: Path, docs: list[dict]) -> None:
 
 
 def test_mirror_runs_restricted_with_irsa_and_probes(docs: list[dict]) -> None:
-    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {
-        "slipway-monitoring"
-    }
+    # the guard's Role and RoleBinding live in the model server's namespace (guard-rbac.yaml)
+    rbac = {"Role", "RoleBinding"}
+    assert {
+        d["metadata"].get("namespace") for d in docs if d["kind"] not in {"Namespace", *rbac}
+    } == {"slipway-monitoring"}
+    assert {d["metadata"]["namespace"] for d in docs if d["kind"] in rbac} == {"slipway"}
     namespace = _one(docs, "Namespace", "slipway-monitoring")["metadata"]["labels"]
     assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
     deployment = _one(docs, "Deployment", "slipway-mirror")

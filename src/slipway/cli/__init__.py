@@ -10,6 +10,7 @@ import typer
 
 from slipway.cli import data as data_cli
 from slipway.cli import efs as efs_cli
+from slipway.cli import guard as guard_cli
 from slipway.cli import mirror as mirror_cli
 from slipway.cli import pipeline as pipeline_cli
 from slipway.cli import rollout as rollout_cli
@@ -32,6 +33,7 @@ mirror_cli.register(app)
 submit_cli.register(app)
 serve_cli.register(app)
 efs_cli.register(app)
+guard_cli.register(app)
 
 
 def _mount_optional() -> None:

@@ -9,12 +9,15 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "GuardCheck": "kpis",
+        "GuardDefaults": "kpis",
         "KpiCatalog": "kpis",
         "apply_alarms": "cloudwatch",
         "apply_cloudwatch_dashboard": "dashboards",
         "check_runbook_anchors": "kpis",
         "cloudwatch_client": "cloudwatch",
         "diff_alarms": "cloudwatch",
+        "duration_seconds": "kpis",
         "load_kpi_catalog": "kpis",
         "write_generated": "generated",
     },

@@ -21,6 +21,8 @@ from slipway.monitoring.mirror import rules as mirror_rules
 
 CLOUDWATCH_DASHBOARD_FILE = "monitoring/cloudwatch/dashboard.json"
 CLOUDWATCH_ALARMS_FILE = "monitoring/cloudwatch/alarms.json"
+#: The guard's part of the catalog, mounted by manifests/monitoring/guard-deployment.yaml.
+GUARD_CATALOG_FILE = "manifests/monitoring/guard-catalog.yaml"
 #: Region written into the committed CloudWatch dashboard; `slipway alarms apply` renders the
 #: dashboard again for the region it applies to.
 DEFAULT_REGION = "us-east-1"
@@ -57,8 +59,25 @@ def render_generated(
         CLOUDWATCH_DASHBOARD_FILE: dashboards.render_cloudwatch_dashboard(catalog, region),
         CLOUDWATCH_ALARMS_FILE: json.dumps(specs, indent=2) + "\n",
         mirror_rules.ALLOWLIST_FILE: mirror_rules.render_allowlist_configmap(catalog),
+        GUARD_CATALOG_FILE: render_guard_catalog_configmap(catalog),
     }
     return {root / relative: content for relative, content in files.items()}
+
+
+def render_guard_catalog_configmap(catalog: KpiCatalog) -> str:
+    """The ConfigMap ``slipway-guard-catalog``: the guard block and the rollback KPIs."""
+    from slipway.monitoring.kpis import guard_catalog
+
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "slipway-guard-catalog",
+            "labels": {"app.kubernetes.io/managed-by": "slipway-alarms-generate"},
+        },
+        "data": {"kpis.yaml": yaml.safe_dump(guard_catalog(catalog), sort_keys=False, width=200)},
+    }
+    return alerts.GENERATED_HEADER + alerts.dump_yaml(configmap)
 
 
 def write_generated(catalog: KpiCatalog, root: Path, region: str = DEFAULT_REGION) -> list[Path]:

@@ -174,6 +174,75 @@ class RecordingRule(_Strict):
         return value
 
 
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``15s``, ``2m`` or ``1h30m``."""
+    if not text or not _PROM_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a Prometheus duration; write e.g. 15s, 2m or 1h30m")
+    units = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+    return float(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([ywdhms])", text)))
+
+
+class GuardCheck(_Strict):
+    """How ``slipway guard`` checks a rollback KPI during a bake window.
+
+    The KPI's own ``prometheus.expr`` looks at 5 minutes to an hour, far too slow to react within
+    a minute of a bad deploy; ``expr`` is a short-window variant that returns one series per
+    served version (label ``version``). A check fails when ``value <comparison> threshold``
+    (the KPI's threshold and comparison); ``consecutive`` failing checks roll the version back.
+    """
+
+    expr: str = Field(min_length=1, description="PromQL, one series per `version` label.")
+    consecutive: int = Field(ge=1, le=60, description="Failing checks in a row that roll back.")
+
+    @field_validator("expr")
+    @classmethod
+    def _per_version(cls, value: str) -> str:
+        if not re.search(r"\bversion\b", value):
+            raise ValueError(
+                "guard.expr must return one series per served version: aggregate "
+                "`by (version)` (join slipway_model_info on (job, instance) for series "
+                "without a version label)"
+            )
+        return value
+
+
+class GuardDefaults(_Strict):
+    """The bake window of ``slipway guard``, for every rollback KPI.
+
+    Attributes:
+        bake_window: How long a new pod-template revision is watched; a window that passes
+            tags the registry version ``verified``.
+        interval: Time between two checks.
+        grace_period: How long a KPI without data for the new version is not counted; after
+            it, missing data while the version receives traffic is a failing check.
+        traffic: PromQL of the inference requests per second, one series per version: a
+            version that never has traffic in its window is reported, not rolled back.
+    """
+
+    bake_window: str = "10m"
+    interval: str = "15s"
+    grace_period: str = "2m"
+    traffic: str = Field(min_length=1)
+
+    @field_validator("bake_window", "interval", "grace_period")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if duration_seconds(value) <= 0:
+            raise ValueError(f"{value!r} must be a positive duration, e.g. 15s or 10m")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GuardDefaults:
+        interval, grace = duration_seconds(self.interval), duration_seconds(self.grace_period)
+        window = duration_seconds(self.bake_window)
+        if not interval < window or not grace < window:
+            raise ValueError(
+                f"interval ({self.interval}) and grace_period ({self.grace_period}) must be "
+                f"shorter than bake_window ({self.bake_window})"
+            )
+        return self
+
+
 class Kpi(_Strict):
     """One KPI: a value, a threshold, and how both Prometheus and CloudWatch watch it."""
 
@@ -192,6 +261,7 @@ class Kpi(_Strict):
     treat_missing_data: TreatMissingData
     rollback: bool
     runbook: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Anchor in docs/kpis.md.")
+    guard: GuardCheck | None = Field(None, description="How `slipway guard` checks it.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Kpi:
@@ -209,6 +279,11 @@ class Kpi(_Strict):
             raise ValueError(
                 f"treat_missing_data is {self.treat_missing_data!r} but rollback is true: a KPI "
                 "that triggers a rollback must treat missing data as 'breaching'"
+            )
+        if self.guard is not None and not self.rollback:
+            raise ValueError(
+                "a guard block needs rollback: true (the guard only watches rollback KPIs); "
+                "set rollback: true or remove the guard block"
             )
         return self
 
@@ -231,6 +306,7 @@ class KpiCatalog(_Strict):
         min_length=1, description="Where docs/kpis.md is read; anchors are appended."
     )
     recording_rules: list[RecordingRule] = Field(default_factory=list)
+    guard: GuardDefaults | None = Field(None, description="The bake window of slipway guard.")
     kpis: list[Kpi] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -247,6 +323,11 @@ class KpiCatalog(_Strict):
                     f"recording rule {rule.record!r} appears twice; each series is recorded once"
                 )
             records.add(rule.record)
+        if self.guard is None and any(kpi.guard for kpi in self.kpis):
+            raise ValueError(
+                "KPIs have guard blocks but the catalog has no top-level guard block "
+                "(bake_window, interval, grace_period, traffic): add one"
+            )
         return self
 
     def recorded_metrics(self) -> frozenset[str]:
@@ -271,6 +352,19 @@ class KpiCatalog(_Strict):
             if kpi.name == name:
                 return kpi
         raise KeyError(f"no KPI named {name!r}; known: {', '.join(k.name for k in self.kpis)}")
+
+
+def guard_catalog(catalog: KpiCatalog) -> dict[str, Any]:
+    """The part of the catalog ``slipway guard`` reads, as catalog data (a valid catalog itself).
+
+    The top-level ``guard`` block and the ``rollback: true`` KPIs, without recording rules: the
+    guard pod reads it from the ConfigMap ``slipway-guard-catalog`` (the image carries no
+    ``monitoring/kpis.yaml``).
+    """
+    data = catalog.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["recording_rules"] = []
+    data["kpis"] = [kpi for kpi in data["kpis"] if kpi["rollback"]]
+    return data
 
 
 def parse_kpi_catalog(data: Any, source: str = "<catalog>") -> KpiCatalog:

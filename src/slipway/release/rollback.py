@@ -42,7 +42,9 @@ class RollbackRequest:
 
     Attributes:
         env: Overlay, ``dev`` or ``prod``.
-        manifests_root: The folder holding ``base/`` and ``overlays/``.
+        manifests_root: The folder holding ``base/`` and ``overlays/``; ``None`` when there is
+            no checkout to pin the served version in (``slipway guard`` in the cluster: the
+            deploy pipeline's next ``slipway deploy`` pins the version it deploys anyway).
         actor: Who, for the audit trail.
         reason: Why, for the audit trail.
         to_revision: The revision to return to (default: the previous one).
@@ -56,7 +58,7 @@ class RollbackRequest:
     """
 
     env: str
-    manifests_root: Path
+    manifests_root: Path | None
     actor: str
     reason: str
     to_revision: int | None = None
@@ -87,7 +89,8 @@ class RollbackResult:
         served: What the Deployment serves now.
         context: The kubeconfig context.
         sync: What the registry sync did.
-        overlay_file: The overlay file that now pins the served version.
+        overlay_file: The overlay file that now pins the served version; ``None`` without
+            ``request.manifests_root``.
     """
 
     action: str
@@ -95,7 +98,7 @@ class RollbackResult:
     served: ServedVersion
     context: str
     sync: RegistrySync
-    overlay_file: Path
+    overlay_file: Path | None
 
 
 def rollback_deployment(
@@ -116,7 +119,8 @@ def rollback_deployment(
     Args:
         settings: Model name, registry, store and namespace.
         request: What to do.
-        kubectl: The runner of kubectl commands.
+        kubectl: The runner of kubectl commands, or any object with the same methods
+            (``slipway.guard`` passes its Kubernetes API client).
         client: An MLflow client (default: one for ``settings.tracking_uri``).
 
     Returns:
@@ -126,7 +130,10 @@ def rollback_deployment(
         ConfigError, RegistryError, KubectlError: before any change; the message says so.
         RolloutError: after the undo; says what state is left and the command that finishes.
     """
-    overlay = overlay_dir(request.manifests_root, request.env)
+    if request.manifests_root is not None:
+        overlay: Path | None = overlay_dir(request.manifests_root, request.env)
+    else:
+        overlay = None
     if client is None:
         from slipway.registry import get_client
 
@@ -165,6 +172,8 @@ def rollback_deployment(
         actor=request.actor,
     )
     sync = sync_registry(client, settings, event, resume=resume)
+    if overlay is None:
+        return RollbackResult(action, from_version, served, context, sync, None)
     try:
         path = _pin_served(overlay, served)
     except (SlipwayError, OSError) as e:

@@ -40,7 +40,7 @@ def test_write_generated_writes_every_file_and_no_temporary(catalog, tmp_path: P
     (tmp_path / "monitoring" / "prometheus").mkdir(parents=True)
     shutil.copy(ROOT / alerts.RULE_CASES_FILE, tmp_path / alerts.RULE_CASES_FILE)
     written = write_generated(catalog, tmp_path)
-    assert len(written) == 8  # 7 monitoring files + the mirror allowlist ConfigMap
+    assert len(written) == 9  # 7 monitoring files + the mirror allowlist + the guard catalog
     assert {p.relative_to(tmp_path).as_posix() for p in written} >= {
         alerts.RULES_FILE,
         alerts.PROMETHEUS_RULE_FILE,
@@ -240,7 +240,19 @@ def test_cli_generate_writes_the_files_and_checks_runbook_anchors(tmp_path: Path
     (tmp_path / "docs" / "kpis.md").write_text(kpi_doc)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    assert result.output.count("wrote ") == 8
+    assert result.output.count("wrote ") == 9
     assert "manifests/monitoring/mirror-allowlist.yaml" in result.output
     generated = (tmp_path / alerts.RULES_FILE).read_text()
     assert generated == (ROOT / alerts.RULES_FILE).read_text()
+
+
+def test_guard_catalog_configmap_is_a_catalog_with_the_rollback_kpis_only(catalog) -> None:
+    from slipway.monitoring.generated import render_guard_catalog_configmap
+    from slipway.monitoring.kpis import parse_kpi_catalog
+
+    configmap = yaml.safe_load(render_guard_catalog_configmap(catalog))
+    assert configmap["metadata"]["name"] == "slipway-guard-catalog"
+    reduced = parse_kpi_catalog(yaml.safe_load(configmap["data"]["kpis.yaml"]))
+    assert reduced.guard == catalog.guard
+    assert [k.name for k in reduced.kpis] == [k.name for k in catalog.kpis if k.rollback]
+    assert all(k == catalog.get(k.name) for k in reduced.kpis)
