@@ -44,6 +44,8 @@ def validate_with_spec(frame: pd.DataFrame, spec: DatasetSpec) -> ValidationRepo
     import pandera.errors as pae
 
     frame = normalise_frame(frame, spec)
+    if not frame.index.is_unique:  # e.g. a concat: the checks align rows by label
+        frame = frame.reset_index(drop=True)
     report = ValidationReport(rows=len(frame))
     try:
         # inplace: no coercion is declared, so pandera changes nothing; without it pandera
@@ -142,7 +144,8 @@ def duplicated_rows(frame: pd.DataFrame, columns: list[str]) -> int:
     candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
     if not candidates.any():
         return 0
-    return int(frame.loc[candidates, columns].duplicated().sum())
+    rows = np.flatnonzero(candidates)  # by position: the index may repeat labels (a concat)
+    return int(frame[columns].iloc[rows].duplicated().sum())
 
 
 def poison_violations(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, str]]:
