@@ -139,7 +139,7 @@ def serve_process(
         efs: an EFS folder already holding ``<model>/<version>/`` (a promotion's); default a
             new one under ``tmp_path`` with the breast-cancer test package.
         model: the model name to serve.
-        version: the version code to serve.
+        version: the version code to serve; ``""`` sets none (``--champion``).
 
     Yields:
         ``(process, base URL, port, log file)`` once liveness answers.
@@ -153,8 +153,9 @@ def serve_process(
         "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
         "SLIPWAY_EFS_ROOT": str(efs),
         "SLIPWAY_MODEL_NAME": model,
-        "SLIPWAY_MODEL_VERSION": version,
     }
+    if version:  # none with --champion: the registry names it
+        env["SLIPWAY_MODEL_VERSION"] = version
     argv = [sys.executable, "-m", "slipway", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log = tmp_path / "server.log"
     with running([*argv, *options], f"{base}/v2/health/live", log, env=env) as proc:

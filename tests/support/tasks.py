@@ -11,15 +11,59 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from slipway.data import DatasetSpec, feature_frame, split_dataset
 from slipway.packaging.package import PackageInfo, build_package
 from tests.model.test_tasks import DIAMOND_SPEC, PENGUIN_SPEC, diamond_like, penguin_like
 
+PLANS = ["basic", "plus", "premium"]
+REGIONS = ["north", "south", "east", "west"]
+
+
+def churn_table(rows: int = 400) -> pd.DataFrame:
+    """Customers who leave: short tenure on the basic plan in the north; region is mostly noise."""
+    rng = np.random.default_rng(11)
+    plan = rng.choice(PLANS, size=rows)
+    region = rng.choice(REGIONS, size=rows)
+    tenure = rng.integers(1, 72, size=rows)
+    spend = rng.normal(50, 15, size=rows).round(2)
+    risk = (
+        (plan == "basic") * 2.0 + (region == "north") * 1.0 - tenure / 12 + rng.normal(0, 0.5, rows)
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i:05d}" for i in range(rows)],
+            "plan": plan,
+            "region": region,
+            "tenure_months": tenure,
+            "monthly_spend": spend,
+            "churned": np.where(risk > 0, "yes", "no"),
+        }
+    )
+
+
+CHURN_SPEC = DatasetSpec.model_validate(
+    {
+        "name": "churn",
+        "task": "binary",
+        "target": "churned",
+        "classes": ["no", "yes"],
+        "positive_class": "yes",
+        "features": [
+            {"name": "plan", "kind": "categorical", "categories": PLANS},
+            {"name": "region", "kind": "categorical", "categories": REGIONS},
+            {"name": "tenure_months", "kind": "integer"},
+            {"name": "monthly_spend", "kind": "numeric"},
+        ],
+        "ignore": ["customer_id"],
+    }
+)
+
 TASK_VERSION = "v1-20260101-0a1b2c3d"
-SPECS = {"penguins": PENGUIN_SPEC, "diamonds": DIAMOND_SPEC}
-TABLES = {"penguins": penguin_like, "diamonds": diamond_like}
+SPECS = {"penguins": PENGUIN_SPEC, "diamonds": DIAMOND_SPEC, "churn": CHURN_SPEC}
+TABLES = {"penguins": penguin_like, "diamonds": diamond_like, "churn": churn_table}
 
 
 def spec_of(task: str) -> DatasetSpec:

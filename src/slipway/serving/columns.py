@@ -188,7 +188,7 @@ def encode_outputs(
             "shape": list(data.shape),
             "datatype": datatype,
         }
-        flat = data.reshape(-1)
+        flat = np.ascontiguousarray(data).reshape(-1)  # orjson takes C-contiguous arrays only
         if output.binary:
             blob = encode_tensor(flat, datatype)
             entry["parameters"] = {"binary_data_size": len(blob)}

@@ -116,7 +116,7 @@ class LoadedModel:
         if labels is None:
             labels = np.asarray(contract.classes, dtype=object)[np.argmax(proba, axis=1)]
         if contract.task == "binary":
-            proba = proba[:, contract.positive_index]
+            proba = np.ascontiguousarray(proba[:, contract.positive_index])
         return {"label": _labels(labels, contract.label_datatype), "probability": proba}
 
     def _inputs(self) -> list[dict[str, Any]]:

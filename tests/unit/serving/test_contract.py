@@ -310,3 +310,30 @@ def test_psi_covers_categoricals_through_the_server(make_client) -> None:
     flipper = metric_value(registry, "slipway_feature_psi", feature="flipper", **labels)
     assert island > 1.0
     assert flipper < 0.5
+
+
+@pytest.mark.parametrize("onnx", [True, False], ids=["onnx", "skops"])
+def test_binary_with_text_classes_answers_the_positive_class_probability(make_client, onnx) -> None:
+    client, registry = make_client(task_package("churn", onnx=onnx), version=TASK_VERSION)
+    x = holdout_x("churn").iloc[:15]
+    out = infer(client, column_inputs(x, spec_of("churn")))
+    model = fitted("churn")
+    assert out["label"]["datatype"] == "BYTES"
+    assert out["label"]["data"] == model.predict(x).tolist()
+    assert out["probability"]["shape"] == [15]
+    yes = list(model.classes_).index("yes")
+    np.testing.assert_allclose(
+        out["probability"]["data"], model.predict_proba(x)[:, yes], atol=1e-6
+    )
+    binary = client.post(
+        INFER,
+        json={
+            "inputs": column_inputs(x, spec_of("churn")),
+            "parameters": {"binary_data_output": True},
+        },
+    )
+    assert binary.status_code == 200
+    client.get("/metrics")
+    labels = {"model": "slipway", "version": TASK_VERSION}
+    positives = metric_value(registry, "slipway_predictions_total", **labels, **{"class": "1"})
+    assert positives == 2 * (model.predict(x) == "yes").sum()
