@@ -14,6 +14,8 @@ from components.evaluate import evaluate
 from components.promote import promote
 from components.pull_data import pull_data
 from components.search import search
+from components.search_plan import search_plan
+from components.search_shard import search_shard
 from components.validate_data import validate_data
 
 __all__ = ["build_components"]
@@ -21,6 +23,8 @@ __all__ = ["build_components"]
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "pull-data": pull_data,
     "validate-data": validate_data,
+    "search-plan": search_plan,
+    "search-shard": search_shard,
     "search": search,
     "evaluate": evaluate,
     "promote": promote,
@@ -28,7 +32,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def build_components(image: str) -> dict[str, Any]:
-    """The five components, by kebab-case name, running in ``image``."""
+    """The components, by kebab-case name, running in ``image``."""
     from kfp import dsl
 
     return {

@@ -1,4 +1,4 @@
-"""search: grid search over whole scikit-learn Pipelines, recorded in a new MLflow run."""
+"""search: the grid search in one task, or the reduce of a sharded one; one MLflow run."""
 
 from typing import NamedTuple
 
@@ -9,13 +9,16 @@ def search(
     dataset: Input[Dataset],
     data_params: dict,
     search_params: dict,
+    search_shards: int,
+    pipeline_run: str,
     model: Output[Model],
     cv_metrics: Output[Metrics],
 ) -> NamedTuple("SearchOutputs", [("run_id", str), ("model_uri", str)]):
-    """Fit ``GridSearchCV`` on the training split; log everything to MLflow; save the model.
+    """One shard: search the training split here. More: merge the search-shard tasks' results.
 
-    The dataset's spec (task, target, feature kinds) comes from the artifact's metadata.
-    ``data_params`` is not read (the spec names the target); the pipeline still passes it.
+    Either way the best is refitted on the training split, logged to the pipeline's MLflow run
+    (with one child run per candidate) and saved as ``model``. The dataset's spec comes from the
+    artifact's metadata; ``data_params`` is not read (the spec names the target).
     """
     from collections import namedtuple
     from pathlib import Path
@@ -26,14 +29,15 @@ def search(
     from slipway.data import DatasetRef, spec_from_metadata
     from slipway.orchestration import reporting_step
     from slipway.params import SearchParams
-    from slipway.training import train_candidate
+    from slipway.training import Sharding, train_candidate
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step("search", settings.pushgateway_url, settings.model_name, dataset.metadata):
         params = SearchParams.model_validate(search_params)
         ref = DatasetRef.from_metadata(dataset.metadata)
         spec = spec_from_metadata(dataset.metadata)
-        trained = train_candidate(Path(dataset.path), ref, spec, params, settings)
+        sharding = Sharding(shards=search_shards, pipeline_run=pipeline_run)
+        trained = train_candidate(Path(dataset.path), ref, spec, params, settings, sharding)
         Path(model.path).write_bytes(sio.dumps(trained.model))
         model.metadata.update(
             {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}
@@ -41,6 +45,7 @@ def search(
         cv_metrics.log_metric(f"cv_{trained.search.scoring}", trained.search.best_cv_score)
         cv_metrics.log_metric(f"cv_{trained.search.scoring}_std", trained.search.cv_std)
         print(
-            f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} run {trained.run_id}"
+            f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} "
+            f"({trained.search.fits} fits in {search_shards} shard(s)) run {trained.run_id}"
         )
     return namedtuple("SearchOutputs", ["run_id", "model_uri"])(trained.run_id, trained.model_uri)

@@ -28,7 +28,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STEPS = ("pull-data", "validate-data", "search", "evaluate", "promote")
+STEPS = (
+    "pull-data",
+    "validate-data",
+    "search-plan",
+    "search-shard",
+    "search",
+    "evaluate",
+    "promote",
+)
 
 # Caching stays off for every task, and is not configurable: KFP's cache key is the task's inputs,
 # and ours do not identify the data or the state they act on. `dataset_rev` may name a moving
@@ -122,6 +130,16 @@ def _default_resources() -> dict[str, TaskResources]:
     return {
         "pull-data": TaskResources(**small, memory_limit="1Gi", timeout_seconds=900),
         "validate-data": TaskResources(**small, memory_limit="1Gi", timeout_seconds=600),
+        # a sharded search (search_shards > 1): the plan only creates the MLflow run; each shard
+        # fits its slice of the grid in one process, like search does the whole grid
+        "search-plan": TaskResources(**small, memory_limit="1Gi", timeout_seconds=900),
+        "search-shard": TaskResources(
+            cpu_request="1",
+            cpu_limit="2",
+            memory_request="2Gi",
+            memory_limit="4Gi",
+            timeout_seconds=7200,
+        ),
         "search": TaskResources(
             cpu_request="1",
             cpu_limit="2",
@@ -150,8 +168,11 @@ def _default_retries() -> dict[str, Retry]:
     # Only the steps whose failures are mostly transient I/O: pull-data (git + S3 through DVC) and
     # promote (registry, S3 put; promote_candidate is idempotent for one run id). search and
     # evaluate are deterministic compute: a retry would fail the same way and double the cost.
+    # A search shard is retried once: one of many pods is the likeliest to meet a lost node or
+    # an evicted pod, and a shard rewrites its whole result (shards/shard-<i>.json) on a retry.
     return {
         "pull-data": Retry(num_retries=3, backoff_duration="30s", backoff_factor=2),
+        "search-shard": Retry(num_retries=1, backoff_duration="30s", backoff_factor=2),
         "promote": Retry(num_retries=2, backoff_duration="30s", backoff_factor=2),
     }
 

@@ -1,6 +1,11 @@
 """The ``slipway-training`` pipeline: wiring only.
 
-pull-data -> validate-data -> search -> evaluate -> (if the gate passes) promote.
+pull-data -> validate-data -> search-fan-out -> search -> evaluate -> (if the gate passes) promote.
+
+``search-fan-out`` is a nested pipeline (a sub-DAG) that does nothing when ``search_shards`` is 1;
+with more it runs search-plan and a ``dsl.ParallelFor`` of search-shard tasks, and ``search``
+(after the whole sub-DAG) merges their results. docs/pipeline.md says why the fan-in goes
+through the MLflow run's artifacts rather than ``dsl.Collected``.
 """
 
 from pathlib import Path
@@ -14,10 +19,16 @@ from slipway.params import Params
 PIPELINE_NAME = "slipway-training"
 COMPILED = Path(__file__).resolve().parents[1] / COMPILED_PIPELINE
 DEFAULT_DATASET_REV = "HEAD"
+#: How many search-shard tasks run at once. kfp 2.17's ``ParallelFor(parallelism=…)`` takes an
+#: int at compile time (not a run parameter), so this is set here and in the compiled YAML.
+DEFAULT_SEARCH_PARALLELISM = 4
 
 
 def build_training_pipeline(
-    image: str, params: Params, platform: PlatformConfig | None = None
+    image: str,
+    params: Params,
+    platform: PlatformConfig | None = None,
+    search_parallelism: int = DEFAULT_SEARCH_PARALLELISM,
 ) -> Any:
     """The pipeline function, with run-parameter defaults taken from ``params.yaml``.
 
@@ -26,8 +37,11 @@ def build_training_pipeline(
         params: ``params.yaml``; its sections become the run parameters' defaults.
         platform: Kubernetes settings of the tasks; ``None`` = :func:`platform_config_for`
             ``(image)``, the committed defaults.
+        search_parallelism: at most this many search-shard tasks at once (``ParallelFor``'s
+            ``parallelism``, fixed at compile time).
     """
     from kfp import dsl
+    from kfp.dsl import Dataset, Input
 
     from components import build_components
 
@@ -36,6 +50,31 @@ def build_training_pipeline(
     data_defaults = params.data.model_dump()
     search_defaults = params.search.model_dump()
     evaluate_defaults = params.evaluate.model_dump()
+    job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+
+    @dsl.pipeline(
+        name="search-fan-out",
+        description="With search_shards > 1: plan the shards, then fit them in parallel.",
+    )
+    def search_fan_out(dataset: Input[Dataset], search_params: dict, search_shards: int):
+        with dsl.If(search_shards > 1, name="sharded"):
+            plan = c["search-plan"](
+                dataset=dataset,
+                search_params=search_params,
+                search_shards=search_shards,
+                pipeline_run=job_id,
+            )
+            apply_platform(plan, "search-plan", platform)
+            with dsl.ParallelFor(plan.output, parallelism=search_parallelism) as shard:
+                fitted = c["search-shard"](
+                    dataset=dataset,
+                    search_params=search_params,
+                    search_shards=search_shards,
+                    pipeline_run=job_id,
+                    shard=shard,
+                )
+                # retried once (platform_config), then the run fails naming the shard
+                apply_platform(fitted, "search-shard", platform)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -49,6 +88,7 @@ def build_training_pipeline(
         data_params: dict = data_defaults,
         search_params: dict = search_defaults,
         evaluate_params: dict = evaluate_defaults,
+        search_shards: int = 1,
     ) -> str:
         # Resources, deadlines, retries (I/O steps only), caching (off), ConfigMap env, labels:
         # pipelines/platform_config.py, one call per task.
@@ -58,9 +98,18 @@ def build_training_pipeline(
         apply_platform(pull, "pull-data", platform)
         validate = c["validate-data"](dataset=pull.outputs["dataset"])
         apply_platform(validate, "validate-data", platform)
-        trained = c["search"](
-            dataset=pull.outputs["dataset"], data_params=data_params, search_params=search_params
+        fan_out = search_fan_out(
+            dataset=pull.outputs["dataset"],
+            search_params=search_params,
+            search_shards=search_shards,
         ).after(validate)
+        trained = c["search"](
+            dataset=pull.outputs["dataset"],
+            data_params=data_params,
+            search_params=search_params,
+            search_shards=search_shards,
+            pipeline_run=job_id,
+        ).after(fan_out)
         apply_platform(trained, "search", platform)
         evaluated = c["evaluate"](
             dataset=pull.outputs["dataset"],

@@ -105,11 +105,48 @@ class Candidate(_Section):
         return self
 
 
+#: ``search.strategy`` values: every candidate on all rows, or successive halving.
+STRATEGIES = ("grid", "halving")
+
+
+class HalvingParams(_Section):
+    """``search.halving``: the budget schedule of ``HalvingGridSearchCV`` (``strategy: halving``).
+
+    Attributes:
+        factor: each round keeps ``1/factor`` of the candidates and gives them ``factor`` times
+            the rows (scikit-learn's default, 3).
+        min_resources: rows of the first round: ``exhaust`` (so the last round uses every
+            training row, scikit-learn's default), ``smallest`` (the least that CV allows), or a
+            number of rows.
+    """
+
+    factor: float = Field(3.0, gt=1.0)
+    min_resources: Literal["exhaust", "smallest"] | int = "exhaust"
+
+    @field_validator("min_resources", mode="before")
+    @classmethod
+    def _integral_float_to_int(cls, value: Any) -> Any:
+        # Kubeflow passes numbers through protobuf as doubles: 60 arrives as 60.0
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    @field_validator("min_resources")
+    @classmethod
+    def _positive(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value < 2:
+            raise ValueError(
+                f"min_resources {value} is below 2 rows; pass exhaust, smallest or >= 2"
+            )
+        return value
+
+
 class SearchParams(_Section):
-    """``search``: holdout split, cross-validation, scoring and the candidate grids.
+    """``search``: holdout split, cross-validation, scoring, strategy and the candidate grids.
 
     ``scoring`` is a scikit-learn scorer name that must fit the dataset's task (:data:`SCORING`);
     ``None`` picks the task's default (``roc_auc``, ``f1_macro``, ``neg_root_mean_squared_error``).
+    ``strategy`` is ``grid`` (``GridSearchCV``: every candidate on every fold; the only one that
+    the ``search_shards`` run parameter can spread over tasks) or ``halving``
+    (``HalvingGridSearchCV``, scheduled by ``halving``, in one task).
     """
 
     seed: int = 42
@@ -117,6 +154,8 @@ class SearchParams(_Section):
     cv_folds: int = Field(5, ge=2, le=20)
     scoring: Literal[_ALL_SCORING] | None = None
     n_jobs: int = 1
+    strategy: Literal[STRATEGIES] = "grid"
+    halving: HalvingParams = HalvingParams()
     candidates: list[Candidate] = Field(min_length=1)
 
     def scoring_for(self, task: str) -> str:

@@ -44,16 +44,21 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 
 
 def _tasks(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every task of the DAG, nested condition branches included, by task name."""
+    """Every task of the DAG, nested DAGs (conditions, loops, sub-pipelines) included, by name."""
     tasks = dict(spec["root"]["dag"]["tasks"])
-    branch = spec["components"]["comp-condition-1"]["dag"]["tasks"]
-    tasks.update(branch)
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
     return tasks
+
+
+def _groups(tasks: dict[str, dict[str, Any]]) -> set[str]:
+    return {name for name in tasks if name.startswith(("condition-", "for-loop-"))}
 
 
 def test_tasks_run_the_configured_image(compiled):
     spec, _ = compiled
-    assert set(_tasks(spec)) == set(STEPS) | {"condition-1"}
+    tasks = _tasks(spec)
+    assert set(tasks) - _groups(tasks) == set(STEPS) | {"search-fan-out"}
     executors = spec["deploymentSpec"]["executors"]
     assert set(executors) == {f"exec-{step}" for step in STEPS}
     assert {e["container"]["image"] for e in executors.values()} == {IMAGE}
@@ -84,7 +89,7 @@ def test_resources_per_task_and_search_is_biggest(compiled):
 def test_retries_only_on_io_tasks_with_backoff(compiled):
     spec, _ = compiled
     retries = {name: t["retryPolicy"] for name, t in _tasks(spec).items() if "retryPolicy" in t}
-    assert set(retries) == {"pull-data", "promote"}
+    assert set(retries) == {"pull-data", "search-shard", "promote"}
     assert retries["pull-data"] == {
         "maxRetryCount": 3,
         "backoffDuration": "30s",
@@ -93,12 +98,14 @@ def test_retries_only_on_io_tasks_with_backoff(compiled):
     }
     assert retries["promote"]["maxRetryCount"] == 2
     assert retries["promote"]["backoffDuration"] == "30s"
+    assert retries["search-shard"]["maxRetryCount"] == 1  # then the run fails naming the shard
 
 
 def test_no_task_is_cached(compiled):
     spec, _ = compiled
-    for name, task in _tasks(spec).items():
-        if name.startswith("condition-"):
+    tasks = _tasks(spec)
+    for name, task in tasks.items():
+        if name in _groups(tasks) | {"search-fan-out"}:
             continue
         # enableCache false is protobuf's default, so the compiler writes an empty mapping
         assert task["cachingOptions"] == {}, name
@@ -197,3 +204,30 @@ def test_committed_yaml_has_the_platform_section():
     assert set(executors) == {f"exec-{step}" for step in STEPS}
     assert executors["exec-search"]["activeDeadlineSeconds"] == "7200"
     assert spec["pipelineInfo"]["name"] == "slipway-training"
+
+
+def test_the_sharded_search_fans_out_in_a_sub_dag_and_fans_in_after_it(compiled):
+    """No dsl.Collected: the reduce (search) depends on the whole search-fan-out sub-DAG."""
+    spec, _ = compiled
+    root = spec["root"]
+    assert root["inputDefinitions"]["parameters"]["search_shards"]["defaultValue"] == 1
+    tasks = root["dag"]["tasks"]
+    assert sorted(tasks["search"]["dependentTasks"]) == ["pull-data", "search-fan-out"]
+    assert tasks["search-fan-out"]["dependentTasks"] == ["pull-data", "validate-data"]
+    assert "Collected" not in COMPILED.read_text()
+    fan_out = spec["components"]["comp-search-fan-out"]["dag"]["tasks"]
+    (condition,) = fan_out.values()
+    assert condition["triggerPolicy"]["condition"] == (
+        "int(inputs.parameter_values['pipelinechannel--search_shards']) > 1"
+    )
+    branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    loop = next(t for name, t in branch.items() if name.startswith("for-loop-"))
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    assert loop["parameterIterator"]["items"]["inputParameter"] == (
+        "pipelinechannel--search-plan-Output"
+    )
+    assert loop["dependentTasks"] == ["search-plan"]
+    # every task of a sharded search names the same Kubeflow run, which tags the MLflow run
+    for task in (branch["search-plan"], tasks["search"]):
+        pipeline_run = task["inputs"]["parameters"]["pipeline_run"]
+        assert pipeline_run["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"

@@ -18,7 +18,7 @@ from pipelines.platform_config import (
 def test_defaults_cover_every_step_and_retry_only_io():
     config = platform_config_for("slipway-components:0.1.0")
     assert set(config.resources) == set(STEPS)
-    assert set(config.retries) == {"pull-data", "promote"}
+    assert set(config.retries) == {"pull-data", "search-shard", "promote"}
     assert config.config_map == "slipway-config"
     assert config.node_selector == {}
     assert config.tolerations == ()

@@ -209,15 +209,28 @@ def read_params_override(fs: Any, name: str, where: str) -> dict[str, Any] | Non
     return raw
 
 
-def merge_params(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+#: Mappings a dataset's params file replaces whole: its thresholds are limits on its own task's
+#: metrics, so the project's (another task's, often) must not leak in beside them.
+REPLACED_WHOLE = frozenset({("evaluate", "thresholds")})
+
+
+def merge_params(
+    base: dict[str, Any], override: dict[str, Any] | None, _at: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``override`` deep-merged over ``base``: mappings merge key by key, anything else replaces.
 
-    Lists replace whole (a dataset's ``search.candidates`` is its own list, not appended).
+    Lists replace whole (a dataset's ``search.candidates`` is its own list, not appended), and so
+    do the mappings in :data:`REPLACED_WHOLE` (``evaluate.thresholds``).
     """
     merged = dict(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_params(merged[key], value)
+        at = (*_at, key)
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and at not in REPLACED_WHOLE
+        ):
+            merged[key] = merge_params(merged[key], value, at)
         else:
             merged[key] = value
     return merged

@@ -31,6 +31,9 @@ class TrainingRequest:
         dataset_rev: git revision of the DVC pointers.
         spec: the dataset's spec at ``dataset_rev``; the ``data_params`` run argument (target
             and row limits) is taken from it. ``None``: from ``params.data``.
+        search_shards: the ``search_shards`` run parameter: how many search-shard tasks the
+            grid's fits are spread over (1: the whole search in the search task). The search
+            step checks it against the grid.
     """
 
     params: Params
@@ -38,6 +41,7 @@ class TrainingRequest:
     dataset_version: str = DEFAULT_DATASET_VERSION
     dataset_rev: str = "HEAD"
     spec: DatasetSpec | None = None
+    search_shards: int = 1
 
     def data_params(self) -> dict[str, Any]:
         """The ``data_params`` run argument: the spec's target and limits over ``params.data``."""
@@ -59,6 +63,7 @@ class TrainingRequest:
             "data_params": self.data_params(),
             "search_params": self.params.search.model_dump(),
             "evaluate_params": self.params.evaluate.model_dump(),
+            "search_shards": self.search_shards,
         }
 
 

@@ -4,11 +4,16 @@ The Pipeline is ``features`` (the spec's ColumnTransformer, :mod:`slipway.traini
 then ``clf`` (the estimator for the spec's task). Tuning the whole Pipeline means imputers,
 scalers and encoders are refitted inside every CV fold, so no statistic of a validation fold
 leaks into training.
+
+``search.strategy`` picks ``GridSearchCV`` (``grid``) or ``HalvingGridSearchCV`` (``halving``:
+successive halving over training rows). Either way every candidate's CV result comes back as a
+:class:`~slipway.training.shards.CandidateScore`, the same shape a sharded search merges into,
+so that every candidate can be logged as an MLflow child run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -22,11 +27,25 @@ from slipway.training.features import (
     scaler_name,
     target_values,
 )
+from slipway.training.shards import CandidateScore
 
 
 @dataclass
 class SearchResult:
-    """The refitted best pipeline and what the search saw."""
+    """The refitted best pipeline and what the search saw.
+
+    Attributes:
+        best_estimator: the best Pipeline, refitted on the whole training split.
+        best_params: its parameters, readable (:func:`describe_params`).
+        best_cv_score: its mean CV score.
+        cv_std: the std of its CV scores.
+        candidates_tried: how many candidates the grid holds.
+        scoring: the scorer name.
+        strategy: ``grid`` or ``halving``.
+        fits: (candidate, fold) fits performed, the final refit not counted.
+        candidates: every candidate's CV result (for halving, its last round's).
+        shards: how many tasks the fits were spread over (1: one task).
+    """
 
     best_estimator: Any
     best_params: dict[str, Any]
@@ -34,6 +53,10 @@ class SearchResult:
     cv_std: float
     candidates_tried: int
     scoring: str
+    strategy: str = "grid"
+    fits: int = 0
+    candidates: list[CandidateScore] = field(default_factory=list)
+    shards: int = 1
 
 
 def build_pipeline(spec: DatasetSpec, seed: int = 42) -> Any:
@@ -86,10 +109,23 @@ def describe_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams) -> SearchResult:
-    """Run ``GridSearchCV`` and refit the best pipeline on all of ``train``.
+def make_cv(spec: DatasetSpec, params: SearchParams) -> Any:
+    """The CV splitter: stratified for classification, shuffled ``KFold`` for regression, seeded.
 
-    Folds are stratified for classification and plain shuffled ``KFold`` for regression.
+    Every shard of a sharded search builds it again and gets the same folds.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    folds = KFold if spec.task == "regression" else StratifiedKFold
+    return folds(n_splits=params.cv_folds, shuffle=True, random_state=params.seed)
+
+
+def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams) -> SearchResult:
+    """Run the search of ``params.strategy`` and refit the best pipeline on all of ``train``.
+
+    ``grid`` is ``GridSearchCV``; ``halving`` is ``HalvingGridSearchCV`` over training rows
+    (``params.halving``: factor and first-round rows). Folds are stratified for classification
+    and plain shuffled ``KFold`` for regression.
 
     Args:
         train: the training split (features, target and ignored columns).
@@ -100,27 +136,73 @@ def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams
         ConfigError: the scoring does not fit the task, or a grid key is not a parameter of
             its estimator.
     """
-    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
-
     scoring = params.scoring_for(spec.task)
     grid = build_param_grid(params.candidates, spec, params.seed)
-    folds = KFold if spec.task == "regression" else StratifiedKFold
-    search = GridSearchCV(
-        build_pipeline(spec, params.seed),
-        grid,
-        scoring=make_scorer_for(scoring, spec),
-        cv=folds(n_splits=params.cv_folds, shuffle=True, random_state=params.seed),
-        n_jobs=params.n_jobs,
-        refit=True,
-        error_score="raise",
-    )
+    common = {
+        "scoring": make_scorer_for(scoring, spec),
+        "cv": make_cv(spec, params),
+        "n_jobs": params.n_jobs,
+        "refit": True,
+        "error_score": "raise",
+    }
+    if params.strategy == "halving":
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401 - enables the import
+        from sklearn.model_selection import HalvingGridSearchCV
+
+        search = HalvingGridSearchCV(
+            build_pipeline(spec, params.seed),
+            grid,
+            factor=params.halving.factor,
+            min_resources=params.halving.min_resources,
+            random_state=params.seed,
+            return_train_score=False,
+            **common,
+        )
+    else:
+        from sklearn.model_selection import GridSearchCV
+
+        search = GridSearchCV(build_pipeline(spec, params.seed), grid, **common)
     search.fit(feature_frame(train, spec), target_values(train, spec))
     best = search.best_index_
+    candidates = candidate_scores(search.cv_results_)
     return SearchResult(
         best_estimator=search.best_estimator_,
         best_params=describe_params(search.best_params_),
         best_cv_score=float(search.best_score_),
         cv_std=float(search.cv_results_["std_test_score"][best]),
-        candidates_tried=len(search.cv_results_["params"]),
+        candidates_tried=len(candidates),
         scoring=scoring,
+        strategy=params.strategy,
+        fits=len(search.cv_results_["params"]) * params.cv_folds,
+        candidates=candidates,
     )
+
+
+def candidate_scores(cv_results: dict[str, Any]) -> list[CandidateScore]:
+    """Every candidate's result from a search's ``cv_results_``, in ``ParameterGrid`` order.
+
+    A halving search scores a candidate once per round it survives; its last round (the most
+    rows) is the one kept, with that round and its rows.
+    """
+    rounds = cv_results.get("iter")
+    first_round = [i for i in range(len(cv_results["params"])) if rounds is None or rounds[i] == 0]
+    # HalvingGridSearchCV carries a survivor's very params dict into the next round (a repr
+    # would not do: scikit-learn shortens long estimator reprs, so two could look the same)
+    keys = {id(cv_results["params"][i]): n for n, i in enumerate(first_round)}
+    last: dict[int, int] = {}
+    for i, row_params in enumerate(cv_results["params"]):
+        last[keys[id(row_params)]] = i  # rows are in round order: the last one wins
+    return [
+        CandidateScore(
+            candidate=n,
+            params=cv_results["params"][i],
+            mean_score=float(cv_results["mean_test_score"][i]),
+            std_score=float(cv_results["std_test_score"][i]),
+            rank=int(cv_results["rank_test_score"][i]),
+            fit_time=float(cv_results["mean_fit_time"][i]),
+            shards=(0,),
+            round=None if rounds is None else int(rounds[i]),
+            rows=None if rounds is None else int(cv_results["n_resources"][i]),
+        )
+        for n, i in sorted(last.items())
+    ]

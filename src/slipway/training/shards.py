@@ -61,6 +61,8 @@ class CandidateScore:
         rank: 1 for the best; ties share the lowest rank (``rank_test_score``).
         fit_time: mean fit seconds over the folds.
         shards: the shards that fitted its folds.
+        round: for a halving search, the last round the candidate ran in (``None``: grid).
+        rows: for a halving search, the training rows of that round (``None``: grid, all).
     """
 
     candidate: int
@@ -70,6 +72,8 @@ class CandidateScore:
     rank: int
     fit_time: float
     shards: tuple[int, ...]
+    round: int | None = None
+    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def fit_shard(  # noqa: PLR0913 - the search's own inputs, each required
     x: Any,
     y: Any,
     cv: Any,
-    scoring: str,
+    scoring: Any,
     shard: int,
     shards: int,
 ) -> list[FoldScore]:
@@ -130,7 +134,7 @@ def fit_shard(  # noqa: PLR0913 - the search's own inputs, each required
         y: the training labels.
         cv: a deterministic splitter (e.g. ``StratifiedKFold(shuffle=True, random_state=…)``):
             every shard must see the same folds.
-        scoring: a scikit-learn scorer name.
+        scoring: a scikit-learn scorer name, or a scorer (``make_scorer``) as the search uses.
         shard: this shard's index, ``0 … shards-1``.
         shards: how many shards the search was cut into.
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from slipway.data import DatasetRef
-from slipway.errors import RemoteUnavailableError
+from slipway.errors import ConfigError, RemoteUnavailableError
 
 MODEL_ARTIFACT = "model"
 
@@ -137,3 +137,141 @@ def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
         "status": run.info.status,
         "inputs": [d.dataset.name for d in (run.inputs.dataset_inputs if run.inputs else [])],
     }
+
+
+#: The tag that ties an MLflow run to the Kubeflow run (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``) that
+#: created it: the tasks of a sharded search find their parent run by it.
+PIPELINE_RUN_TAG = "slipway.pipeline_run"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+# MLflow refuses a log_batch of more than 1000 metrics+params+tags in one call (100 params).
+_BATCH_PARAMS = 100
+
+
+def create_parent_run(
+    client: Any,
+    experiment_id: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    dataset: Any,
+) -> str:
+    """Create the pipeline's run (left RUNNING) with its tags, params and training dataset.
+
+    Three calls whatever the sizes: ``create_run``, one ``log_batch``, one ``log_inputs``. If
+    one of the later two fails, the run is ended as FAILED before the error propagates.
+
+    Args:
+        client: an ``MlflowClient`` (:func:`mlflow_client`).
+        experiment_id: the experiment (:func:`ensure_experiment`).
+        run_name: the run's name.
+        tags: tags of the run.
+        params: params of the run (values are turned into strings by MLflow).
+        dataset: an MLflow dataset (:func:`mlflow_dataset`), logged with context ``training``.
+
+    Returns:
+        The new run's id.
+    """
+    from mlflow.entities import DatasetInput, InputTag, Param
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
+    try:
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        client.log_inputs(
+            run_id,
+            [
+                DatasetInput(
+                    dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, "training")]
+                )
+            ],
+        )
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def find_pipeline_run(client: Any, experiment_id: str, pipeline_run: str) -> str:
+    """The one top-level MLflow run that the Kubeflow run ``pipeline_run`` created.
+
+    Raises:
+        ConfigError: there is none, or more than one (the message says which and what to do).
+    """
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run}'",
+        max_results=10,
+    )
+    parents = [r.info.run_id for r in runs if PARENT_RUN_TAG not in r.data.tags]
+    if len(parents) != 1:
+        found = "no MLflow run" if not parents else f"{len(parents)} MLflow runs {parents}"
+        raise ConfigError(
+            f"{found} tagged {PIPELINE_RUN_TAG}={pipeline_run!r}; the search-plan task of that "
+            "Kubeflow run creates exactly one: rerun the pipeline"
+        )
+    return parents[0]
+
+
+def log_candidate_runs(
+    client: Any,
+    experiment_id: str,
+    parent_run_id: str,
+    candidates: list[Any],
+    scoring: str,
+    describe: Any,
+) -> list[str]:
+    """One child run per candidate under ``parent_run_id``, so MLflow's compare view lists them.
+
+    Per candidate three calls: ``create_run`` (name and tags, ``mlflow.parentRunId`` among
+    them), one ``log_batch`` (its params and every metric), ``set_terminated``; never a call per
+    metric or param.
+
+    Args:
+        client: an ``MlflowClient``.
+        experiment_id: the parent's experiment.
+        parent_run_id: the pipeline's run.
+        candidates: :class:`~slipway.training.shards.CandidateScore` of every candidate.
+        scoring: the scorer name (metrics are ``cv_<scoring>_mean`` / ``_std``).
+        describe: turns a candidate's raw params into readable ones
+            (:func:`slipway.training.search.describe_params`).
+
+    Returns:
+        The child runs' ids, in candidate order.
+    """
+    from mlflow.entities import Metric, Param
+
+    ids = []
+    now = _now_ms()
+    for c in candidates:
+        params = {
+            "candidate": c.candidate,
+            "shard": ",".join(map(str, c.shards)),
+            **describe(c.params),
+        }
+        if c.round is not None:
+            params.update({"halving.round": c.round, "halving.rows": c.rows})
+        metrics = {
+            f"cv_{scoring}_mean": c.mean_score,
+            f"cv_{scoring}_std": c.std_score,
+            "mean_fit_time_seconds": c.fit_time,
+            "rank": float(c.rank),
+        }
+        run = client.create_run(
+            experiment_id,
+            run_name=f"candidate-{c.candidate}",
+            tags={PARENT_RUN_TAG: parent_run_id, "slipway.candidate": str(c.candidate)},
+        )
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in list(params.items())[:_BATCH_PARAMS]],
+        )
+        client.set_terminated(run.info.run_id, "FINISHED")
+        ids.append(run.info.run_id)
+    return ids
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)

@@ -145,6 +145,33 @@ def test_params_override_deep_merges_and_lists_replace():
     assert merge_params(base, None) == base
 
 
+def test_a_datasets_thresholds_replace_the_projects_whole():
+    # the project's are binary limits; a multiclass dataset's must not inherit roc_auc/recall
+    base = {"evaluate": {"min_delta": 0.002, "thresholds": {"roc_auc": 0.95, "recall": 0.85}}}
+    override = {"evaluate": {"thresholds": {"f1_macro": 0.9}}}
+    assert merge_params(base, override) == {
+        "evaluate": {"min_delta": 0.002, "thresholds": {"f1_macro": 0.9}}
+    }
+
+
+def test_every_shipped_datasets_params_fit_its_task():
+    from slipway.data import load_dataset_spec
+    from slipway.orchestration.request import dataset_params
+    from slipway.params import check_params_for_task
+    from tests.support import REPO
+
+    for folder in sorted((REPO / "data").iterdir()):
+        override = folder / "params.yaml"
+        if not override.exists():
+            continue
+        spec = load_dataset_spec(folder / "dataset.yaml")
+        params = dataset_params(
+            REPO / "params.yaml", yaml.safe_load(override.read_text()), spec.name
+        )
+        check_params_for_task(params, spec.task)  # raises ConfigError naming the misfit
+        assert params.evaluate.thresholds, f"{folder.name} commits its own thresholds"
+
+
 def test_resolve_request_merges_the_dataset_params_and_takes_data_params_from_the_spec(
     project, tmp_path
 ):

@@ -103,6 +103,8 @@ def test_executor_tasks_of_the_compiled_pipeline_include_the_conditional_promote
         "promote",
         "pull-data",
         "search",
+        "search-plan",  # inside the search-fan-out sub-DAG, its condition and its loop
+        "search-shard",
         "validate-data",
     ]
 
