@@ -68,12 +68,23 @@ class Contract:
     label_datatype: str = "INT64"
     names: list[str] = field(init=False)
     nullable: frozenset[str] = field(init=False)
+    #: binary on 0/1 classes, every feature numeric or integer and never missing: the numeric
+    #: path (a field, not a property: the infer path reads it on every request)
+    plain: bool = field(init=False)
     outputs: dict[str, str] = field(init=False)  # output name -> datatype, in answer order
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: derived fields are set once here
         set_(self, "names", [f.name for f in self.features])
         set_(self, "nullable", frozenset(f.name for f in self.features if f.nullable))
+        set_(
+            self,
+            "plain",
+            self.task == "binary"
+            and list(self.classes) == [0, 1]
+            and self.positive_class == 1
+            and all(f.kind in NUMBER_KINDS and not f.nullable for f in self.features),
+        )
         if self.task == "regression":
             outputs = {"value": "FP64"}
         elif self.plain:
@@ -81,16 +92,6 @@ class Contract:
         else:
             outputs = {"label": self.label_datatype, "probability": "FP64"}
         set_(self, "outputs", outputs)
-
-    @property
-    def plain(self) -> bool:
-        """Binary on 0/1 classes, every feature numeric or integer and never missing."""
-        return (
-            self.task == "binary"
-            and list(self.classes) == [0, 1]
-            and self.positive_class == 1
-            and all(f.kind in NUMBER_KINDS and not f.nullable for f in self.features)
-        )
 
     @property
     def takes_matrix(self) -> bool:
