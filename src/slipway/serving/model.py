@@ -234,6 +234,9 @@ def load_model(
         raise LoadFailure("untrusted", str(e)) from e
     except Exception as e:  # a verified file that still fails to load: a bug or a version skew
         raise LoadFailure("deserialise", f"{where}/{MODEL_FILE} does not load: {e}") from e
+    import pandas  # noqa: F401 - the skops model predicts on DataFrames: imported (~1.5 s) at load,
+    # not by the first request
+
     return LoadedModel(version, "sklearn", manifest, features, predictor, drift, contract)
 
 
