@@ -12,8 +12,9 @@ Issue 10's integration test, driven only through the CLI as a user would:
    predictions.
 
 The shipped penguins dataset goes the same way (``slipway run --dataset penguins`` on this
-checkout's DVC pointers). Diamonds (53,940 rows x its grid) is too slow for a test run here: it is
-promoted in process and served in ``test_oip_clients_tasks.py`` instead.
+checkout's DVC pointers). Diamonds through the pipeline (53,940 rows x its grid) is too slow for a
+test run here: the shipped diamonds table is promoted in process and served to the official
+clients in ``test_oip_clients_tasks.py`` instead.
 """
 
 from __future__ import annotations
