@@ -125,26 +125,37 @@ def client_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[TestClient, C
 
 @contextmanager
 def serve_process(
-    tmp_path: Path, *options: str
+    tmp_path: Path,
+    *options: str,
+    efs: Path | None = None,
+    model: str = MODEL,
+    version: str = VERSION,
 ) -> Iterator[tuple[subprocess.Popen, str, int, Path]]:
     """A real ``slipway serve`` of one installed package on a free port, until the block ends.
 
     Args:
         tmp_path: where the EFS folder, the state folder and the server log go.
         options: more ``slipway serve`` options, e.g. ``"--workers", "2"``.
+        efs: an EFS folder already holding ``<model>/<version>/`` (a promotion's); default a
+            new one under ``tmp_path`` with the breast-cancer test package.
+        model: the model name to serve.
+        version: the version code to serve; ``""`` sets none (``--champion``).
 
     Yields:
         ``(process, base URL, port, log file)`` once liveness answers.
     """
-    efs = tmp_path / "efs"
-    install_package(efs, package_files())
+    if efs is None:
+        efs = tmp_path / "efs"
+        install_package(efs, package_files())
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         "SLIPWAY_STATE_DIR": str(tmp_path / "state"),
         "SLIPWAY_EFS_ROOT": str(efs),
-        "SLIPWAY_MODEL_VERSION": VERSION,
+        "SLIPWAY_MODEL_NAME": model,
     }
+    if version:  # none with --champion: the registry names it
+        env["SLIPWAY_MODEL_VERSION"] = version
     argv = [sys.executable, "-m", "slipway", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log = tmp_path / "server.log"
     with running([*argv, *options], f"{base}/v2/health/live", log, env=env) as proc:

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from slipway.config import PACKAGE_VERSION, Settings
 from slipway.serving.binary import BINARY_TYPE, EXTENSION, HEADER_LENGTH, check_media_type
+from slipway.serving.columns import answer_columns
 from slipway.serving.drift import DriftWindow
 from slipway.serving.errors import (
     BatchTooLarge,
@@ -148,6 +149,21 @@ async def model_version_metadata(name: str, version: str, request: Request) -> R
 
 def _metadata(server: ServerState, name: str) -> Response:
     model = server.ready_model(name)
+    contract = model.contract
+    if not contract.plain:  # the inputs, outputs and parameters the manifest describes
+        return _json(
+            {
+                "name": server.served,
+                "versions": [model.version],
+                "platform": model.runtime,
+                "inputs": contract.metadata_inputs(),
+                "outputs": contract.metadata_outputs(),
+                "parameters": {
+                    **contract.metadata_parameters(),
+                    "max_batch_rows": server.limits.max_batch_rows,
+                },
+            }
+        )
     n = len(model.features)
     return _json(
         {
@@ -247,10 +263,13 @@ async def infer(
             None if header_length is None else header_length.decode("latin-1"),
             model.features,
             limits.max_batch_rows,
+            model.contract,
         )
     except BatchTooLarge:
         metrics.rejected.labels("batch_size").inc()
         raise
+    if asked.columns is not None:  # a model that is not plain (slipway.serving.contract)
+        return _answer_columns(server, model, asked)
     rows = asked.rows
     labels, proba = model.predict(rows)
     metrics.observe_predictions(labels, proba)
@@ -265,6 +284,18 @@ async def infer(
         {"label": labels, "probability": proba},
         asked.outputs,
     )
+
+
+def _answer_columns(server: ServerState, model: Any, asked: Any) -> tuple[bytes, int | None]:
+    header = {
+        "model_name": server.served,
+        "model_version": model.version,
+        "id": asked.request_id or _request_id(),
+    }
+    body, length, due = answer_columns(model, asked, server.metrics, header)
+    if due:
+        asyncio.get_running_loop().call_soon(_update_psi, server.metrics, model.drift)
+    return body, length
 
 
 def _response(body: bytes, header_length: int | None) -> Response:

@@ -10,6 +10,18 @@ deciles recorded in the package manifest (``training_stats[feature].edges`` and 
 
 PSI = sum over bins of (a - e) * ln(a / e), with a and e the served and training shares of a bin,
 both floored at :data:`EPSILON` so that an empty bin gives a large but finite value.
+
+Every kind bins as a number (:meth:`DriftWindow.encode` turns a request's columns into the
+window's float rows):
+
+- numeric, integer: the training deciles; boolean: ``edges`` ``[0.5]`` (false, true);
+- categorical: the value's index among the training ``categories``, ``len(categories)`` for any
+  other value, so the bins are the categories then *other*, with the training ``fractions`` and
+  ``other``;
+- a feature that may be missing (nullable, or missing in training) has one more bin, *missing*:
+  a missing value (NaN, or ``""`` for a categorical) is held as +inf, past an extra +inf edge.
+  Its expected share is the training ``missing``, and the other bins' shares are scaled by
+  ``1 - missing`` (training ``fractions`` are over the present values).
 """
 
 from __future__ import annotations
@@ -45,15 +57,23 @@ class DriftWindow:
         window: int = 1000,
         every: int = 100,
         min_rows: int = 100,
+        nullable: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self.features = list(features)
         # KeyError / TypeError / ValueError here, at load, rather than later in a PSI update
-        self.stats = [_bins(name, training_stats[name]) for name in self.features]
-        # every feature's bins in one matrix: edges padded with +inf (no finite value reaches
-        # them), so a value's bin is the number of its feature's edges <= it, as
-        # searchsorted(side="right"); bins past a feature's own are masked out of its sum
+        self.stats = [_bins(name, training_stats[name], name in nullable) for name in self.features]
+        # categorical features: value -> code (index in the training categories); after the
+        # bins, so a training_stats entry that is not a mapping is a TypeError from _bins
+        self._codes = {
+            name: {c: float(i) for i, c in enumerate(training_stats[name]["categories"])}
+            for name in self.features
+            if training_stats[name].get("kind") == "categorical"
+        }
+        # every feature's bins in one matrix: edges padded with NaN (no value is >= NaN, not
+        # even +inf, a missing value), so a value's bin is the number of its feature's edges
+        # <= it, as searchsorted(side="right"); bins past a feature's own are masked out
         width = max((len(edges) for edges, _ in self.stats), default=0)
-        self._edges = np.full((len(self.stats), width), np.inf)
+        self._edges = np.full((len(self.stats), width), np.nan)
         self._expected = np.ones((len(self.stats), width + 1))
         self._own = np.zeros((len(self.stats), width + 1), dtype=bool)
         for i, (edges, fractions) in enumerate(self.stats):
@@ -67,6 +87,21 @@ class DriftWindow:
         self.every = every
         self.min_rows = min_rows
         self.requests = 0
+
+    def encode(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """A request's typed columns as the window's float64 rows (the module docstring)."""
+        out = np.empty((len(next(iter(columns.values()))), len(self.features)))
+        for i, name in enumerate(self.features):
+            codes = self._codes.get(name)
+            if codes is None:
+                values = columns[name]
+                out[:, i] = np.where(np.isnan(values), np.inf, values)
+            else:
+                other = float(len(codes))
+                out[:, i] = [
+                    np.inf if v == "" else codes.get(v, other) for v in columns[name].tolist()
+                ]
+        return out
 
     def add(self, batch: np.ndarray) -> bool:
         """Keep ``batch``'s rows; True when it is time to recompute PSI."""
@@ -98,12 +133,30 @@ class DriftWindow:
         return dict(zip(self.features, psi.tolist(), strict=True))
 
 
-def _bins(feature: str, stats: dict[str, Any]) -> tuple[list[float], list[float]]:
-    """``(edges, fractions)`` of one feature's training deciles: n edges make n + 1 bins."""
-    edges, fractions = list(stats["edges"]), list(stats["fractions"])
+def _bins(
+    feature: str, stats: dict[str, Any], nullable: bool = False
+) -> tuple[list[float], list[float]]:
+    """``(edges, fractions)`` of one feature's training bins: n edges make n + 1 bins."""
+    if not isinstance(stats, dict):
+        raise TypeError(f"training_stats of {feature!r} is a {type(stats).__name__}, not a mapping")
+    if stats.get("kind") == "categorical":
+        categories, present = list(stats["categories"]), list(stats["fractions"])
+        if len(present) != len(categories):
+            raise ValueError(
+                f"training_stats of {feature!r} has {len(categories)} categories and "
+                f"{len(present)} fractions; expected one fraction per category"
+            )
+        # codes 0 .. k-1 for the categories, k for any other value: k + 1 bins
+        edges = [i + 0.5 for i in range(len(categories))]
+        fractions = [*present, float(stats.get("other", 0.0))]
+    else:
+        edges, fractions = list(stats["edges"]), list(stats["fractions"])
     if len(fractions) != len(edges) + 1:
         raise ValueError(
             f"training_stats of {feature!r} has {len(edges)} edges and {len(fractions)} "
             f"fractions; expected {len(edges) + 1} fractions (one per bin)"
         )
+    missing = float(stats.get("missing") or 0.0)
+    if nullable or missing > 0:  # a missing value (+inf) lands past one more edge
+        return [*edges, np.inf], [*(f * (1.0 - missing) for f in fractions), missing]
     return edges, fractions

@@ -91,13 +91,14 @@ class ServerMetrics:
         )
         self.predictions = Counter(
             "slipway_predictions",
-            "Predictions by predicted class (1 = malignant, the positive class).",
+            "Predictions by predicted class (binary: 1 = the positive class, 0 = the other; "
+            "multiclass: the class value).",
             ["model", "version", "class"],
             registry=registry,
         )
         self.score = Histogram(
             "slipway_prediction_score",
-            "Positive-class probability of each prediction.",
+            "Positive-class probability of each prediction (multiclass: the predicted class's).",
             ["model", "version"],
             buckets=SCORE_BUCKETS,
             registry=registry,
@@ -137,6 +138,15 @@ class ServerMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.unknown_category = Counter(
+            "slipway_unknown_category",
+            "Categorical values none of the training categories (answered: the encoder "
+            "ignores them), by feature.",
+            ["model", "version", "feature"],
+            registry=registry,
+        )
+        # regression only, registered by task_loaded: its buckets are the training quantiles
+        self.value: Histogram | None = None
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
         for reason in LOAD_FAILURE_REASONS:
@@ -227,6 +237,58 @@ class ServerMetrics:
         for feature in features:
             self.feature_psi.labels(self.model, self.version, feature).set(0)
         self.model_ready.labels(self.model).set(1)
+
+    def task_loaded(self, contract: Any, training_target: dict[str, Any]) -> None:
+        """Prepare the per-task metrics of a loaded model (see docs/metrics.md).
+
+        Multiclass: a ``slipway_predictions_total`` child per class. Regression:
+        ``slipway_prediction_value``, a histogram whose buckets are the training target's
+        min, quantiles and max (so each bucket's expected share is known). Categorical
+        features: ``slipway_unknown_category_total`` children at 0.
+        """
+        for feature in contract.features:
+            if feature.kind == "categorical":
+                self.unknown_category.labels(self.model, self.version, feature.name)
+        if contract.task == "multiclass":
+            for value in contract.classes:
+                self.predictions.labels(self.model, self.version, str(value))
+        if contract.task == "regression" and self.value is None:
+            quantiles = (training_target.get("quantiles") or {}).values()
+            points = [training_target.get("min"), *quantiles, training_target.get("max")]
+            bounds = sorted({float(p) for p in points if isinstance(p, int | float)})
+            self.value = Histogram(
+                "slipway_prediction_value",
+                "Predicted value of each regression prediction (buckets: the training "
+                "target's min, 5/25/50/75/95 % quantiles and max).",
+                ["model", "version"],
+                buckets=bounds or (0.0,),
+                registry=self.registry,
+            )
+            self.value.labels(self.model, self.version)
+
+    def observe_outputs(self, contract: Any, values: dict[str, np.ndarray]) -> None:
+        """Record the predictions of a model that is not plain, by its task."""
+        if contract.task == "regression":
+            if self.value is not None:
+                observe_many(self.value.labels(self.model, self.version), values["value"])
+            return
+        labels, proba = values["label"], values["probability"]
+        if contract.task == "binary":  # class "1" is the positive class, as for plain models
+            positive = str(contract.positive_class)
+            is_positive = np.asarray([str(v) == positive for v in labels.tolist()], dtype=np.int64)
+            self.observe_predictions(is_positive, proba)
+            return
+        counts: dict[str, int] = {}
+        for value in labels.tolist():
+            counts[str(value)] = counts.get(str(value), 0) + 1
+        for value, n in counts.items():
+            self._child(self.predictions, self.model, self.version, value).inc(n)
+        observe_many(self.scores, np.ascontiguousarray(proba.max(axis=1)))
+
+    def count_unknown(self, unknown: dict[str, int]) -> None:
+        """Add each feature's count of values outside its training categories."""
+        for feature, n in unknown.items():
+            self._child(self.unknown_category, self.model, self.version, feature).inc(n)
 
     def load_failed(self, reason: str) -> None:
         """Count a failed load for ``reason`` and mark the model not ready."""

@@ -15,7 +15,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from slipway.serving.binary import BINARY_TYPE
-from slipway.serving.schema import INPUT_NAME, ErrorBody, InferenceRequest, InferenceResponse
+from slipway.serving.schema import (
+    INPUT_COMPONENTS,
+    INPUT_NAME,
+    ErrorBody,
+    InferenceRequest,
+    InferenceResponse,
+)
 from slipway.serving.state import ServerState
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -96,20 +102,59 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     parameter["schema"] = {"type": "string", "enum": [value]}
     model = server.model.model
     if model is not None:
-        names = [INPUT_NAME, *model.features]
-        for tensor in ("FloatInput", "Int64Input", "Int32Input"):
+        contract = model.contract
+        names = [INPUT_NAME, *model.features] if contract.takes_matrix else list(model.features)
+        for tensor in INPUT_COMPONENTS:
             components[tensor]["properties"]["name"]["enum"] = names
-        row = {"name": INPUT_NAME, "shape": [1, len(model.features)], "datatype": "FP64"}
-        examples = {
-            "one row": {"inputs": [{**row, "data": [0.0] * len(model.features)}]},
-            "binary outputs": {
-                "inputs": [{**row, "data": [1.0] * len(model.features)}],
-                "outputs": [{"name": "probability", "parameters": {"binary_data": True}}],
-            },
-        }
+        examples = _examples(model) if not contract.plain else _matrix_examples(model)
         for path, operations in schema["paths"].items():
             if path.endswith("/infer"):
                 body = operations["post"]["requestBody"]["content"]["application/json"]
                 body["examples"] = {k: {"value": v} for k, v in examples.items()}
         app.openapi_schema = schema
     return schema
+
+
+def _matrix_examples(model: Any) -> dict[str, Any]:
+    """A plain model's examples: one ``input-0`` row."""
+    row = {"name": INPUT_NAME, "shape": [1, len(model.features)], "datatype": "FP64"}
+    return {
+        "one row": {"inputs": [{**row, "data": [0.0] * len(model.features)}]},
+        "binary outputs": {
+            "inputs": [{**row, "data": [1.0] * len(model.features)}],
+            "outputs": [{"name": "probability", "parameters": {"binary_data": True}}],
+        },
+    }
+
+
+def _examples(model: Any) -> dict[str, Any]:
+    """A model's examples: one row, a tensor per feature, typical of the training data.
+
+    A number's training mean, a boolean's more frequent value, a categorical's most frequent
+    category (as a string).
+    """
+    stats = model.manifest.get("training_stats", {})
+    inputs = []
+    for feature in model.contract.features:
+        record = stats.get(feature.name, {})
+        tensor = {"name": feature.name, "shape": [1]}
+        if feature.kind == "categorical":
+            categories = record.get("categories") or list(feature.categories) or ["a"]
+            fractions = record.get("fractions") or [1.0] * len(categories)
+            top = categories[max(range(len(categories)), key=fractions.__getitem__)]
+            inputs.append({**tensor, "datatype": "BYTES", "data": [top]})
+        elif feature.kind == "boolean":
+            inputs.append(
+                {**tensor, "datatype": "BOOL", "data": [record.get("true_fraction", 0) >= 0.5]}
+            )
+        else:
+            mean = record.get("mean")
+            inputs.append({**tensor, "datatype": "FP64", "data": [float(mean or 0.0)]})
+    first = next(iter(model.contract.outputs))
+    return {
+        "one row": {"inputs": inputs},
+        "binary outputs": {
+            "inputs": inputs,
+            "outputs": [{"name": first, "parameters": {"binary_data": True}}],
+        },
+    }

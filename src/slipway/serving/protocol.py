@@ -28,7 +28,7 @@ silently different answer; any other name is ignored, as Triton passes unknown o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -37,6 +37,10 @@ from slipway.serving.binary import encode_tensor, split_body
 from slipway.serving.errors import BatchTooLarge, InvalidInput
 from slipway.serving.schema import INPUT_NAME, MAX_ID_LENGTH, OUTPUT_DATATYPES
 from slipway.serving.tensors import BinaryPart, Tensor, check_parameters, read_tensor
+
+if TYPE_CHECKING:
+    from slipway.serving.columns import ColumnBatch
+    from slipway.serving.contract import Contract
 
 NUMERIC_DATATYPES = ("FP64", "FP32", "INT64", "INT32")
 _NO_BINARY = memoryview(b"")
@@ -56,15 +60,21 @@ ALL_OUTPUTS_BINARY = tuple(RequestedOutput(name, True) for name in OUTPUT_DATATY
 
 @dataclass(slots=True)
 class InferInputs:
-    """What an infer request asks: rows for the model, its id, the outputs to return."""
+    """What an infer request asks: rows (or columns) for the model, its id, the outputs."""
 
-    rows: np.ndarray  # float64 [N, n_features], C-contiguous
+    rows: np.ndarray | None  # float64 [N, n_features], C-contiguous; None with columns
     request_id: str | None
     outputs: tuple[RequestedOutput, ...]
+    # a model that is not plain (slipway.serving.contract) gets typed columns instead of rows
+    columns: ColumnBatch | None = None
 
 
 def decode_infer_request(
-    body: bytes, header_length: str | None, features: list[str], max_rows: int
+    body: bytes,
+    header_length: str | None,
+    features: list[str],
+    max_rows: int,
+    contract: Contract | None = None,
 ) -> InferInputs:
     """Decode an infer body: JSON, or a JSON header and binary tensor data.
 
@@ -73,6 +83,8 @@ def decode_infer_request(
         header_length: the ``Inference-Header-Content-Length`` request header, or ``None``.
         features: the model's feature names, in manifest order.
         max_rows: the batch limit.
+        contract: the served model's contract; ``None`` or a plain one reads float64 rows,
+            any other typed columns (:func:`slipway.serving.columns.read_columns`).
 
     Raises:
         InvalidInput: anything off the contract (messages never quote the request).
@@ -83,7 +95,7 @@ def decode_infer_request(
         payload = orjson.loads(header)
     except orjson.JSONDecodeError:
         raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
-    return read_infer_request(payload, features, max_rows, binary)
+    return read_infer_request(payload, features, max_rows, binary, contract)
 
 
 def parse_infer_request(
@@ -98,7 +110,11 @@ def parse_infer_request(
 
 
 def read_infer_request(
-    body: Any, features: list[str], max_rows: int, binary: memoryview = _NO_BINARY
+    body: Any,
+    features: list[str],
+    max_rows: int,
+    binary: memoryview = _NO_BINARY,
+    contract: Contract | None = None,
 ) -> InferInputs:
     """Check a decoded infer request (and its binary part) and return what it asks.
 
@@ -107,6 +123,7 @@ def read_infer_request(
         features: the model's feature names, in manifest order.
         max_rows: the batch limit.
         binary: the bytes after the JSON part (empty without the binary extension).
+        contract: as :func:`decode_infer_request`'s.
 
     Raises:
         InvalidInput: anything off the contract (messages never quote the request).
@@ -129,6 +146,8 @@ def read_infer_request(
     known = _tensor_names(features)
     # (the checks are written out as loops and plain dataclasses: this runs on every request)
     reader = BinaryPart(binary) if binary else None
+    if contract is not None and not contract.plain:
+        return _read_columns(body, known, reader, contract, max_rows, binary_output)
     tensors = [read_tensor(tensor, known, reader) for tensor in inputs]
     if reader is not None:
         reader.check_consumed()
@@ -136,6 +155,28 @@ def read_infer_request(
     if len(rows) > max_rows:
         raise BatchTooLarge(f"at most {max_rows} rows per request; split the batch")
     return InferInputs(rows, request_id, _outputs(body.get("outputs"), binary_output))
+
+
+def _read_columns(
+    body: dict[str, Any],
+    known: frozenset[str],
+    reader: BinaryPart | None,
+    contract: Contract,
+    max_rows: int,
+    binary_output: bool,
+) -> InferInputs:
+    """The rest of :func:`read_infer_request` for a model that is not plain: typed columns."""
+    from slipway.serving.columns import read_columns
+
+    nullable = contract.nullable
+    tensors = [read_tensor(tensor, known, reader, nullable) for tensor in body["inputs"]]
+    if reader is not None:
+        reader.check_consumed()
+    batch = read_columns(tensors, contract)
+    if batch.rows > max_rows:
+        raise BatchTooLarge(f"at most {max_rows} rows per request; split the batch")
+    outputs = _outputs(body.get("outputs"), binary_output, contract.outputs)
+    return InferInputs(None, body.get("id"), outputs, batch)
 
 
 _names_of: tuple[list[str] | None, frozenset[str]] = (None, frozenset())
@@ -194,16 +235,21 @@ def _as_numeric(tensor: Tensor) -> np.ndarray:
     return values
 
 
-def _outputs(requested: Any, binary_output: bool) -> tuple[RequestedOutput, ...]:
+def _outputs(
+    requested: Any, binary_output: bool, datatypes: dict[str, str] = OUTPUT_DATATYPES
+) -> tuple[RequestedOutput, ...]:
+    """The outputs to return, among ``datatypes`` (the served model's; default the plain ones)."""
     if requested is None:
+        if datatypes is not OUTPUT_DATATYPES:
+            return tuple(RequestedOutput(name, binary_output) for name in datatypes)
         return ALL_OUTPUTS_BINARY if binary_output else ALL_OUTPUTS
-    names = ", ".join(OUTPUT_DATATYPES)
+    names = ", ".join(datatypes)
     if not isinstance(requested, list) or not requested:
         raise InvalidInput(f"'outputs' must be a non-empty list of outputs among {names}")
     outputs = []
     for output in requested:
         name = output.get("name") if isinstance(output, dict) else None
-        if not isinstance(name, str) or name not in OUTPUT_DATATYPES:
+        if not isinstance(name, str) or name not in datatypes:
             raise InvalidInput(f"requested outputs must be objects named one of {names}")
         parameters = check_parameters(output.get("parameters"), f"output '{name}'")
         binary = parameters.get("binary_data")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 INPUT_NAME = "input-0"
 MAX_ID_LENGTH = 128
@@ -32,9 +32,12 @@ def _values(item: Any) -> Any:
     ]
 
 
-FloatData = _values(float)
-Int64Data = _values(Int64)
-Int32Data = _values(Int32)
+# null: a missing value, accepted for nullable features only (see GET /v2/models/<name>)
+FloatData = _values(float | None)
+Int64Data = _values(Int64 | None)
+Int32Data = _values(Int32 | None)
+BoolData = _values(StrictBool | None)
+BytesData = _values(StrictStr | None)
 
 
 class InputParameters(BaseModel):
@@ -82,7 +85,27 @@ class Int32Input(_Input):
     data: Int32Data
 
 
-RequestInput = Annotated[FloatInput | Int64Input | Int32Input, Field(discriminator="datatype")]
+class BoolInput(_Input):
+    """An input tensor of ``BOOL`` values (a boolean feature; used as 0/1)."""
+
+    datatype: Literal["BOOL"]
+    data: BoolData
+
+
+class BytesInput(_Input):
+    """An input tensor of ``BYTES`` values: JSON strings (a categorical feature)."""
+
+    datatype: Literal["BYTES"]
+    data: BytesData
+
+
+RequestInput = Annotated[
+    FloatInput | Int64Input | Int32Input | BoolInput | BytesInput, Field(discriminator="datatype")
+]
+#: The schema components of the input tensors (their ``name`` gets the served names).
+INPUT_COMPONENTS = ("FloatInput", "Int64Input", "Int32Input", "BoolInput", "BytesInput")
+#: Every output name a served model may have (per task: docs/serving.md).
+OUTPUT_NAMES = Literal["label", "probability", "value"]
 
 
 class OutputParameters(BaseModel):
@@ -98,7 +121,7 @@ class OutputParameters(BaseModel):
 class RequestOutput(BaseModel):
     """An output the caller asks for; only the requested outputs are returned."""
 
-    name: Literal["label", "probability"]
+    name: OUTPUT_NAMES
     parameters: OutputParameters | None = None
 
 
@@ -134,10 +157,10 @@ class ResponseParameters(BaseModel):
 class ResponseOutput(BaseModel):
     """One output tensor of an infer response: ``data``, or ``parameters.binary_data_size``."""
 
-    name: Literal["label", "probability"]
+    name: OUTPUT_NAMES
     shape: list[int]
-    datatype: Literal["INT64", "FP64"]
-    data: list[float] | list[int] | None = None
+    datatype: Literal["INT64", "FP64", "BYTES", "BOOL"]
+    data: list[float] | list[int] | list[str] | list[bool] | None = None
     parameters: ResponseParameters | None = None
 
 

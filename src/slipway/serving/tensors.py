@@ -23,6 +23,7 @@ UNSUPPORTED_PARAMETERS = frozenset(
     {"classification", "shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
 )
 _INT32 = np.iinfo(np.int32)
+_NONE: frozenset[str] = frozenset()
 _JSON_TYPES = {
     "FP64": {float, int},
     "FP32": {float, int},
@@ -104,13 +105,17 @@ def check_parameters(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def read_tensor(tensor: Any, known: frozenset[str], reader: BinaryPart | None) -> Tensor:
+def read_tensor(
+    tensor: Any, known: frozenset[str], reader: BinaryPart | None, nullable: frozenset[str] = _NONE
+) -> Tensor:
     """One input tensor, decoded with its own datatype (from JSON ``data`` or the binary part).
 
     Args:
         tensor: one element of the request's ``inputs``.
         known: the tensor names the server has (``input-0`` and the features).
         reader: the body's binary part, ``None`` when it has none.
+        nullable: the features whose JSON ``data`` may hold ``null`` (a missing value: NaN in
+            a number tensor, ``None`` in a BYTES one; see :func:`_json_nullable_values`).
 
     Raises:
         InvalidInput: an unknown name, datatype, a bad shape, parameters or values.
@@ -138,7 +143,10 @@ def read_tensor(tensor: Any, known: frozenset[str], reader: BinaryPart | None) -
     if parameters is not None:
         size = check_parameters(parameters, f"tensor '{name}'").get("binary_data_size")
     if size is None:
-        values = _json_values(tensor.get("data"), name, datatype, shape, count)
+        if name in nullable:
+            values = _json_nullable_values(tensor.get("data"), name, datatype, shape, count)
+        else:
+            values = _json_values(tensor.get("data"), name, datatype, shape, count)
     else:
         if type(size) is not int or size < 0:
             raise InvalidInput(f"tensor '{name}': binary_data_size must be a byte count")
@@ -184,4 +192,47 @@ def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: i
         raise InvalidInput(f"tensor '{name}': values must fit a {datatype}") from None
     if datatype == "INT32" and (values.min() < _INT32.min or values.max() > _INT32.max):
         raise InvalidInput(f"tensor '{name}': values must fit an INT32")
+    return values
+
+
+def _json_nullable_values(
+    data: Any, name: str, datatype: str, shape: list[int], count: int
+) -> np.ndarray:
+    """A nullable feature's JSON values: ``null`` is a missing value.
+
+    Numbers (and ``BOOL``) come back as float64 with NaN for ``null``; ``BYTES`` as an object
+    array of ``bytes`` with ``None`` for ``null``. Everything else is checked as
+    :func:`_json_values` checks it.
+    """
+    if not isinstance(data, list) or not data:
+        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of values")
+    if isinstance(data[0], list):
+        width = shape[1] if len(shape) == 2 else 1
+        if not all(isinstance(r, list) and len(r) == width for r in data):
+            raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
+        flat = list(chain.from_iterable(data))
+    else:
+        flat = data
+    if not set(map(type, flat)) <= _JSON_TYPES[datatype] | {type(None)}:
+        raise InvalidInput(
+            f"tensor '{name}': {datatype} data must hold only JSON {_JSON_KINDS[datatype]} or null"
+        )
+    if len(flat) != count:
+        raise InvalidInput(f"tensor '{name}': data length does not match the shape")
+    if datatype == "BYTES":
+        values = np.empty(count, dtype=object)
+        values[:] = [None if s is None else s.encode() for s in flat]
+        return values
+    try:
+        values = np.array([np.nan if v is None else float(v) for v in flat], dtype=np.float64)
+    except OverflowError:
+        raise InvalidInput(f"tensor '{name}': values must fit a {datatype}") from None
+    limit = _INT32 if datatype == "INT32" else np.iinfo(np.int64) if datatype == "INT64" else None
+    present = values[~np.isnan(values)]
+    if (
+        limit is not None
+        and len(present)
+        and (present.min() < limit.min or present.max() > limit.max)
+    ):
+        raise InvalidInput(f"tensor '{name}': values must fit a {datatype}")
     return values

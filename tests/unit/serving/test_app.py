@@ -48,11 +48,23 @@ def test_openapi_documents_the_infer_schema(served) -> None:
     assert (tensor["shape"]["minItems"], tensor["shape"]["maxItems"]) == (1, 2)
     assert tensor["shape"]["items"]["minimum"] == 1
     assert all(arm["minItems"] == 1 for arm in tensor["data"]["anyOf"])
-    assert schemas["Int64Input"]["properties"]["data"]["anyOf"][0]["items"]["type"] == "integer"
+    items = schemas["Int64Input"]["properties"]["data"]["anyOf"][0]["items"]["anyOf"]
+    assert [arm["type"] for arm in items] == ["integer", "null"]  # null: nullable features only
     inputs = schemas["InferenceRequest"]["properties"]["inputs"]
     assert inputs["minItems"] == 1
-    assert set(inputs["items"]["discriminator"]["mapping"]) == {"FP64", "FP32", "INT64", "INT32"}
-    assert schemas["RequestOutput"]["properties"]["name"]["enum"] == ["label", "probability"]
+    assert set(inputs["items"]["discriminator"]["mapping"]) == {
+        "FP64",
+        "FP32",
+        "INT64",
+        "INT32",
+        "BOOL",
+        "BYTES",
+    }
+    assert schemas["RequestOutput"]["properties"]["name"]["enum"] == [
+        "label",
+        "probability",
+        "value",
+    ]
     versioned = doc["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert versioned["requestBody"] == infer["requestBody"]
     assert set(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}

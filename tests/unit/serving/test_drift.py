@@ -75,3 +75,56 @@ def test_window_psi_equals_the_per_feature_psi_when_features_have_different_bins
         )
     assert psi["three_edges"] > 0.0
     assert psi["no_edge"] == pytest.approx(0.0)
+
+
+def _psi(expected: list[float], actual: list[float]) -> float:
+    e = np.maximum(np.asarray(expected), 1e-4)
+    a = np.maximum(np.asarray(actual), 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+CATEGORICAL = {
+    "kind": "categorical",
+    "categories": ["a", "b"],
+    "fractions": [0.75, 0.25],
+    "other": 0.0,
+    "missing": 0.2,
+}
+
+
+def test_categorical_psi_compares_category_other_and_missing_shares() -> None:
+    window = DriftWindow(["c"], {"c": CATEGORICAL}, window=10, every=1, min_rows=1)
+    served = np.array(["a"] * 4 + ["b"] * 2 + ["zzz"] * 2 + [""] * 2, dtype=object)
+    rows = window.encode({"c": served})
+    assert rows[:, 0].tolist() == [0.0] * 4 + [1.0] * 2 + [2.0] * 2 + [np.inf] * 2
+    window.add(rows)
+    # training: a 0.75 and b 0.25 of the 80 % present; 20 % missing; no other
+    expected = [0.75 * 0.8, 0.25 * 0.8, 0.0, 0.2]
+    assert window.compute()["c"] == pytest.approx(_psi(expected, [0.4, 0.2, 0.2, 0.2]))
+
+
+def test_the_training_mix_of_categories_has_no_drift() -> None:
+    window = DriftWindow(["c"], {"c": CATEGORICAL}, window=20, every=1, min_rows=1)
+    served = np.array(["a"] * 12 + ["b"] * 4 + [""] * 4, dtype=object)
+    window.add(window.encode({"c": served}))
+    assert window.compute()["c"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_nullable_number_counts_nan_as_missing_and_booleans_bin_as_false_true() -> None:
+    stats = {
+        "x": {"kind": "numeric", "edges": [0.0], "fractions": [0.5, 0.5], "missing": 0.1},
+        "b": {"kind": "boolean", "edges": [0.5], "fractions": [0.5, 0.5], "missing": 0.0},
+    }
+    window = DriftWindow(["x", "b"], stats, window=20, every=1, min_rows=1, nullable={"b"})
+    x = np.array([-1.0] * 9 + [1.0] * 9 + [np.nan] * 2)
+    b = np.array([1.0] * 16 + [0.0] * 2 + [np.nan] * 2)
+    window.add(window.encode({"x": x, "b": b}))
+    psi = window.compute()
+    assert psi["x"] == pytest.approx(0.0, abs=1e-12)  # 45/45/10 as in training
+    assert psi["b"] == pytest.approx(_psi([0.5, 0.5, 0.0], [0.1, 0.8, 0.1]))
+
+
+def test_a_plain_numeric_window_has_no_missing_bin() -> None:
+    stats = {"a": {"edges": [0.0], "fractions": [0.5, 0.5], "missing": 0.0}}
+    window = DriftWindow(["a"], stats)
+    assert window.stats == [([0.0], [0.5, 0.5])]

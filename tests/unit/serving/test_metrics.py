@@ -97,3 +97,69 @@ def test_tallies_reach_the_metrics_on_collection_and_by_the_timer(monkeypatch) -
     assert registry.get_sample_value(
         "slipway_http_request_duration_seconds_sum", {"route": "/r", "method": "POST"}
     ) == pytest.approx(0.203)
+
+
+def test_a_multiclass_model_counts_each_class_and_scores_the_predicted_one() -> None:
+    from slipway.serving.contract import Contract, FeatureInput
+    from slipway.serving.metrics import ServerMetrics
+
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, "m", "v")
+    contract = Contract(
+        "multiclass", (FeatureInput("x", "numeric"),), ("a", "b", "c"), None, "BYTES"
+    )
+    metrics.task_loaded(contract, {})
+    labels = np.array(["a", "c", "c"], dtype=object)
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
+    metrics.observe_outputs(contract, {"label": labels, "probability": proba})
+    count = {
+        c: registry.get_sample_value(
+            "slipway_predictions_total", {"model": "m", "version": "v", "class": c}
+        )
+        for c in "abc"
+    }
+    assert count == {"a": 1.0, "b": 0.0, "c": 2.0}
+    labels_mv = {"model": "m", "version": "v"}
+    assert registry.get_sample_value("slipway_prediction_score_sum", labels_mv) == pytest.approx(
+        1.9
+    )
+
+
+def test_a_binary_model_with_text_classes_counts_the_positive_class_as_1() -> None:
+    from slipway.serving.contract import Contract, FeatureInput
+    from slipway.serving.metrics import ServerMetrics
+
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, "m", "v")
+    contract = Contract(
+        "binary", (FeatureInput("c", "categorical"),), ("no", "yes"), "yes", "BYTES"
+    )
+    metrics.task_loaded(contract, {})
+    labels = np.array(["yes", "no", "yes"], dtype=object)
+    metrics.observe_outputs(contract, {"label": labels, "probability": np.array([0.9, 0.2, 0.6])})
+    metrics.flush()
+    labels_mv = {"model": "m", "version": "v"}
+    assert registry.get_sample_value("slipway_predictions_total", {**labels_mv, "class": "1"}) == 2
+    assert registry.get_sample_value("slipway_predictions_total", {**labels_mv, "class": "0"}) == 1
+    assert (
+        registry.get_sample_value("slipway_unknown_category_total", {**labels_mv, "feature": "c"})
+        == 0
+    )
+
+
+def test_a_regression_model_histograms_values_on_the_training_quantiles() -> None:
+    from slipway.serving.contract import Contract, FeatureInput
+    from slipway.serving.metrics import ServerMetrics
+
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, "m", "v")
+    contract = Contract("regression", (FeatureInput("x", "numeric"),))
+    target = {"min": 0.0, "max": 100.0, "quantiles": {"0.05": 5.0, "0.5": 50.0, "0.95": 95.0}}
+    metrics.task_loaded(contract, target)
+    metrics.observe_outputs(contract, {"value": np.array([1.0, 40.0, 60.0, 200.0])})
+    labels_mv = {"model": "m", "version": "v"}
+    bucket = {
+        le: registry.get_sample_value("slipway_prediction_value_bucket", {**labels_mv, "le": le})
+        for le in ("0.0", "5.0", "50.0", "95.0", "100.0", "+Inf")
+    }
+    assert bucket == {"0.0": 0, "5.0": 1, "50.0": 2, "95.0": 3, "100.0": 3, "+Inf": 4}

@@ -247,3 +247,46 @@ def test_infer_answers_503_when_the_load_outlasts_the_wait(tmp_path: Path, monke
         assert response.status_code == 503
         assert response.json() == {"error": "model 'slipway' is not ready (loading)"}
         assert 0.15 < elapsed < 2.0
+
+
+def test_a_plain_model_with_a_per_column_onnx_copy_predicts_its_rows(tmp_path: Path) -> None:
+    from slipway.packaging import open_session
+    from slipway.packaging.onnx_model import convert_to_onnx, input_layouts
+    from slipway.serving.model import LoadedModel
+    from tests.support.serving import install_package, trained
+
+    install_package(tmp_path, package_files())
+    reference = load_model(tmp_path, "slipway", VERSION)
+    columns = list(features().columns)
+    layout = input_layouts(columns, {})[1]  # one FP64 input per feature
+    records = [i.to_dict() for i in layout]
+    session = open_session(convert_to_onnx(trained(), layout), records)
+    per_column = LoadedModel(
+        VERSION,
+        "onnxruntime",
+        reference.manifest,
+        columns,
+        session,
+        reference.drift,
+        onnx_inputs=records,
+    )
+    assert per_column.contract.plain
+    rows = features().to_numpy()[:50]
+    labels, proba = per_column.predict(rows)
+    want_labels, want_proba = reference.predict(rows)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(proba, want_proba, atol=1e-6)  # within ONNX_TOLERANCE
+
+
+def test_a_manifest_with_an_unknown_task_is_not_loaded(tmp_path: Path) -> None:
+    from tests.support.serving import install_package
+
+    files = dict(package_files())
+    manifest = json.loads(files[MANIFEST])
+    manifest["task"] = "ranking"
+    files[MANIFEST] = json.dumps(manifest).encode()
+    install_package(tmp_path, files)
+    with pytest.raises(LoadFailure, match="no usable input or output contract") as caught:
+        load_model(tmp_path, "slipway", VERSION)
+    assert caught.value.reason == "manifest"
