@@ -264,7 +264,7 @@ def main() -> None:
             f"{measured['library_median']:.1f} s for the same library calls in one process: "
             f"{measured['ratio']:.2f}x (target ≤ 1.5x: "
             f"{'met' if measured['ratio'] <= 1.5 else 'MISSED'}); the per-task breakdown is in "
-            "the pipeline section below.\n"
+            "the pipeline section (`bench.pipeline`).\n"
         )
     body = (
         "## Steps at scale (synthetic tables)\n\n"
