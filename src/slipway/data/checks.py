@@ -44,8 +44,6 @@ def validate_with_spec(frame: pd.DataFrame, spec: DatasetSpec) -> ValidationRepo
     import pandera.errors as pae
 
     frame = normalise_frame(frame, spec)
-    if not frame.index.is_unique:  # e.g. a concat: the checks align rows by label
-        frame = frame.reset_index(drop=True)
     report = ValidationReport(rows=len(frame))
     try:
         # inplace: no coercion is declared, so pandera changes nothing; without it pandera
@@ -144,8 +142,8 @@ def duplicated_rows(frame: pd.DataFrame, columns: list[str]) -> int:
     candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
     if not candidates.any():
         return 0
-    rows = np.flatnonzero(candidates)  # by position: the index may repeat labels (a concat)
-    return int(frame[columns].iloc[rows].duplicated().sum())
+    # by position: the index may repeat labels (a concatenated frame)
+    return int(frame.iloc[np.flatnonzero(candidates)][columns].duplicated().sum())
 
 
 def poison_violations(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, str]]:
@@ -246,7 +244,11 @@ def _leak(
             return [_line(feature.name, "leaks_label", f"correlation {corr:.4f} with the label")]
         return []
     # integer codes of the label's text: the same classes, without a string per row per feature
-    labels = (codes if codes is not None else _label_codes(target)).loc[both.index].astype("int64")
+    # by position (``both`` keeps the rows where neither is missing, in order): the index may
+    # repeat labels
+    kept = (series.notna() & target.notna()).to_numpy()
+    codes = codes if codes is not None else _label_codes(target)
+    labels = pd.Series(codes.to_numpy()[kept], index=both.index).astype("int64")
     baseline = labels.value_counts(normalize=True).iloc[0]
     if baseline >= LEAK_ACCURACY:
         return []  # one class is ≥ 99 % of the rows: every feature "predicts" it

@@ -215,3 +215,5 @@ def test_duplicated_rows_counts_what_pandas_counts(seed):
     assert duplicated_rows(frame, columns) == expected
     assert duplicated_rows(frame, [*columns, "skip"]) == 0
     assert duplicated_rows(frame.iloc[:0], columns) == 0
+    repeated = pd.concat([frame, frame.head(5)])  # the index repeats labels too
+    assert duplicated_rows(repeated, columns) == int(repeated[columns].duplicated().sum())
