@@ -173,13 +173,16 @@ class ServerMetrics:
         self._flush_soon()
 
     def _flush_soon(self) -> None:
+        # an armed timer on a live loop: nothing to do, without the loop lookup (a getpid
+        # system call); a closed loop's timer never fires (tests run several loops)
+        if self._timer is not None and not self._timer_loop.is_closed():
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside the server's loop (a test): collection flushes
             return
-        if self._timer is None or self._timer_loop is not loop:  # tests run several loops
-            self._timer_loop = loop
-            self._timer = loop.call_later(FLUSH_SECONDS, self._timed_flush)
+        self._timer_loop = loop
+        self._timer = loop.call_later(FLUSH_SECONDS, self._timed_flush)
 
     def _timed_flush(self) -> None:
         self._timer = None
