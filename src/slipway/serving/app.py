@@ -234,7 +234,7 @@ async def infer(
     if version is not None or name != server.served:
         _check_version(server, name, version)  # the checks that need no model: never wait
     content_type = headers.get(b"content-type")
-    if content_type != b"application/json" or b"content-encoding" in headers:
+    if content_type not in _PLAIN_TYPES or b"content-encoding" in headers:
         encoding = headers.get(b"content-encoding")
         check_media_type(
             None if content_type is None else content_type.decode("latin-1"),
@@ -333,6 +333,8 @@ async def metrics_route(request: Request) -> Response:
 
 
 _INFER_PREFIX, _INFER_SUFFIX = len("/v2/models/"), len("/infer")
+# the media types infer takes as they are usually written (check_media_type reads the others)
+_PLAIN_TYPES = (b"application/json", BINARY_TYPE.encode(), None)
 _JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _BINARY_CONTENT_TYPE = (b"content-type", BINARY_TYPE.encode())
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()

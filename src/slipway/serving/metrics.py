@@ -7,11 +7,11 @@ writes its samples to files there, and a scrape of any worker aggregates all of 
 (:func:`render_metrics` with ``multiproc_dir``). Counters and histograms are summed across
 workers; gauges say how they combine in ``multiprocess_mode``.
 
-The per-request updates (requests, latency, in-flight, predictions and scores of one-row
-requests) are tallied as plain numbers and added to the Prometheus metrics in one go
-(:meth:`ServerMetrics.flush`): before every collection of the registry (a collector registered
-first flushes), before ``/metrics`` renders, and at most :data:`FLUSH_SECONDS` after a request
-(a loop timer, so that in multiprocess mode the other workers' files catch up). Each Prometheus
+The per-request updates (requests, latency, in-flight, predictions and scores) are tallied as
+plain numbers and added to the Prometheus metrics in one go (:meth:`ServerMetrics.flush`):
+before every collection of the registry (a collector registered first flushes), before
+``/metrics`` renders, and at most :data:`FLUSH_SECONDS` after a request (a loop timer, so that
+in multiprocess mode the other workers' files catch up). Each Prometheus
 update takes a lock and ~5 function calls; a request made 8 of them, ~40 of the ~120 calls it
 added to the floor's (``bench/profile_serving.py``). ``slipway_inflight_requests`` is thus the
 number in flight when the values were last flushed: exact for the worker scraped.
@@ -154,6 +154,7 @@ class ServerMetrics:
         self._latency: dict[tuple[str, str], list] = {}
         self._latency_bounds = [*LATENCY_BUCKETS, float("inf")]
         self._score_bounds = [*SCORE_BUCKETS, float("inf")]
+        self._score_bounds_array = np.array(self._score_bounds)
         self._predicted = [0, 0]
         self._scores = [0] * len(self._score_bounds)
         self._score_sum = 0.0
@@ -245,12 +246,18 @@ class ServerMetrics:
             self._scores[bisect.bisect_left(self._score_bounds, score)] += 1
             self._score_sum += score  # request_done, which follows, arms the flush
             return
+        # a batch: tallied too, binned with numpy (Histogram.observe puts v in the first
+        # bucket whose bound is >= it: searchsorted's "left" side)
         positives = int(np.count_nonzero(labels))
-        if positives:
-            self.predicted[1].inc(positives)
-        if n - positives:
-            self.predicted[0].inc(n - positives)
-        observe_many(self.scores, proba)
+        self._predicted[1] += positives
+        self._predicted[0] += n - positives
+        counts = np.bincount(
+            np.searchsorted(self._score_bounds_array, proba, side="left"),
+            minlength=len(self._scores),
+        )
+        for i in np.flatnonzero(counts[: len(self._scores)]).tolist():  # NaN: past the end
+            self._scores[i] += int(counts[i])
+        self._score_sum += float(proba.sum())
 
 
 def _add_observations(histogram: Any, counts: list[int], total: float) -> None:

@@ -86,10 +86,9 @@ def decode_infer_request(
         payload = orjson.loads(header)
     except orjson.JSONDecodeError:
         raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
-    if not binary:
-        fast = _plain_json_request(payload, len(features), max_rows)
-        if fast is not None:
-            return fast
+    fast = _plain_request(payload, binary, len(features), max_rows)
+    if fast is not None:
+        return fast
     return read_infer_request(payload, features, max_rows, binary)
 
 
@@ -98,43 +97,65 @@ _NUMBERS = frozenset({float, int})
 _SMALL = 256
 
 
-def _plain_json_request(payload: Any, n: int, max_rows: int) -> InferInputs | None:
-    """The usual request, checked in a few steps: one ``input-0`` FP64 tensor with JSON data.
+def _plain_request(payload: Any, binary: memoryview, n: int, max_rows: int) -> InferInputs | None:
+    """The usual request, checked in a few steps: one ``input-0`` FP64 tensor, no options.
 
-    ``{"id"?, "inputs": [{"name": "input-0", "shape": [N, n], "datatype": "FP64", "data":
-    [N * n numbers]}]}``, no ``parameters`` or ``outputs``, N within the batch limit; data flat,
-    or as N rows of n. Returns ``None`` for anything else, which :func:`read_infer_request`
-    then accepts or refuses with its precise message: the two ways accept the same requests
-    (``tests/unit/serving/test_protocol_properties.py`` checks it), this one only checks less
-    per value, in C.
+    ``{"id"?, "parameters"?, "inputs": [{"name": "input-0", "shape": [N, n], "datatype":
+    "FP64", "data": [N * n numbers]}]}`` (data flat, or N rows of n), or the same tensor with
+    ``"parameters": {"binary_data_size": N * n * 8}`` and its bytes as ``binary``; request
+    ``parameters`` only ``binary_data_output``; no requested ``outputs``; N within the batch
+    limit. Returns ``None`` for anything else, which :func:`read_infer_request` then accepts or
+    refuses with its precise message: both ways accept the same requests with the same rows
+    (``tests/unit/serving/test_protocol_fast_path.py``), this one checks the values in C.
 
-    No finiteness check: orjson decodes only finite floats (``NaN``, ``Infinity`` and numbers
-    beyond float64 are invalid JSON to it) and integers within 64 bits, which float64 holds
-    finitely.
+    JSON values need no finiteness check: orjson decodes only finite floats (``NaN``,
+    ``Infinity`` and numbers beyond float64 are invalid JSON to it) and integers within 64
+    bits, which float64 holds finitely.
     """
     if type(payload) is not dict:
         return None
     get = payload.get
     inputs = get("inputs")
-    if type(inputs) is not list or len(inputs) != 1 or "parameters" in payload:
+    if type(inputs) is not list or len(inputs) != 1 or get("outputs") is not None:
         return None
     request_id = get("id")
     if request_id is not None and (type(request_id) is not str or len(request_id) > MAX_ID_LENGTH):
         return None
-    if get("outputs") is not None:
-        return None
+    outputs = ALL_OUTPUTS
+    parameters = get("parameters")
+    if parameters is not None:
+        if type(parameters) is not dict or len(parameters) != 1:
+            return None
+        flag = parameters.get("binary_data_output")
+        if type(flag) is not bool:
+            return None
+        outputs = ALL_OUTPUTS_BINARY if flag else ALL_OUTPUTS
     tensor = inputs[0]
-    if type(tensor) is not dict or "parameters" in tensor:
+    if type(tensor) is not dict:
         return None
     if tensor.get("name") != INPUT_NAME or tensor.get("datatype") != "FP64":
         return None
-    shape, data = tensor.get("shape"), tensor.get("data")
-    if type(shape) is not list or len(shape) != 2 or type(data) is not list:
+    shape = tensor.get("shape")
+    if type(shape) is not list or len(shape) != 2:
         return None
     rows, width = shape
     if type(rows) is not int or width != n or type(width) is not int or not 0 < rows <= max_rows:
         return None
     count = rows * n
+    parameters = tensor.get("parameters")
+    if binary:
+        if type(parameters) is not dict or len(parameters) != 1 or "data" in tensor:
+            return None
+        size = parameters.get("binary_data_size")
+        if type(size) is not int or size != count * 8 or len(binary) != size:
+            return None
+        values = np.frombuffer(binary, dtype="<f8").astype(np.float64, copy=False)
+        if not np.isfinite(values).all():
+            return None
+        return InferInputs(values.reshape(rows, n), request_id, outputs)
+    data = tensor.get("data")
+    if parameters is not None or type(data) is not list:
+        return None
     if len(data) == count and count <= _SMALL:
         # flat and small: the types in one pass (a bool, text, null or list is not a number)
         if not _NUMBERS.issuperset(map(type, data)):
@@ -144,7 +165,7 @@ def _plain_json_request(payload: Any, n: int, max_rows: int) -> InferInputs | No
         values = _numeric_array(data, rows, n)
         if values is None:
             return None
-    return InferInputs(values.reshape(rows, n), request_id, ALL_OUTPUTS)
+    return InferInputs(values.reshape(rows, n), request_id, outputs)
 
 
 def _numeric_array(data: list, rows: int, n: int) -> np.ndarray | None:
