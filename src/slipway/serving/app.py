@@ -253,7 +253,9 @@ async def infer(
         model = server.ready_model(name)
     limits, metrics = server.limits, server.metrics
     limit = limits.max_body_bytes
-    _check_length(headers.get(b"content-length"), limit)
+    length = headers.get(b"content-length")
+    if length is not None and not (length.isdigit() and len(length) < 16 and int(length) <= limit):
+        _check_length(length, limit)  # says what is wrong with it
     message = await receive()  # the usual case: the whole body in this one message
     body = message.get("body", b"")
     if message["type"] != "http.request" or message.get("more_body", False) or len(body) > limit:
@@ -352,6 +354,7 @@ class ServingApp(FastAPI):
     """
 
     serving: ServingMiddleware | None = None
+    server: ServerState | None = None  # app.state.server, as an attribute for the short way
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
@@ -386,7 +389,11 @@ async def infer_endpoint(scope: dict, receive: Any, send: Any) -> int:
     name = scope["path"][_INFER_PREFIX:-_INFER_SUFFIX]
     try:
         body, header_length = await infer(
-            scope["app"].state.server, name, _headers(scope), receive, scope.get(VERSION_KEY)
+            scope["app"].server,  # app.state.server, without Starlette's State.__getattr__
+            name,
+            dict(reversed(scope["headers"])),  # _headers(scope)
+            receive,
+            scope.get(VERSION_KEY),
         )
     except Exception as exc:
         handlers = scope["app"].exception_handlers
@@ -455,6 +462,7 @@ def create_app(
         multiproc_dir=multiproc_dir,
     )
     app.state.model = state
+    app.server = app.state.server
     app.state.metrics = metrics
     add_exception_handlers(app)
     # one instance, both in FastAPI's middleware stack and the short way infer takes

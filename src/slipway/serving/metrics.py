@@ -171,13 +171,12 @@ class ServerMetrics:
         # Histogram.observe counts a value in the first bucket whose bound is >= it
         latency[0][bisect.bisect_left(self._latency_bounds, seconds)] += 1
         latency[1] += seconds
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
         # an armed timer on a live loop: nothing to do, without the loop lookup (a getpid
         # system call); a closed loop's timer never fires (tests run several loops)
-        if self._timer is not None and not self._timer_loop.is_closed():
-            return
+        if self._timer is None or self._timer_loop.is_closed():
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside the server's loop (a test): collection flushes
