@@ -5,11 +5,11 @@ kept by reference and copied into it in one go, when PSI is computed or a window
 pending) and recomputes PSI every ``every`` requests, outside the request that triggers it (the
 app schedules it with ``loop.call_soon``). The bins are the training deciles recorded in the
 package manifest (``training_stats[feature].edges`` and ``.fractions``).
-Rows are binned once, when they enter the ring, every feature at once (edges padded to one
-matrix, one ``bincount``), and the bin counts are kept up to date (a row that leaves the window
-is uncounted): :meth:`DriftWindow.compute` only evaluates the formula, and a PSI update costs
-the binning of the ~``every`` rows that came since the last one (30 features x 100 rows: tens
-of µs), not of the whole window (30 x 1,000 rows: ~0.3 ms, ~3 µs a request at ``every=100``).
+The window keeps bin counts: :meth:`DriftWindow.compute` bins only the rows written since the
+last update (every feature at once: edges padded to one matrix, one ``bincount``), uncounts the
+rows they replaced, and evaluates the formula. One-row requests at ``every=100`` bin 100 rows
+per update (tens of µs) instead of the whole window (30 features x 1,000 rows: ~0.3 ms, ~3 µs a
+request); a batch that replaces the whole window costs that full binning, once per update.
 
 PSI = sum over bins of (a - e) * ln(a / e), with a and e the served and training shares of a bin,
 both floored at :data:`EPSILON` so that an empty bin gives a large but finite value.
@@ -65,9 +65,12 @@ class DriftWindow:
             self._own[i, : len(fractions)] = True
         self._offsets = np.arange(len(self.stats)) * (width + 1)
         self._ring = np.zeros((window, len(self.features)), dtype=np.float64)
-        # each held row's bins (as flat indices into the counts), and the counts over them:
-        # a fold bins only the rows it adds and uncounts the ones it overwrites
+        # each counted row's bins (as flat indices into the counts) and the counts over them;
+        # rows written since the last count are "dirty": compute() uncounts what they
+        # replaced and counts them, so it bins only the rows that came since, once
         self._ring_bins = np.zeros((window, len(self.features)), dtype=np.intp)
+        self._counted = np.zeros(window, dtype=bool)
+        self._dirty = np.zeros(window, dtype=bool)
         self._counts = np.zeros(self._expected.size, dtype=np.int64)
         self._held = 0  # rows in the ring (size counts the pending ones too)
         self._pending: list[np.ndarray] = []  # batches added since the last fold, in order
@@ -100,7 +103,7 @@ class DriftWindow:
         return self.requests % self.every == 0 and self.size >= self.min_rows
 
     def _fold(self) -> None:
-        """Bin the pending batches and copy them into the ring (their last ``window`` rows)."""
+        """Copy the pending batches into the ring (their last ``window`` rows), marked dirty."""
         if not self._pending:
             return
         pending = self._pending
@@ -108,25 +111,44 @@ class DriftWindow:
         window = len(self._ring)
         batch = pending[0] if len(pending) == 1 else np.concatenate(pending)
         batch = batch[-window:]
-        slots = (self.next + np.arange(len(batch))) % window
-        bins = np.zeros(batch.shape, dtype=np.intp)  # [rows, features]: edges <= each value
-        for column in self._edges.T:  # one comparison per decile, every feature at once
-            bins += batch >= column
-        bins += self._offsets
-        overwritten = slots[slots < self._held]  # the ring fills from 0: held slots < _held
-        if len(overwritten):
+        n = len(batch)
+        end = self.next + n
+        if end <= window:
+            self._ring[self.next : end] = batch
+            self._dirty[self.next : end] = True
+        else:
+            first = window - self.next
+            self._ring[self.next :] = batch[:first]
+            self._ring[: n - first] = batch[first:]
+            self._dirty[self.next :] = True
+            self._dirty[: n - first] = True
+        self._held = min(window, self._held + n)
+        self.next = end % window
+
+    def _count(self) -> None:
+        """Bring the bin counts up to date with the ring: uncount replaced rows, count new ones."""
+        self._fold()
+        slots = np.flatnonzero(self._dirty)
+        if not len(slots):
+            return
+        self._dirty[slots] = False
+        replaced = slots[self._counted[slots]]
+        if len(replaced):
             self._counts -= np.bincount(
-                self._ring_bins[overwritten].ravel(), minlength=self._counts.size
+                self._ring_bins[replaced].ravel(), minlength=self._counts.size
             )
+        rows = self._ring[slots]
+        bins = np.zeros(rows.shape, dtype=np.intp)  # [rows, features]: edges <= each value
+        for column in self._edges.T:  # one comparison per decile, every feature at once
+            bins += rows >= column
+        bins += self._offsets
         self._counts += np.bincount(bins.ravel(), minlength=self._counts.size)
-        self._ring[slots] = batch
         self._ring_bins[slots] = bins
-        self._held = min(window, self._held + len(batch))
-        self.next = (self.next + len(batch)) % window
+        self._counted[slots] = True
 
     def compute(self) -> dict[str, float]:
         """PSI per feature over the rows held now (as :func:`population_stability_index`)."""
-        self._fold()
+        self._count()
         counts = self._counts.reshape(self._expected.shape)
         actual = np.maximum(counts / max(self._held, 1), EPSILON)
         terms = (actual - self._expected) * np.log(actual / self._expected)
