@@ -5,6 +5,7 @@ kept by reference and copied into it in one go, when PSI is computed or a window
 pending) and recomputes PSI every ``every`` requests, outside the request that triggers it (the
 app schedules it with ``loop.call_soon``). The bins are the training deciles recorded in the
 package manifest (``training_stats[feature].edges`` and ``.fractions``).
+
 The window keeps bin counts: :meth:`DriftWindow.compute` bins only the rows written since the
 last update (every feature at once: edges padded to one matrix, one ``bincount``), uncounts the
 rows they replaced, and evaluates the formula. One-row requests at ``every=100`` bin 100 rows
@@ -92,7 +93,8 @@ class DriftWindow:
 
         The batch is only referenced here (the request path allocates it and never changes
         it); it is copied into the ring with the others when PSI is computed or once a window's
-        worth of rows is pending: one numpy copy per ~``every`` requests, not one per request.
+        worth of rows is pending: one numpy copy per ~``every`` one-row requests, and no
+        request body (a binary batch is a view of it) kept alive past the window.
         """
         self._pending.append(batch)
         self._pending_rows += len(batch)

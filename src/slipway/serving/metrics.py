@@ -157,6 +157,7 @@ class ServerMetrics:
         self._score_bounds_array = np.array(self._score_bounds)
         self._predicted = [0, 0]
         self._scores = [0] * len(self._score_bounds)
+        self._batch_scores = np.zeros(len(self._score_bounds), dtype=np.int64)  # batches'
         self._score_sum = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -200,8 +201,10 @@ class ServerMetrics:
         for i, n in enumerate(predicted):
             if n:
                 self.predicted[i].inc(n)
-        if any(self._scores):
-            scores, self._scores = self._scores, [0] * len(self._score_bounds)
+        if any(self._scores) or self._batch_scores.any():
+            batches, self._batch_scores = self._batch_scores, np.zeros_like(self._batch_scores)
+            scores = [a + b for a, b in zip(self._scores, batches.tolist(), strict=True)]
+            self._scores = [0] * len(self._score_bounds)
             total, self._score_sum = self._score_sum, 0.0
             _add_observations(self.scores, scores, total)
         self.inflight.set(self.inflight_now)
@@ -254,8 +257,7 @@ class ServerMetrics:
             np.searchsorted(self._score_bounds_array, proba, side="left"),
             minlength=len(self._scores),
         )
-        for i in np.flatnonzero(counts[: len(self._scores)]).tolist():  # NaN: past the end
-            self._scores[i] += int(counts[i])
+        self._batch_scores += counts[: len(self._scores)]  # a NaN would be past the end
         self._score_sum += float(proba.sum())
 
 
