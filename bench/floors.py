@@ -7,9 +7,10 @@ adds on top of HTTP and of the work itself:
 * ``constant``: answers every request with a fixed JSON body (reads and drops the request body):
   the cost of HTTP alone.
 * ``same_work``: what the server must do and nothing else: read the body, ``orjson.loads`` it,
-  build the float64 ``[N, n]`` array of ``inputs[0]``, one ONNX Runtime ``run`` on the package's
-  own ``model.onnx`` (session options as ``slipway.packaging.open_session``: one thread), then
-  the OIP response (label and probability tensors, model name/version, id) with
+  build the float64 ``[N, n]`` array of ``inputs[0]`` (with ``Inference-Header-Content-Length``,
+  the binary tensor data extension: ``orjson.loads`` of the JSON header and ``np.frombuffer`` of
+  the bytes after it), one ONNX Runtime ``run`` on the package's own ``model.onnx`` (session
+  options as ``slipway.packaging.open_session``: one thread), then the OIP response (label and probability tensors, model name/version, id) with
   ``orjson.dumps``. No validation, metrics, drift window, limits, request ids or error mapping.
 
 The ONNX file comes from ``SLIPWAY_FLOOR_ONNX`` (``bench.serving`` points it at the file of the
@@ -53,6 +54,13 @@ async def constant(scope: dict, receive: Any, send: Any) -> None:
     await _answer(send, CONSTANT_BODY)
 
 
+def _header_length(scope: dict) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"inference-header-content-length":
+            return int(value)
+    return None
+
+
 def same_work() -> Any:
     """Uvicorn factory: the app doing exactly the server's work on ``SLIPWAY_FLOOR_ONNX``."""
     import onnxruntime as ort
@@ -73,8 +81,13 @@ def same_work() -> Any:
         if scope["method"] != "POST":
             await _answer(send, CONSTANT_BODY)
             return
-        tensor = orjson.loads(body)["inputs"][0]
-        rows = np.array(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+        split = _header_length(scope)
+        if split is None:
+            tensor = orjson.loads(body)["inputs"][0]
+            rows = np.array(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+        else:  # binary tensor data: the JSON header, then the raw float64 values
+            tensor = orjson.loads(body[:split])["inputs"][0]
+            rows = np.frombuffer(body, dtype="<f8", offset=split).reshape(tensor["shape"])
         labels, proba = session.run(None, {"input": rows})
         n = len(rows)
         answer = orjson.dumps(

@@ -12,7 +12,8 @@ Two floors (:mod:`bench.floors`) run on slipway's stack (uvicorn, uvloop, httpto
 off): an app answering a constant (HTTP alone) and one doing exactly the server's work (orjson
 parse, float64 array, one ONNX Runtime call on the package's ``model.onnx``, orjson answer).
 slipway's throughput is reported as a share of each, measured in the same round. Then slipway
-and the same-work floor answer 1,024-row requests (rows/s). ``--repeats`` rounds run over
+and the same-work floor answer 1,024-row requests (rows/s), as JSON and as binary tensor data
+(the floor's twin: ``np.frombuffer`` on the bytes after the JSON header). ``--repeats`` rounds run over
 servers started once; every figure is the median over rounds. Results go to docs/benchmarks.md
 (only when every server ran: ``--only`` prints).
 
@@ -324,6 +325,24 @@ def oip_body(x, rows: int = 1) -> dict:
     }
 
 
+def binary_body(x, rows: int) -> tuple[bytes, dict[str, str]]:
+    """An OIP infer body with ``input-0`` as binary tensor data (FP64), and its headers.
+
+    As KServe's and Triton's clients send it: a JSON header whose tensor has
+    ``parameters.binary_data_size``, then the raw little-endian float64 values;
+    ``Inference-Header-Content-Length`` gives the JSON part's length.
+    """
+    data = np.ascontiguousarray(x.to_numpy()[np.arange(rows) % len(x)], dtype="<f8")
+    raw = data.tobytes()
+    tensor = {"name": "input-0", "shape": list(data.shape), "datatype": "FP64"}
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    header = compact_json({"inputs": [tensor]})
+    return header + raw, {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(header)),
+    }
+
+
 def lua_script(work: Path, name: str, body: bytes, headers: dict[str, str]) -> Path:
     """A wrk script posting ``body`` (kept in a file beside it) with ``headers``."""
     (work / f"{name}.body").write_bytes(body)
@@ -475,10 +494,7 @@ def main() -> None:
     # and the same-work floor
     batches = [
         (f"JSON, {BATCH_ROWS} rows", compact_json(oip_body(x, BATCH_ROWS)), JSON_HEADERS),
-        # BINARY TENSOR ROW: once serving/protocol.py accepts the binary tensor data extension,
-        # add ("binary, 1024 rows", <JSON header + raw float64 bytes>,
-        # {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": ...})
-        # here; the same-work floor would then need a binary twin (np.frombuffer) to compare.
+        (f"binary, {BATCH_ROWS} rows", *binary_body(x, BATCH_ROWS)),
     ]
 
     procs: dict[str, tuple[subprocess.Popen, float]] = {}

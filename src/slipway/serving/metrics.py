@@ -7,11 +7,11 @@ writes its samples to files there, and a scrape of any worker aggregates all of 
 (:func:`render_metrics` with ``multiproc_dir``). Counters and histograms are summed across
 workers; gauges say how they combine in ``multiprocess_mode``.
 
-The per-request updates (requests, latency, in-flight, predictions and scores of one-row
-requests) are tallied as plain numbers and added to the Prometheus metrics in one go
-(:meth:`ServerMetrics.flush`): before every collection of the registry (a collector registered
-first flushes), before ``/metrics`` renders, and at most :data:`FLUSH_SECONDS` after a request
-(a loop timer, so that in multiprocess mode the other workers' files catch up). Each Prometheus
+The per-request updates (requests, latency, in-flight, predictions and scores) are tallied as
+plain numbers and added to the Prometheus metrics in one go (:meth:`ServerMetrics.flush`):
+before every collection of the registry (a collector registered first flushes), before
+``/metrics`` renders, and at most :data:`FLUSH_SECONDS` after a request (a loop timer, so that
+in multiprocess mode the other workers' files catch up). Each Prometheus
 update takes a lock and ~5 function calls; a request made 8 of them, ~40 of the ~120 calls it
 added to the floor's (``bench/profile_serving.py``). ``slipway_inflight_requests`` is thus the
 number in flight when the values were last flushed: exact for the worker scraped.
@@ -164,8 +164,10 @@ class ServerMetrics:
         self._latency: dict[tuple[str, str], list] = {}
         self._latency_bounds = [*LATENCY_BUCKETS, float("inf")]
         self._score_bounds = [*SCORE_BUCKETS, float("inf")]
+        self._score_bounds_array = np.array(self._score_bounds)
         self._predicted = [0, 0]
         self._scores = [0] * len(self._score_bounds)
+        self._batch_scores = np.zeros(len(self._score_bounds), dtype=np.int64)  # batches'
         self._score_sum = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -180,16 +182,18 @@ class ServerMetrics:
         # Histogram.observe counts a value in the first bucket whose bound is >= it
         latency[0][bisect.bisect_left(self._latency_bounds, seconds)] += 1
         latency[1] += seconds
-        self._flush_soon()
+        # an armed timer on a live loop: nothing to do, without the loop lookup (a getpid
+        # system call); a closed loop's timer never fires (tests run several loops)
+        if self._timer is None or self._timer_loop.is_closed():
+            self._flush_soon()
 
     def _flush_soon(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside the server's loop (a test): collection flushes
             return
-        if self._timer is None or self._timer_loop is not loop:  # tests run several loops
-            self._timer_loop = loop
-            self._timer = loop.call_later(FLUSH_SECONDS, self._timed_flush)
+        self._timer_loop = loop
+        self._timer = loop.call_later(FLUSH_SECONDS, self._timed_flush)
 
     def _timed_flush(self) -> None:
         self._timer = None
@@ -207,8 +211,10 @@ class ServerMetrics:
         for i, n in enumerate(predicted):
             if n:
                 self.predicted[i].inc(n)
-        if any(self._scores):
-            scores, self._scores = self._scores, [0] * len(self._score_bounds)
+        if any(self._scores) or self._batch_scores.any():
+            batches, self._batch_scores = self._batch_scores, np.zeros_like(self._batch_scores)
+            scores = [a + b for a, b in zip(self._scores, batches.tolist(), strict=True)]
+            self._scores = [0] * len(self._score_bounds)
             total, self._score_sum = self._score_sum, 0.0
             _add_observations(self.scores, scores, total)
         self.inflight.set(self.inflight_now)
@@ -304,12 +310,17 @@ class ServerMetrics:
             self._scores[bisect.bisect_left(self._score_bounds, score)] += 1
             self._score_sum += score  # request_done, which follows, arms the flush
             return
+        # a batch: tallied too, binned with numpy (Histogram.observe puts v in the first
+        # bucket whose bound is >= it: searchsorted's "left" side)
         positives = int(np.count_nonzero(labels))
-        if positives:
-            self.predicted[1].inc(positives)
-        if n - positives:
-            self.predicted[0].inc(n - positives)
-        observe_many(self.scores, proba)
+        self._predicted[1] += positives
+        self._predicted[0] += n - positives
+        counts = np.bincount(
+            np.searchsorted(self._score_bounds_array, proba, side="left"),
+            minlength=len(self._scores),
+        )
+        self._batch_scores += counts[: len(self._scores)]  # a NaN would be past the end
+        self._score_sum += float(proba.sum())
 
 
 def _add_observations(histogram: Any, counts: list[int], total: float) -> None:

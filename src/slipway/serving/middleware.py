@@ -11,7 +11,8 @@ An infer body must arrive within ``body_timeout`` seconds of the request reachin
 cannot hold one of the ``max_concurrency`` slots for longer than that. :class:`BodyDeadlines`
 enforces it with one timer per worker rather than one per request: ``asyncio.wait_for`` made a
 task per ``receive()`` and ``asyncio.timeout_at`` a loop timer (~8 µs a request measured in the
-server, though the body has almost always arrived with the headers).
+server, though the body has almost always arrived with the headers), and a body that is there
+already costs no registration at all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import types
 from typing import Any
 
 import orjson
@@ -45,34 +47,52 @@ def is_infer(method: str, path: str) -> bool:
 class BodyDeadlines:
     """Infer requests waiting for body bytes, and the one timer that times out the late ones.
 
-    A request waiting in ``receive()`` registers its task and deadline; a timer, armed only
-    while some request is registered, looks every ``tick`` seconds (a tenth of the timeout, at
-    most 0.1 s) and cancels the task of each request past its deadline, a cancellation that
-    :meth:`receive` turns into :class:`~slipway.serving.errors.RequestTimeout`. A request thus
-    times out between its deadline and one tick later.
+    Deadlines are :func:`time.perf_counter` values (the clock the middleware already read, so
+    a request takes no loop lookup: each ``asyncio.get_running_loop()`` is a ``getpid``
+    system call). :meth:`receive` first runs ``receive()`` without waiting: when the message is
+    already there, the usual case, it returns it and registers nothing. Otherwise the request's
+    task waits registered with its deadline; a timer, armed only while some request is
+    registered, looks every ``tick`` seconds (a tenth of the timeout, at most 0.1 s) and
+    cancels the task of each request past its deadline, a cancellation that :meth:`receive`
+    turns into :class:`~slipway.serving.errors.RequestTimeout`. A request thus times out
+    between its deadline and one tick later.
     """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.tick = min(0.1, timeout / 10)
-        self.waiting: dict[asyncio.Task, float] = {}  # task -> deadline (loop time)
+        self.waiting: dict[asyncio.Task, float] = {}  # task -> deadline (perf_counter)
         self.expired: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def receive(self, receive: Any, deadline: float) -> dict:
-        """The next ASGI message, or RequestTimeout once the loop time passes ``deadline``."""
+        """The next ASGI message, or RequestTimeout once ``perf_counter`` passes ``deadline``."""
+        pending = receive()
+        if type(pending) is not types.CoroutineType:  # an awaitable of another kind: wait
+            return await self._wait(pending, None, deadline)
+        try:
+            first = pending.send(None)  # runs until the message or its first wait
+        except StopIteration as done:
+            return done.value  # there already: nothing to time
+        except BaseException:
+            pending.close()
+            raise
+        return await self._wait(pending, _Resumed(pending, first), deadline)
+
+    async def _wait(self, pending: Any, resumed: Any, deadline: float) -> dict:
+        awaitable = pending if resumed is None else resumed
         task = asyncio.current_task()
         if task is None:  # not in a task (no server runs an app so): a timer of its own
-            async with asyncio.timeout_at(deadline):
-                return await receive()
+            async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                return await awaitable
         self.waiting[task] = deadline
         loop = task.get_loop()
         if self._timer is None or self._loop is not loop:  # a new loop: tests run several
             self._loop = loop
             self._timer = loop.call_later(self.tick, self._sweep)
         try:
-            return await receive()
+            return await awaitable
         except asyncio.CancelledError:
             if task not in self.expired:
                 raise
@@ -85,7 +105,7 @@ class BodyDeadlines:
             self.waiting.pop(task, None)
 
     def _sweep(self) -> None:
-        now = self._loop.time()
+        now = time.perf_counter()
         for task, deadline in list(self.waiting.items()):
             if task.done():  # its loop went away while it waited
                 del self.waiting[task]
@@ -93,6 +113,40 @@ class BodyDeadlines:
                 self.expired.add(task)
                 task.cancel()
         self._timer = self._loop.call_later(self.tick, self._sweep) if self.waiting else None
+
+
+class _Resumed:
+    """Awaits the rest of a coroutine that was run up to its first suspension by hand.
+
+    ``await _Resumed(coro, first)`` is what ``await coro`` would have been after ``coro``
+    yielded ``first``: what the task sends or throws in (a cancellation) goes to ``coro``, and
+    its return value is the result.
+    """
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Any:
+        coro, value = self.coro, self.first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation: handed on to the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
 
 
 class ServingMiddleware:
@@ -160,7 +214,7 @@ class ServingMiddleware:
             return
         status = 500  # an exception before the response started is a 5xx
         receive_in_time = functools.partial(
-            self.deadlines.receive, receive, asyncio.get_running_loop().time() + self.body_timeout
+            self.deadlines.receive, receive, started + self.body_timeout
         )
         metrics = self.metrics
         metrics.inflight_now += 1
@@ -195,9 +249,7 @@ class ServingMiddleware:
 
         if infer:
             app_receive = functools.partial(
-                self.deadlines.receive,
-                receive,
-                asyncio.get_running_loop().time() + self.body_timeout,
+                self.deadlines.receive, receive, started + self.body_timeout
             )
         else:
             app_receive = receive

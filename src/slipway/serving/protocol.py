@@ -28,6 +28,7 @@ silently different answer; any other name is ignored, as Triton passes unknown o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,12 +91,121 @@ def decode_infer_request(
         InvalidInput: anything off the contract (messages never quote the request).
         BatchTooLarge: more than ``max_rows`` rows.
     """
-    header, binary = split_body(body, header_length)
+    header, binary = (
+        (body, _NO_BINARY) if header_length is None else split_body(body, header_length)
+    )
     try:
         payload = orjson.loads(header)
     except orjson.JSONDecodeError:
         raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+    if contract is None or contract.plain:
+        fast = _plain_request(payload, binary, len(features), max_rows)
+        if fast is not None:
+            return fast
     return read_infer_request(payload, features, max_rows, binary, contract)
+
+
+_NUMBERS = frozenset({float, int})
+# up to this many values, one pass over their types costs less than the numpy checks
+_SMALL = 256
+
+
+def _plain_request(payload: Any, binary: memoryview, n: int, max_rows: int) -> InferInputs | None:
+    """The usual request, checked in a few steps: one ``input-0`` FP64 tensor, no options.
+
+    ``{"id"?, "parameters"?, "inputs": [{"name": "input-0", "shape": [N, n], "datatype":
+    "FP64", "data": [N * n numbers]}]}`` (data flat, or N rows of n), or the same tensor with
+    ``"parameters": {"binary_data_size": N * n * 8}`` and its bytes as ``binary``; request
+    ``parameters`` only ``binary_data_output``; no requested ``outputs``; N within the batch
+    limit. Returns ``None`` for anything else, which :func:`read_infer_request` then accepts or
+    refuses with its precise message: both ways accept the same requests with the same rows
+    (``tests/unit/serving/test_protocol_fast_path.py``), this one checks the values in C.
+
+    JSON values need no finiteness check: orjson decodes only finite floats (``NaN``,
+    ``Infinity`` and numbers beyond float64 are invalid JSON to it) and integers within 64
+    bits, which float64 holds finitely.
+    """
+    if type(payload) is not dict:
+        return None
+    get = payload.get
+    inputs = get("inputs")
+    if type(inputs) is not list or len(inputs) != 1 or get("outputs") is not None:
+        return None
+    request_id = get("id")
+    if request_id is not None and (type(request_id) is not str or len(request_id) > MAX_ID_LENGTH):
+        return None
+    outputs = ALL_OUTPUTS
+    parameters = get("parameters")
+    if parameters is not None:
+        if type(parameters) is not dict or len(parameters) != 1:
+            return None
+        flag = parameters.get("binary_data_output")
+        if type(flag) is not bool:
+            return None
+        outputs = ALL_OUTPUTS_BINARY if flag else ALL_OUTPUTS
+    tensor = inputs[0]
+    if type(tensor) is not dict:
+        return None
+    if tensor.get("name") != INPUT_NAME or tensor.get("datatype") != "FP64":
+        return None
+    shape = tensor.get("shape")
+    if type(shape) is not list or len(shape) != 2:
+        return None
+    rows, width = shape
+    if type(rows) is not int or width != n or type(width) is not int or not 0 < rows <= max_rows:
+        return None
+    count = rows * n
+    parameters = tensor.get("parameters")
+    if binary:
+        if type(parameters) is not dict or len(parameters) != 1 or "data" in tensor:
+            return None
+        size = parameters.get("binary_data_size")
+        if type(size) is not int or size != count * 8 or len(binary) != size:
+            return None
+        values = np.frombuffer(binary, dtype="<f8").astype(np.float64, copy=False)
+        if not np.isfinite(values).all():
+            return None
+        return InferInputs(values.reshape(rows, n), request_id, outputs)
+    data = tensor.get("data")
+    if parameters is not None or type(data) is not list:
+        return None
+    if len(data) == count and count <= _SMALL:
+        # flat and small: the types in one pass (a bool, text, null or list is not a number)
+        if not _NUMBERS.issuperset(map(type, data)):
+            return None
+        values = np.array(data, dtype=np.float64)
+    else:
+        values = _numeric_array(data, rows, n)
+        if values is None:
+            return None
+    return InferInputs(values.reshape(rows, n), request_id, outputs)
+
+
+def _numeric_array(data: list, rows: int, n: int) -> np.ndarray | None:
+    """``data`` (flat, or ``rows`` rows of ``n``) as float64 when it holds only JSON numbers.
+
+    numpy's type discovery refuses text, null, objects and ragged rows (another dtype or
+    shape); it turns a boolean into 0 or 1 without saying so, so the values equal to 0 or 1
+    have their Python type looked at (few, in most data; all of them at most).
+    """
+    try:
+        array = np.array(data)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.dtype.kind not in "fiu" or array.shape not in ((rows * n,), (rows, n)):
+        return None
+    flat = array.reshape(-1)
+    suspects = np.flatnonzero((flat == 0) | (flat == 1))
+    if len(suspects) * 4 > len(flat):  # many: every type, in one pass
+        values = data if array.ndim == 1 else chain.from_iterable(data)
+        if not _NUMBERS.issuperset(map(type, values)):
+            return None
+    elif array.ndim == 1:
+        if any(type(data[i]) is bool for i in suspects.tolist()):
+            return None
+    elif any(type(data[i // n][i % n]) is bool for i in suspects.tolist()):
+        return None
+    return array.astype(np.float64, copy=False)
 
 
 def parse_infer_request(
