@@ -205,6 +205,7 @@ def list_versions() -> None:
     # narrow enough for an 80-column terminal: the file under data/<dataset>/ and the md5's first
     # 8 hex digits (as the run summary shows them: v2@8cd7b2be); `data add` prints the whole md5
     table = _table("dataset", "task", "version", "file", "md5", "rows", "remote", "champion")
+    table.collapse_padding, table.pad_edge = True, False  # 79 columns with "breast-cancer"
     for info in datasets:
         champion = trained_on.get(info.name)
         for v in info.versions or [None]:

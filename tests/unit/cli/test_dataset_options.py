@@ -133,6 +133,14 @@ def test_submit_refuses_an_unknown_dataset_before_connecting(env, submit_app, mo
     assert "unknown dataset 'nope'" in _one_sentence_failure(result)
 
 
+@pytest.fixture
+def narrow(monkeypatch):
+    """The console at 80 columns, as the full suite creates it (COLUMNS is read once, at import)."""
+    from slipway.cli.common import console
+
+    monkeypatch.setattr(console, "_width", 80)
+
+
 def _rows(output: str) -> dict[tuple[str, str], list[str]]:
     rows = {}
     for line in output.splitlines():
@@ -142,7 +150,7 @@ def _rows(output: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
-def test_data_list_without_an_mlflow_store_shows_no_champion_and_creates_none(env):
+def test_data_list_without_an_mlflow_store_shows_no_champion_and_creates_none(env, narrow):
     result = CliRunner().invoke(app, ["data", "list"])
     assert result.exit_code == 0, result.output
     rows = _rows(result.output)
@@ -162,7 +170,7 @@ def test_data_list_skips_an_unreachable_mlflow_with_a_warning(env, monkeypatch):
     assert {cells[-1] for cells in _rows(result.output).values()} == {"-"}
 
 
-def test_data_list_marks_the_version_the_champion_was_trained_on(env):
+def test_data_list_marks_the_version_the_champion_was_trained_on(env, narrow):
     from slipway.config import load_settings
     from slipway.registry import get_client
 
