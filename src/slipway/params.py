@@ -269,11 +269,11 @@ def parse_params(raw: Any, source: str = "params") -> Params:
         raise ConfigError(f"{source} is invalid: {problems}. Fix the value(s) and rerun.") from e
 
 
-def load_params(path: Path) -> Params:
-    """Read and validate ``params.yaml``.
+def read_params_file(path: Path) -> dict[str, Any]:
+    """The mapping in a params file, not yet validated (a dataset's override merges into it).
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or breaks the schema.
+        ConfigError: the file is missing, is not YAML, or is not a mapping.
     """
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -282,5 +282,19 @@ def load_params(path: Path) -> Params:
             f"params file {path} does not exist; create it (see docs/pipeline.md)"
         ) from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"params file {path} is not valid YAML: {e}") from e
-    return parse_params(raw, source=str(path))
+        raise ConfigError(f"params file {path} is not valid YAML ({e}); fix the syntax") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"params file {path} must be a mapping with sections search/evaluate, got "
+            f"{type(raw).__name__}"
+        )
+    return raw
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or breaks the schema.
+    """
+    return parse_params(read_params_file(path), source=str(path))

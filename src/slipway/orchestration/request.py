@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from slipway.config import DEFAULT_DATASET, Settings
 from slipway.data import DEFAULT_DATASET_VERSION, DatasetSpec
-from slipway.errors import ConfigError
-from slipway.params import Params, check_params_for_task, parse_params
+from slipway.params import Params, check_params_for_task, parse_params, read_params_file
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def resolve_request(
     ) as fs:
         found = resolve_dataset(fs, name, dataset_version, where)
     if params_file is not None:
-        params = parse_params(_read_yaml(params_file), str(params_file))
+        params = parse_params(read_params_file(params_file), str(params_file))
     else:
         params = dataset_params(settings.params_file, found.params_override, name)
     check_params_for_task(params, found.spec.task)  # a metric of another task: before any run
@@ -120,25 +117,8 @@ def dataset_params(base_file: Path, override: dict[str, Any] | None, dataset: st
     """
     from slipway.data import merge_params
 
-    base = _read_yaml(base_file)
+    base = read_params_file(base_file)
     if override is None:
         return parse_params(base, str(base_file))
     source = f"{base_file} with data/{dataset}/params.yaml merged over it"
     return parse_params(merge_params(base, override), source)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"params file {path} does not exist; create it (see docs/pipeline.md)"
-        ) from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"params file {path} is not valid YAML ({e}); fix the syntax") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"params file {path} must be a mapping with sections search/evaluate, got "
-            f"{type(raw).__name__}"
-        )
-    return raw

@@ -165,16 +165,20 @@ def _bad_shape(name: str) -> InvalidInput:
     return InvalidInput(f"tensor '{name}': shape must be 1 or 2 dimensions, each >= 1")
 
 
-def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: int) -> np.ndarray:
+def _flat(data: Any, name: str, shape: list[int]) -> list:
+    """A tensor's JSON ``data`` as one flat list: given flat, or nested as rows of the shape."""
     if not isinstance(data, list) or not data:
         raise InvalidInput(f"tensor '{name}': data must be a non-empty list of values")
-    if isinstance(data[0], list):
-        width = shape[1] if len(shape) == 2 else 1
-        if not all(isinstance(r, list) and len(r) == width for r in data):
-            raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
-        flat = list(chain.from_iterable(data))
-    else:
-        flat = data
+    if not isinstance(data[0], list):
+        return data
+    width = shape[1] if len(shape) == 2 else 1
+    if not all(isinstance(r, list) and len(r) == width for r in data):
+        raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
+    return list(chain.from_iterable(data))
+
+
+def _json_values(data: Any, name: str, datatype: str, shape: list[int], count: int) -> np.ndarray:
+    flat = _flat(data, name, shape)
     if not set(map(type, flat)) <= _JSON_TYPES[datatype]:
         raise InvalidInput(
             f"tensor '{name}': {datatype} data must hold only JSON {_JSON_KINDS[datatype]}"
@@ -204,15 +208,7 @@ def _json_nullable_values(
     array of ``bytes`` with ``None`` for ``null``. Everything else is checked as
     :func:`_json_values` checks it.
     """
-    if not isinstance(data, list) or not data:
-        raise InvalidInput(f"tensor '{name}': data must be a non-empty list of values")
-    if isinstance(data[0], list):
-        width = shape[1] if len(shape) == 2 else 1
-        if not all(isinstance(r, list) and len(r) == width for r in data):
-            raise InvalidInput(f"tensor '{name}': nested data must be rows of {width} values")
-        flat = list(chain.from_iterable(data))
-    else:
-        flat = data
+    flat = _flat(data, name, shape)
     if not set(map(type, flat)) <= _JSON_TYPES[datatype] | {type(None)}:
         raise InvalidInput(
             f"tensor '{name}': {datatype} data must hold only JSON {_JSON_KINDS[datatype]} or null"
