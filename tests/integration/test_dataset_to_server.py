@@ -210,3 +210,40 @@ def test_penguins_through_the_compiled_pipeline_is_promoted_and_served(tmp_path)
     assert out["label"]["data"] == pipeline.predict(rows).tolist()
     proba = np.asarray(out["probability"]["data"]).reshape(out["probability"]["shape"])
     np.testing.assert_allclose(proba, pipeline.predict_proba(rows), atol=1e-5)
+
+
+def test_diamonds_through_the_compiled_pipeline_is_promoted_and_served(tmp_path):
+    # the shipped regression table (53,940 rows, three categoricals); the committed grid takes
+    # minutes on 2 cores, so the run uses its params with one candidate and 2 folds (--params
+    # names a whole file), its thresholds unchanged
+    from slipway.data import merge_params
+    from slipway.data.shipped import diamonds_frame
+
+    params = merge_params(
+        yaml.safe_load((REPO / "params.yaml").read_text()),
+        yaml.safe_load((REPO / "data/diamonds/params.yaml").read_text()),
+    )
+    params["search"]["cv_folds"] = 2
+    params["search"]["candidates"] = [
+        {"estimator": "hist_gradient_boosting", "grid": {"max_iter": [200], "max_leaf_nodes": [31]}}
+    ]
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    state = tmp_path / "state"
+    run = run_cli(state, "run", "--dataset", "diamonds", "--params", str(params_file))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "PROMOTED" in run.stdout
+    assert "NOT PROMOTED" not in run.stdout
+    assert "rmse" in run.stdout
+
+    version, pipeline, manifest = champion_package(state, "slipway-diamonds")
+    assert manifest["task"] == "regression"
+    spec = load_dataset_spec(REPO / "data/diamonds/dataset.yaml")
+    rows = feature_frame(diamonds_frame().sample(25, random_state=4), spec)
+    with serve_champion(tmp_path, "slipway-diamonds") as (_, base, _, _):
+        meta = metadata(base, "slipway-diamonds")
+        answer = infer(base, "slipway-diamonds", column_body(rows, manifest))
+    assert meta["versions"] == [version]
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]}["cut"] == "BYTES"
+    out = {o["name"]: o for o in answer["outputs"]}
+    np.testing.assert_allclose(out["value"]["data"], pipeline.predict(rows), rtol=1e-6)
