@@ -88,16 +88,7 @@ def add(
             task=task.value if task else None,
             version=version,
         )
-    table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
-    table.add_row(
-        added.name,
-        added.ref.version,
-        added.ref.path,
-        added.ref.md5,
-        str(added.rows),
-        str(added.columns),
-    )
-    console.print(table)
+    _print_version(added)
     if added.spec_drafted:
         console.print(
             f"wrote a draft spec {added.spec_path}: review it and commit it with the pointer",
@@ -139,16 +130,7 @@ def synth(
             version=version,
             categorical=categorical,
         )
-    table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
-    table.add_row(
-        added.name,
-        added.ref.version,
-        added.ref.path,
-        added.ref.md5,
-        str(added.rows),
-        str(added.columns),
-    )
-    console.print(table)
+    _print_version(added)
     console.print(
         f"commit {added.ref.path}.dvc and {added.spec_path.relative_to(settings.project_dir)} "
         "to make the version visible",
@@ -261,6 +243,20 @@ def _print_refs(refs, title: str) -> None:
     table = _table("dataset", "version", "path", "DVC md5", title=title)
     for ref in refs:
         table.add_row(ref.name, ref.version, ref.path, ref.md5)
+    console.print(table)
+
+
+def _print_version(added) -> None:
+    """The version ``data add`` or ``data synth`` just tracked: name, version, path, md5, shape."""
+    table = _table("dataset", "version", "path", "DVC md5", "rows", "columns")
+    table.add_row(
+        added.name,
+        added.ref.version,
+        added.ref.path,
+        added.ref.md5,
+        str(added.rows),
+        str(added.columns),
+    )
     console.print(table)
 
 
