@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def run_cmd(
     params_file: Annotated[
         Path | None, typer.Option("--params", help="params.yaml to use instead of the project's.")
     ] = None,
+    search_shards: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Split the grid search over this many search-shard tasks (docs/pipeline.md).",
+        ),
+    ] = 1,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -97,6 +105,7 @@ def run_cmd(
     # validate everything a user typed before the first side effect: the dataset and version
     # exist at dataset_rev, the spec is valid, the (merged) params are valid
     request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
+    request = dataclasses.replace(request, search_shards=search_shards)
     if _pipelines_program(["--check"], capture=True):
         raise typer.Exit(1)
     result = run_training(settings, request, _ConsoleProgress(settings), capture=not verbose)

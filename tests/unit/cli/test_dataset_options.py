@@ -91,6 +91,27 @@ def test_run_with_a_metric_of_another_task_fails_before_the_run(env, tmp_path):
     assert not env.exists()  # refused before the state folder, the MLflow store or a run
 
 
+def test_run_with_zero_search_shards_is_refused_before_the_run(env):
+    result = CliRunner().invoke(app, ["run", "--search-shards", "0"])
+    assert result.exit_code == 2, result.output  # typer's usage error: the value and its range
+    assert "search-shards" in " ".join(result.output.split())
+    assert not env.exists()
+
+
+def test_run_passes_search_shards_to_the_pipeline(env, monkeypatch):
+    seen = {}
+
+    def fake_run(settings, request, progress, capture=True):
+        seen.update(request.arguments())
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(orchestration, "run_training", fake_run)
+    result = CliRunner().invoke(app, ["run", "--search-shards", "3"])
+    assert result.exit_code == 0, result.output
+    assert seen["search_shards"] == 3
+    assert seen["dataset"] == "breast-cancer"
+
+
 @pytest.fixture
 def submit_app(monkeypatch) -> typer.Typer:
     for key in ("SLIPWAY_IMAGE_REGISTRY", "SLIPWAY_IMAGE_TAG", "SLIPWAY_KFP_HOST"):
