@@ -41,7 +41,12 @@ def evaluate(
     from slipway.orchestration import reporting_step
     from slipway.params import EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
-    from slipway.training import evaluate_candidate, holdout_figures, report_evaluation
+    from slipway.training import (
+        evaluate_candidate,
+        holdout_figures,
+        report_evaluation,
+        validation_with_findings,
+    )
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
@@ -67,7 +72,9 @@ def evaluate(
         Path(decision.path).write_text(json.dumps(result.decision.to_dict(), indent=2))
         # figures + validation report to the MLflow run, and the run's HTML page (no version yet)
         figures = holdout_figures(candidate, spec, SearchParams.model_validate(search_params))
-        validated = Path(validation.path).read_text()
+        validated = validation_with_findings(
+            Path(validation.path).read_text(), result.decision.data_problem
+        )
         report_evaluation(run_id, figures, validated, settings, Path(run_report.path))
         report.holdout_metrics = dict(result.decision.candidate)
         report.decision = result.decision.promote

@@ -46,6 +46,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "run_summary": "tracking",
         "score_model": "metrics",
         "train_candidate": "train",
+        "validation_with_findings": "report",
         "write_report": "report",
         "write_run_report": "report",
     },

@@ -271,6 +271,20 @@ def write_run_report(tracking_uri: str, run_id: str, path: Path, log: bool = Fal
     return path
 
 
+def validation_with_findings(validation: str, data_problem: str | None) -> str:
+    """The validate-data report, with evaluate's finding about the data appended when there is one.
+
+    validate-data runs before the champion is scored; a champion that collapses on this holdout
+    (``Decision.data_problem``) points at the data all the same, so the report kept with the run
+    (``validation/report.md``, and the run page's validation section) says so.
+    """
+    if not data_problem:
+        return validation
+    return (
+        f"{validation.rstrip()}\n\n## Found by evaluate: likely a data problem\n\n{data_problem}\n"
+    )
+
+
 def report_evaluation(
     run_id: str, figures: Mapping[str, bytes], validation: str, settings: Settings, output: Path
 ) -> Path:

@@ -120,6 +120,21 @@ def test_the_validation_result_is_summarised_from_its_report(figures) -> None:
     assert "Rows: 569. Result: **passed**, no violations." in page  # the full report, folded
 
 
+def test_a_champion_collapse_is_added_to_the_validation_report_kept_with_the_run(figures) -> None:
+    from slipway.training import validation_with_findings
+
+    problem = "likely a data problem: the champion scores 0.7012 on this holdout, 0.9950 recorded"
+    assert validation_with_findings(PASSED, None) == PASSED
+    kept = validation_with_findings(PASSED, problem)
+    assert kept.startswith(PASSED.rstrip())
+    assert "## Found by evaluate: likely a data problem" in kept
+    assert problem in kept
+    # the page's validation section shows it, the schema's verdict stays as validate-data's
+    report = _report(figures, validation=kept)
+    assert report.validation_summary == "passed, no violations (569 rows)"
+    assert problem in render_report(report)
+
+
 def test_metric_prefixes_leave_out_the_row_count() -> None:
     metrics = {"holdout_f1": 0.9, "holdout_rows": 110.0, "champion_holdout_f1": 0.8, "cv_f1": 0.7}
     assert _prefixed(metrics, "holdout_") == {"f1": 0.9}
