@@ -104,6 +104,9 @@ def test_two_workers_share_metrics_and_drain_on_sigterm(
     argv += ["--max-body-bytes", "4096"]  # must reach both workers; an infer body is ~1.3 KB
     with running(argv, f"{base}/v2/health/live", tmp_path / "server.log", env=env) as proc:
         wait_all_workers_ready(base)
+        with urllib.request.urlopen(f"{base}/v2/health/live", timeout=10) as response:
+            assert response.headers["server"] is None  # the server does not name its software
+            assert response.headers["date"]  # HTTP/1.1 origin servers send one
         # the kernel spreads connections over the workers unevenly; send batches until both
         # have served (bounded), then the totals must add up across the worker files
         requests = 0

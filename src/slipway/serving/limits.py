@@ -23,7 +23,8 @@ class ServingLimits:
         header_timeout_seconds: a connection must complete each request's headers within this
             many seconds of its first byte (or of connecting); else it is closed.
         psi_window: input rows kept per worker for PSI.
-        psi_every: PSI is recomputed every this many infer requests.
+        psi_every: PSI is recomputed every this many infer requests...
+        psi_min_seconds: ...but at most once per this many seconds (a bound under load only).
     """
 
     max_batch_rows: int = 1024
@@ -33,6 +34,7 @@ class ServingLimits:
     header_timeout_seconds: float = 10.0
     psi_window: int = 1000
     psi_every: int = 100
+    psi_min_seconds: float = 1.0
 
 
 # the environment variable of each limit that ``slipway serve`` reads (its option wins) and then

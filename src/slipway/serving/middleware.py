@@ -154,15 +154,15 @@ class ServingMiddleware:
 
     Two ways in, sharing the limit, the deadlines and the metric tallies: :meth:`__call__`, the
     ASGI middleware around FastAPI's stack (every route; :meth:`wrap` is what Starlette calls to
-    place this one instance there), and :meth:`infer`, the short way the app sends infer
-    requests by, straight to ``infer_handler``.
+    place this one instance there), and :func:`slipway.serving.infer.answer_infer`, the short
+    way the app sends infer requests by, which reads ``active``, ``deadlines`` and
+    :meth:`reject` from here.
 
     Args:
         app: the ASGI app to wrap (``None`` until :meth:`wrap`).
         metrics: where requests are counted and timed.
         max_concurrency: infer requests in progress in this worker beyond which infer is 429.
         body_timeout: seconds an infer body has to arrive (408 after).
-        infer_handler: ``async (scope, receive, send) -> status`` answering an infer request.
     """
 
     def __init__(
@@ -171,13 +171,11 @@ class ServingMiddleware:
         metrics: ServerMetrics,
         max_concurrency: int,
         body_timeout: float,
-        infer_handler: Any = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.body_timeout = body_timeout
-        self.infer_handler = infer_handler
         self.active = 0  # infer requests in progress in this worker
         self.deadlines = BodyDeadlines(body_timeout)
 
@@ -186,7 +184,8 @@ class ServingMiddleware:
         self.app = app
         return self
 
-    async def _reject(self, send: Any, method: str, started: float) -> None:
+    async def reject(self, send: Any, method: str, started: float) -> None:
+        """Answer 429 (beyond ``max_concurrency``) and count the request and its rejection."""
         self.metrics.rejected.labels("concurrency").inc()
         await send(
             {
@@ -202,30 +201,6 @@ class ServingMiddleware:
         await send({"type": "http.response.body", "body": _REJECT_BODY})
         self.metrics.request_done(INFER_ROUTE, method, 429, time.perf_counter() - started)
 
-    async def infer(self, scope: dict, receive: Any, send: Any) -> None:
-        """Answer ``POST /v2/models/{name}/infer`` by ``infer_handler``: limited, timed, counted.
-
-        What :meth:`__call__` does for infer, without wrapping ``send`` (the handler returns
-        the status it sent) or the app's middleware chain.
-        """
-        started = time.perf_counter()
-        if self.active >= self.max_concurrency:
-            await self._reject(send, "POST", started)
-            return
-        status = 500  # an exception before the response started is a 5xx
-        receive_in_time = functools.partial(
-            self.deadlines.receive, receive, started + self.body_timeout
-        )
-        metrics = self.metrics
-        metrics.inflight_now += 1
-        self.active += 1
-        try:
-            status = await self.infer_handler(scope, receive_in_time, send)
-        finally:
-            self.active -= 1
-            metrics.inflight_now -= 1
-            metrics.request_done(INFER_ROUTE, "POST", status, time.perf_counter() - started)
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Handle one ASGI connection: time and count it, or answer 429 beyond the limit."""
         if scope["type"] != "http":
@@ -236,7 +211,7 @@ class ServingMiddleware:
         method: str = scope["method"] if scope["method"] in _METHODS else "other"
         infer = is_infer(method, path)
         if infer and self.active >= self.max_concurrency:
-            await self._reject(send, method, started)
+            await self.reject(send, method, started)
             return
 
         status = 500  # an exception before the response started is a 5xx

@@ -201,6 +201,7 @@ def load_model(
             window=limits.psi_window,
             every=limits.psi_every,
             nullable=contract.nullable,
+            min_seconds=limits.psi_min_seconds,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise LoadFailure(

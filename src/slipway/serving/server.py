@@ -111,6 +111,9 @@ def run_server(
             # httptools with a header timeout (uvicorn has none; see connection.py)
             http=HeaderTimeoutProtocol,
             access_log=False,
+            # no "server: uvicorn" on every answer: it names the software to scanners, and
+            # each header is encoded on every response
+            server_header=False,
             log_config=log_config(),
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )

@@ -1,7 +1,7 @@
 """The versioned infer route, ``POST /v2/models/{name}/versions/{version}/infer``.
 
 It is answered as ``/v2/models/{name}/infer`` with the version in ``scope["slipway.model_version"]``
-(:func:`unversioned`): the same short way (:class:`~slipway.serving.app.ServingApp`), under the
+(:func:`unversioned`): the same short way (:class:`~slipway.serving.infer.ServingApp`), under the
 same concurrency limit, body timeout and ``route`` label as the unversioned one. The infer route
 then refuses a version other than the served one (404).
 """

@@ -38,6 +38,23 @@ def test_window_keeps_the_last_rows_and_signals_every_k_requests() -> None:
     assert window.compute()["a"] > 1.0  # all positive vs 50/50
 
 
+def test_window_signals_at_most_once_per_min_seconds(monkeypatch) -> None:
+    """Under load, every k requests is bounded by time: the clock decides between signals."""
+    clock = [100.0]
+    monkeypatch.setattr("slipway.serving.drift.time.monotonic", lambda: clock[0])
+    stats = {"a": {"edges": [0.0], "fractions": [0.5, 0.5]}}
+    window = DriftWindow(["a"], stats, window=10, every=2, min_rows=1, min_seconds=1.0)
+    row = np.array([[1.0]])
+    signals = [window.add(row) for _ in range(6)]  # 6 requests within one instant
+    assert signals == [False, True, False, False, False, False]  # the first update only
+    clock[0] += 0.99
+    assert [window.add(row) for _ in range(2)] == [False, False]  # 8th request: 0.99 s later
+    clock[0] += 0.01
+    assert [window.add(row) for _ in range(2)] == [False, True]  # 10th: a second has passed
+    assert window.compute()["a"] > 1.0  # every row was kept, signalled or not
+    assert window.size == 10
+
+
 @pytest.mark.parametrize(
     ("stats", "error"),
     [

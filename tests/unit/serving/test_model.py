@@ -228,7 +228,7 @@ def test_unknown_model_and_wrong_media_type_do_not_wait_for_the_load(
     tmp_path: Path, monkeypatch
 ) -> None:
     """404 and 415 need no model: they answer at once, even while the model is loading."""
-    monkeypatch.setattr("slipway.serving.app.LOAD_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr("slipway.serving.infer.LOAD_WAIT_SECONDS", 5.0)
     with loading(tmp_path, monkeypatch) as (client, _):
         started = time.perf_counter()
         other = client.post("/v2/models/other/infer", json=infer_body())
@@ -239,7 +239,7 @@ def test_unknown_model_and_wrong_media_type_do_not_wait_for_the_load(
 
 
 def test_infer_answers_503_when_the_load_outlasts_the_wait(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("slipway.serving.app.LOAD_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr("slipway.serving.infer.LOAD_WAIT_SECONDS", 0.2)
     with loading(tmp_path, monkeypatch) as (client, _):
         started = time.perf_counter()
         response = client.post(INFER, json=infer_body())

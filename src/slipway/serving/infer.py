@@ -1,0 +1,302 @@
+"""Infer: the request's way through the server, and the short way :class:`ServingApp` sends it by.
+
+:func:`infer` reads, checks and answers one ``POST /v2/models/{name}/infer`` (also its versioned
+route); :func:`answer_infer` is what :class:`ServingApp` runs for every infer request: the
+concurrency limit, the body deadline, :func:`infer`, the error mapping, the two ASGI messages
+of the answer and the request's metrics, in one coroutine. It used to be three (the
+middleware's ``infer``, an ASGI endpoint, then :func:`infer`): each coroutine frame on this way
+costs the server two to three times what it costs in process, because the Python between two
+requests evicts the C work's code and data from the caches (docs/serving.md, "Performance").
+FastAPI's documented routes (:mod:`slipway.serving.app`) call :func:`infer` too, so both ways
+answer the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+from starlette.requests import Request as StarletteRequest
+
+from slipway.serving.binary import BINARY_TYPE, HEADER_LENGTH, check_media_type
+from slipway.serving.columns import answer_columns
+from slipway.serving.drift import DriftWindow
+from slipway.serving.errors import (
+    BatchTooLarge,
+    InvalidInput,
+    ModelVersionNotFound,
+    PayloadTooLarge,
+)
+from slipway.serving.metrics import ServerMetrics
+from slipway.serving.middleware import INFER_ROUTE, ServingMiddleware
+from slipway.serving.protocol import decode_infer_request, encode_infer_response
+from slipway.serving.state import ServerState
+from slipway.serving.versioned import VERSION_KEY, unversioned
+
+# how long an infer request waits for a model that is still loading in its worker
+LOAD_WAIT_SECONDS = 30.0
+# the media types infer takes as they are usually written (check_media_type reads the others)
+_PLAIN_TYPES = (b"application/json", BINARY_TYPE.encode(), None)
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+_BINARY_CONTENT_TYPE = (b"content-type", BINARY_TYPE.encode())
+_HEADER_LENGTH = HEADER_LENGTH.lower().encode()
+_INFER_PREFIX, _INFER_SUFFIX = len("/v2/models/"), len("/infer")
+
+
+def _check_length(length: bytes | None, limit: int) -> None:
+    """Refuse a Content-Length that is not a byte count or is over ``limit`` (before reading)."""
+    if length is not None:
+        # digits only: "²" (byte 0xB2) is a digit to str.isdigit and refused by int()
+        if not (length.isascii() and length.isdigit()):
+            raise InvalidInput("Content-Length must be a number of bytes")
+        if int(length) > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+
+
+async def _read_rest(message: dict, receive: Any, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes, from its first ASGI ``message`` on.
+
+    :func:`infer` takes a body that came whole in one message itself; this reads the others.
+
+    Raises:
+        PayloadTooLarge: the bytes received exceed ``limit``.
+        ClientDisconnect: the caller hung up first (as Starlette's ``Request.stream``).
+    """
+    chunks = []
+    size = 0
+    while True:
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect
+        message = await receive()
+
+
+def check_version(server: ServerState, name: str, version: str | None) -> None:
+    """Refuse a versioned route naming another model or version (no model needed: no wait)."""
+    server.check_name(name)
+    if version is not None and version != server.model.version:
+        raise ModelVersionNotFound(
+            f"this server serves version '{server.model.version}' of model '{server.served}' only"
+        )
+
+
+def request_headers(scope: dict) -> dict[bytes, bytes]:
+    """The request headers as a dict, the first of repeated names winning (as Starlette)."""
+    return dict(reversed(scope["headers"]))
+
+
+_RANDOM_IDS = 256
+_random_hex: list[str] = []
+os.register_at_fork(after_in_child=_random_hex.clear)  # a forked worker draws its own
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` but much cheaper.
+
+    The randomness is read from ``os.urandom`` for :data:`_RANDOM_IDS` ids at a time: one
+    system call per 256 requests instead of one per request.
+    """
+    if not _random_hex:
+        pool = os.urandom(16 * _RANDOM_IDS).hex()
+        _random_hex.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
+    h = _random_hex.pop()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _update_psi(metrics: ServerMetrics, window: DriftWindow) -> None:
+    # the metrics' model and version are the served ones (load_model checked the manifest)
+    metrics.publish_psi(window.compute())
+
+
+async def infer(
+    server: ServerState,
+    name: str,
+    headers: dict[bytes, bytes],
+    receive: Any,
+    version: str | None = None,
+) -> tuple[bytes, int | None]:
+    """POST /v2/models/{name}/infer: the answer for the body read from ``receive``.
+
+    Called by :func:`answer_infer` (the short way, see :class:`ServingApp`) and by the documented routes,
+    also for ``/v2/models/{name}/versions/{version}/infer`` with its ``version``.
+    ``headers`` are the request's, lower-case names to values as bytes (see :func:`request_headers`).
+
+    Returns:
+        ``(body, header_length)``: the JSON answer and ``None``, or, when binary outputs were
+        asked for, the JSON header followed by the raw tensors and the header's length.
+
+    Raises:
+        ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
+    """
+    if version is not None or name != server.served:
+        check_version(server, name, version)  # the checks that need no model: never wait
+    content_type = headers.get(b"content-type")
+    if content_type not in _PLAIN_TYPES or b"content-encoding" in headers:
+        encoding = headers.get(b"content-encoding")
+        check_media_type(
+            None if content_type is None else content_type.decode("latin-1"),
+            None if encoding is None else encoding.decode("latin-1"),
+        )
+    model = server.model.model  # the name is the served one: ready_model would only check this
+    if model is None:
+        loaded = server.loaded
+        if loaded is not None and not loaded.is_set():
+            # this worker is still loading while another one already made the pod ready: wait
+            # for the load (it either succeeds or ends in a 503) rather than fail the request;
+            # awaiting the event holds no thread, so waiting requests cannot starve the loop's
+            # default executor. After the timeout, ready_model answers the usual 503.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loaded.wait(), LOAD_WAIT_SECONDS)
+        model = server.ready_model(name)
+    limits, metrics = server.limits, server.metrics
+    limit = limits.max_body_bytes
+    length = headers.get(b"content-length")
+    if length is not None and not (length.isdigit() and len(length) < 16 and int(length) <= limit):
+        _check_length(length, limit)  # says what is wrong with it
+    message = await receive()  # the usual case: the whole body in this one message
+    body = message.get("body", b"")
+    if message["type"] != "http.request" or message.get("more_body", False) or len(body) > limit:
+        body = await _read_rest(message, receive, limit)
+    header_length = headers.get(_HEADER_LENGTH)
+    try:
+        asked = decode_infer_request(
+            body,
+            None if header_length is None else header_length.decode("latin-1"),
+            model.features,
+            limits.max_batch_rows,
+            model.contract,
+        )
+    except BatchTooLarge:
+        metrics.rejected.labels("batch_size").inc()
+        raise
+    if asked.columns is not None:  # a model that is not plain (slipway.serving.contract)
+        return _answer_columns(server, model, asked)
+    rows = asked.rows
+    labels, proba = model.predict(rows)
+    metrics.observe_predictions(labels, proba)
+    if model.drift.add(rows):
+        asyncio.get_running_loop().call_soon(_update_psi, metrics, model.drift)
+    return encode_infer_response(
+        {
+            "model_name": server.served,
+            "model_version": model.version,
+            "id": asked.request_id or _request_id(),
+        },
+        {"label": labels, "probability": proba},
+        asked.outputs,
+    )
+
+
+def _answer_columns(server: ServerState, model: Any, asked: Any) -> tuple[bytes, int | None]:
+    header = {
+        "model_name": server.served,
+        "model_version": model.version,
+        "id": asked.request_id or _request_id(),
+    }
+    body, length, due = answer_columns(model, asked, server.metrics, header)
+    if due:
+        asyncio.get_running_loop().call_soon(_update_psi, server.metrics, model.drift)
+    return body, length
+
+
+class ServingApp(FastAPI):
+    """The FastAPI app, except that infer requests skip FastAPI's per-request machinery.
+
+    ``POST /v2/models/{name}/infer`` (and its versioned route) goes from :meth:`__call__`
+    straight to :func:`answer_infer`: no telemetry check, router, exit stack or middleware
+    chain. Every other request, and an infer path Starlette would not match (an empty name),
+    takes FastAPI's way, where the same :class:`ServingMiddleware` instance counts and limits
+    it. The documented routes still describe infer in /openapi.json.
+    """
+
+    serving: ServingMiddleware | None = None
+    server: ServerState | None = None  # app.state.server, as an attribute for the short way
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
+        if scope["type"] == "http":
+            if "/versions/" in scope["path"]:
+                scope = unversioned(scope)  # /versions/{v}/infer as /infer, the version kept
+            path = scope["path"]
+            if (
+                # is_infer, written out: this runs on every request
+                scope["method"] == "POST"
+                and path.startswith("/v2/models/")
+                and path.endswith("/infer")
+                and path.count("/") == 4
+                and len(path) > _INFER_PREFIX + _INFER_SUFFIX  # a name, as the route requires
+                and self.serving is not None
+            ):
+                scope["app"] = self
+                await answer_infer(self, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) -> None:
+    """Answer an infer request by :func:`infer`: limited, timed, counted, errors mapped.
+
+    What :class:`ServingMiddleware` does around FastAPI (the concurrency limit: 429 beyond it;
+    the body deadline; the in-flight count; the request's metrics), and what Starlette does
+    around an endpoint: the error is answered by the handler
+    :func:`~slipway.serving.errors.add_exception_handlers` installed for its class, looked up
+    along its MRO as Starlette does; a ServingError or a client hang-up is answered, anything
+    else is answered 500 and re-raised, as Starlette's ServerErrorMiddleware does. The answer
+    is the two ASGI messages Starlette's ``Response`` would send.
+    """
+    serving = app.serving
+    started = time.perf_counter()
+    if serving.active >= serving.max_concurrency:
+        await serving.reject(send, "POST", started)
+        return
+    server = app.server
+    metrics = server.metrics
+    status = 500  # an exception before the response started is a 5xx
+    metrics.inflight_now += 1
+    serving.active += 1
+    try:
+        try:
+            body, header_length = await infer(
+                server,
+                scope["path"][_INFER_PREFIX:-_INFER_SUFFIX],
+                dict(reversed(scope["headers"])),  # request_headers(scope)
+                functools.partial(
+                    serving.deadlines.receive, receive, started + serving.body_timeout
+                ),
+                scope.get(VERSION_KEY),
+            )
+        except Exception as exc:
+            handlers = app.exception_handlers
+            cls = next(c for c in type(exc).__mro__ if c in handlers or c is Exception)
+            response = await handlers[cls](StarletteRequest(scope, receive, send), exc)
+            await response(scope, receive, send)
+            status = response.status_code
+            if cls is Exception:
+                raise
+            return
+        headers = [(b"content-length", str(len(body)).encode())]
+        if header_length is None:
+            headers.append(_JSON_CONTENT_TYPE)
+        else:
+            headers += [_BINARY_CONTENT_TYPE, (_HEADER_LENGTH, str(header_length).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        status = 200
+    finally:
+        serving.active -= 1
+        metrics.inflight_now -= 1
+        metrics.request_done(INFER_ROUTE, "POST", status, time.perf_counter() - started)
