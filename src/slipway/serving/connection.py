@@ -50,9 +50,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if self._header_timer is None:
             self._header_timer = self.loop.call_at(self._header_deadline, self._check_headers)
 
-    def _headers_done(self) -> None:
-        self._header_deadline = None  # the timer lapses when it fires
-
     def _check_headers(self) -> None:
         self._header_timer = None
         deadline = self._header_deadline
@@ -68,15 +65,20 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._arm_header_timer()
 
+    # the two callbacks below run on every request: the timer arming is written out, and the
+    # base class is named rather than found by super()
+
     def on_message_begin(self) -> None:
         """A request's first byte: its headers have ``header_timeout`` seconds."""
-        super().on_message_begin()
-        self._arm_header_timer()
+        HttpToolsProtocol.on_message_begin(self)
+        self._header_deadline = deadline = self.loop.time() + self.header_timeout
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(deadline, self._check_headers)
 
     def on_headers_complete(self) -> None:
         """Headers complete in time: the body timeout (ASGI layer) takes over."""
-        self._headers_done()
-        super().on_headers_complete()
+        self._header_deadline = None  # the timer lapses when it fires
+        HttpToolsProtocol.on_headers_complete(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the timer with the connection."""

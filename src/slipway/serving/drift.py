@@ -92,6 +92,7 @@ class DriftWindow:
             self._own[i, : len(fractions)] = True
         self._offsets = np.arange(len(self.stats)) * (width + 1)
         self._ring = np.zeros((window, len(self.features)), dtype=np.float64)
+        self._window = window
         # each counted row's bins (as flat indices into the counts) and the counts over them;
         # rows written since the last count are "dirty": compute() uncounts what they
         # replaced and counts them, so it bins only the rows that came since, once
@@ -144,10 +145,12 @@ class DriftWindow:
         request body (a binary batch is a view of it) kept alive past the window.
         """
         self._pending.append(batch)
-        self._pending_rows += len(batch)
-        self.size = min(len(self._ring), self.size + len(batch))
+        n, window = len(batch), self._window
+        self._pending_rows += n
+        if self.size < window:
+            self.size = min(window, self.size + n)
         self.requests += 1
-        if self._pending_rows >= len(self._ring):
+        if self._pending_rows >= window:
             self._fold()
         if self.requests % self.every or self.size < self.min_rows:
             return False

@@ -157,11 +157,10 @@ class ServerMetrics:
         self.scores = self.score.labels(model, version)
         self._psi: dict[str, Any] = {}
         self._children: dict[tuple, Any] = {}
-        # the tallies flush() adds: requests by (route, method, status // 100); latency bucket
-        # counts and sum by (route, method); predictions by class; one-row scores
+        # the tallies flush() adds: by (route, method), [requests by status // 100, latency
+        # bucket counts, latency sum] (one lookup a request); predictions by class; scores
         self.inflight_now = 0  # requests in flight, both ways in (set on the gauge at flush)
-        self._requests: dict[tuple[str, str, int], int] = {}
-        self._latency: dict[tuple[str, str], list] = {}
+        self._requests: dict[tuple[str, str], list] = {}
         self._latency_bounds = [*LATENCY_BUCKETS, float("inf")]
         self._score_bounds = [*SCORE_BUCKETS, float("inf")]
         self._score_bounds_array = np.array(self._score_bounds)
@@ -174,14 +173,13 @@ class ServerMetrics:
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         """Tally one answered request (``slipway_http_requests`` and its latency)."""
-        key = (route, method, status // 100)
-        self._requests[key] = self._requests.get(key, 0) + 1
-        latency = self._latency.get(key[:2])
-        if latency is None:
-            latency = self._latency[key[:2]] = [[0] * len(self._latency_bounds), 0.0]
+        tally = self._requests.get((route, method))
+        if tally is None:
+            tally = self._requests[route, method] = [[0] * 10, [0] * len(self._latency_bounds), 0.0]
+        tally[0][status // 100] += 1  # HTTP statuses are 100 to 599
         # Histogram.observe counts a value in the first bucket whose bound is >= it
-        latency[0][bisect.bisect_left(self._latency_bounds, seconds)] += 1
-        latency[1] += seconds
+        tally[1][bisect.bisect_left(self._latency_bounds, seconds)] += 1
+        tally[2] += seconds
         # an armed timer on a live loop: nothing to do, without the loop lookup (a getpid
         # system call); a closed loop's timer never fires (tests run several loops)
         if self._timer is None or self._timer_loop.is_closed():
@@ -202,10 +200,10 @@ class ServerMetrics:
     def flush(self) -> None:
         """Add the tallies to the Prometheus metrics and set the in-flight gauge."""
         requests, self._requests = self._requests, {}
-        for (route, method, status_class), n in requests.items():
-            self._child(self.requests, route, method, f"{status_class}xx").inc(n)
-        latency, self._latency = self._latency, {}
-        for (route, method), (counts, total) in latency.items():
+        for (route, method), (statuses, counts, total) in requests.items():
+            for status_class, n in enumerate(statuses):
+                if n:
+                    self._child(self.requests, route, method, f"{status_class}xx").inc(n)
             _add_observations(self._child(self.latency, route, method), counts, total)
         predicted, self._predicted = self._predicted, [0, 0]
         for i, n in enumerate(predicted):

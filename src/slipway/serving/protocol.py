@@ -99,7 +99,9 @@ def decode_infer_request(
     except orjson.JSONDecodeError:
         raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
     if contract is None or contract.plain:
-        fast = _plain_request(payload, binary, len(features), max_rows)
+        # no "true" or "false" in the JSON text: no value can be a boolean (a quick C scan)
+        no_bools = header_length is None and b"true" not in body and b"false" not in body
+        fast = _plain_request(payload, binary, len(features), max_rows, no_bools=no_bools)
         if fast is not None:
             return fast
     return read_infer_request(payload, features, max_rows, binary, contract)
@@ -110,7 +112,9 @@ _NUMBERS = frozenset({float, int})
 _SMALL = 256
 
 
-def _plain_request(payload: Any, binary: memoryview, n: int, max_rows: int) -> InferInputs | None:
+def _plain_request(
+    payload: Any, binary: memoryview, n: int, max_rows: int, *, no_bools: bool = False
+) -> InferInputs | None:
     """The usual request, checked in a few steps: one ``input-0`` FP64 tensor, no options.
 
     ``{"id"?, "parameters"?, "inputs": [{"name": "input-0", "shape": [N, n], "datatype":
@@ -124,6 +128,11 @@ def _plain_request(payload: Any, binary: memoryview, n: int, max_rows: int) -> I
     JSON values need no finiteness check: orjson decodes only finite floats (``NaN``,
     ``Infinity`` and numbers beyond float64 are invalid JSON to it) and integers within 64
     bits, which float64 holds finitely.
+
+    ``no_bools``: the JSON text has no ``true`` or ``false`` (the caller looked), so no value
+    is a boolean. numpy's own type discovery then tells numbers from anything else (text,
+    null, objects, lists give another dtype, shape or an error) in C, without the pass over
+    the values' Python types that a boolean, which numpy turns into 0 or 1, would need.
     """
     if type(payload) is not dict:
         return None
@@ -169,7 +178,15 @@ def _plain_request(payload: Any, binary: memoryview, n: int, max_rows: int) -> I
     data = tensor.get("data")
     if parameters is not None or type(data) is not list:
         return None
-    if len(data) == count and count <= _SMALL:
+    if len(data) == count and no_bools:  # flat, and no value is a boolean: numpy decides
+        try:
+            values = np.array(data)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if values.dtype.kind not in "fiu" or values.ndim != 1:
+            return None
+        values = values.astype(np.float64, copy=False)
+    elif len(data) == count and count <= _SMALL:
         # flat and small: the types in one pass (a bool, text, null or list is not a number)
         if not _NUMBERS.issuperset(map(type, data)):
             return None

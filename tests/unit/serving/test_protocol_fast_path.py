@@ -133,19 +133,33 @@ def full(body: dict, binary: memoryview = NO_BINARY):
 @example(
     {"inputs": [{"name": INPUT_NAME, "shape": [True, 3], "datatype": "FP64", "data": [1, 2, 3]}]}
 )
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2, [3]]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [-1, 2**63, 3]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2, {}]}]}
+)
 def test_the_short_way_accepts_what_the_parser_accepts_with_the_same_rows(body: dict) -> None:
-    body = orjson.loads(orjson.dumps(body))  # what the server parses: orjson's values
-    short = _plain_request(body, NO_BINARY, len(FEATURES), MAX_ROWS)
+    text = orjson.dumps(body)
+    body = orjson.loads(text)  # what the server parses: orjson's values
     expected = full(body)
-    if short is None:
-        return  # declined: the full parser decides (and names the problem)
-    assert expected is not None, "the short way accepted a request the parser refuses"
-    assert short.rows.dtype == np.float64
-    assert short.rows.flags.c_contiguous
-    np.testing.assert_array_equal(short.rows, expected.rows)
-    assert short.request_id == expected.request_id
-    assert short.outputs == expected.outputs
-    assert short.outputs in (ALL_OUTPUTS, ALL_OUTPUTS_BINARY)
+    # both ways through the short way: checking the values' types, and (when the text has
+    # no true or false, as decode_infer_request looks) leaving them to numpy
+    no_bools = b"true" not in text and b"false" not in text
+    for flag in {False, no_bools}:
+        short = _plain_request(body, NO_BINARY, len(FEATURES), MAX_ROWS, no_bools=flag)
+        if short is None:
+            continue  # declined: the full parser decides (and names the problem)
+        assert expected is not None, "the short way accepted a request the parser refuses"
+        assert short.rows.dtype == np.float64
+        assert short.rows.flags.c_contiguous
+        np.testing.assert_array_equal(short.rows, expected.rows)
+        assert short.request_id == expected.request_id
+        assert short.outputs == expected.outputs
+        assert short.outputs in (ALL_OUTPUTS, ALL_OUTPUTS_BINARY)
 
 
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
