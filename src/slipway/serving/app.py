@@ -253,6 +253,7 @@ def create_app(
         max_concurrency=limits.max_concurrency,
         body_timeout=limits.body_timeout_seconds,
     )
+    app.infer_paths = frozenset({f"/v2/models/{served}/infer"})
     app.add_middleware(app.serving.wrap)
     # outermost on FastAPI's way: a versioned infer that reaches it (ServingApp rewrites it
     # first) is still counted and limited as the plain route

@@ -237,10 +237,16 @@ class ServingApp(FastAPI):
 
     serving: ServingMiddleware | None = None
     server: ServerState | None = None  # app.state.server, as an attribute for the short way
+    # the served model's infer path(s), looked up first: the usual request, in one step
+    infer_paths: frozenset[str] = frozenset()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
         if scope["type"] == "http":
+            if scope["path"] in self.infer_paths and scope["method"] == "POST":
+                scope["app"] = self
+                await answer_infer(self, scope, receive, send)
+                return
             if "/versions/" in scope["path"]:
                 scope = unversioned(scope)  # /versions/{v}/infer as /infer, the version kept
             path = scope["path"]
