@@ -13,7 +13,10 @@ extension" page says the same).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import orjson
 
 from slipway.serving.errors import InvalidInput, UnsupportedMediaType
 
@@ -139,3 +142,19 @@ def encode_tensor(array: np.ndarray, datatype: str) -> bytes:
         data = item if isinstance(item, bytes) else str(item).encode()
         parts += [len(data).to_bytes(4, "little"), data]
     return b"".join(parts)
+
+
+def join_answer(
+    header: dict[str, Any], entries: list[dict[str, Any]], raw: list[bytes]
+) -> tuple[bytes, int | None]:
+    """The answer's body: ``header`` with its ``outputs`` ``entries`` as JSON, then ``raw``.
+
+    Returns:
+        ``(body, JSON length)``: the length is ``None`` when no output is binary (``raw`` is
+        empty), else the ``Inference-Header-Content-Length`` to send.
+    """
+    header["outputs"] = entries
+    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not raw:
+        return body, None
+    return b"".join([body, *raw]), len(body)

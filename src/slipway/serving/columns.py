@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
-from slipway.serving.binary import encode_tensor
+from slipway.serving.binary import encode_tensor, join_answer
 from slipway.serving.contract import NUMBER_KINDS, Contract, FeatureInput
 from slipway.serving.errors import InvalidInput
 from slipway.serving.schema import INPUT_NAME
@@ -198,11 +197,7 @@ def encode_outputs(
         else:
             entry["data"] = flat
         entries.append(entry)
-    header["outputs"] = entries
-    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not raw:
-        return body, None
-    return b"".join([body, *raw]), len(body)
+    return join_answer(header, entries, raw)
 
 
 def answer_columns(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from slipway.serving.binary import encode_tensor, split_body
+from slipway.serving.binary import encode_tensor, join_answer, split_body
 from slipway.serving.errors import BatchTooLarge, InvalidInput
 from slipway.serving.schema import INPUT_NAME, MAX_ID_LENGTH, OUTPUT_DATATYPES
 from slipway.serving.tensors import BinaryPart, Tensor, check_parameters, read_tensor
@@ -433,8 +433,4 @@ def encode_infer_response(
         else:
             entry["data"] = data
         entries.append(entry)
-    header["outputs"] = entries
-    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not raw:
-        return body, None
-    return b"".join([body, *raw]), len(body)
+    return join_answer(header, entries, raw)
