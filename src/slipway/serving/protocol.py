@@ -99,8 +99,9 @@ def decode_infer_request(
     except orjson.JSONDecodeError:
         raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
     if contract is None or contract.plain:
-        # no "true" or "false" in the JSON text: no value can be a boolean (a quick C scan)
-        no_bools = header_length is None and b"true" not in body and b"false" not in body
+        # no "true" or "false" in the JSON text: no value can be a boolean (a quick C scan;
+        # find, as `in` on bytes first tries the operand as an integer, raising a TypeError)
+        no_bools = header_length is None and body.find(b"true") < 0 and body.find(b"false") < 0
         fast = _plain_request(payload, binary, len(features), max_rows, no_bools=no_bools)
         if fast is not None:
             return fast
