@@ -42,9 +42,10 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 	$(RUN) slipway compile
 
 bench: install ## benchmarks (bench.scale runs bench.pipeline too); results go to docs/benchmarks.md
-	@scripts/ensure-debian-tools.sh wrk:wrk
+	@scripts/ensure-debian-tools.sh wrk:wrk valgrind:valgrind callgrind_control:valgrind
 	$(RUN) python -m bench.scale
 	$(RUN) python -m bench.serving
+	$(RUN) python -m bench.instructions
 	$(RUN) python -m bench.mirror
 	$(RUN) python -m bench.guard
 
