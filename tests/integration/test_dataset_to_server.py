@@ -111,10 +111,11 @@ def column_body(frame: pd.DataFrame, manifest: dict) -> dict:
     return {"inputs": inputs}
 
 
-def serve_champion(root: Path, model: str):
+def serve_champion(root: Path, model: str, *options: str):
     """``slipway serve --champion`` of ``model`` (what ``make serve`` runs) on ``root/state``."""
     settings = load_settings(state_dir=root / "state")
-    return serve_process(root, "--champion", efs=Path(settings.efs_root), model=model, version="")
+    efs = Path(settings.efs_root)
+    return serve_process(root, "--champion", *options, efs=efs, model=model, version="")
 
 
 def test_a_new_csv_with_string_categoricals_is_added_trained_promoted_and_served(tmp_path):
@@ -196,7 +197,8 @@ def test_penguins_through_the_compiled_pipeline_is_promoted_and_served(tmp_path)
     gaps = table[table.isna().any(axis=1)]  # the birds with a missing measurement or sex
     rows = feature_frame(pd.concat([gaps, table.sample(20, random_state=2)]), spec)
     assert rows.isna().any().any()  # null goes through for nullable features
-    with serve_champion(tmp_path, "slipway-penguins") as (_, base, _, _):
+    # the model named by the dataset (SLIPWAY_MODEL_NAME stays the project's "slipway")
+    with serve_champion(tmp_path, "slipway", "--dataset", "penguins") as (_, base, _, _):
         meta = metadata(base, "slipway-penguins")
         answer = infer(base, "slipway-penguins", column_body(rows, manifest))
     assert meta["versions"] == [version]

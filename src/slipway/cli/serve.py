@@ -39,6 +39,13 @@ def serve(
         help="Serve the MLflow registry's champion (local use: `make serve`); the pods pin a "
         "version instead.",
     ),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help="Serve the model this dataset trains (its spec's model_name, else "
+        "slipway-<dataset>), e.g. with --champion after `slipway run --dataset NAME`; "
+        "default: SLIPWAY_MODEL_NAME.",
+    ),
     max_batch_rows: int = typer.Option(
         DEFAULTS.max_batch_rows,
         min=1,
@@ -82,8 +89,10 @@ def serve(
         if model_version
         else load_settings()
     )
+    if dataset:
+        settings = _dataset_settings(settings, dataset)
     if champion:
-        settings = load_settings(model_version=_champion_version(settings))
+        settings = settings.model_copy(update={"model_version": _champion_version(settings)})
     multiproc_dir = prepare_multiproc_dir(os.environ.get(MULTIPROC_ENV), workers)
     console.print(
         f"serving {settings.model_name} {settings.model_version or '(no version set)'} from "
@@ -103,6 +112,21 @@ def serve(
         ),
         multiproc_dir,
     )
+
+
+def _dataset_settings(settings: Settings, dataset: str) -> Settings:
+    """``settings`` naming the model ``dataset`` trains, from its spec in the project."""
+    from slipway.data import load_dataset_spec, settings_for_spec, spec_path
+    from slipway.errors import DatasetSpecError
+
+    path = spec_path(settings.project_dir, dataset)
+    if not path.parent.is_dir():
+        known = sorted(p.parent.name for p in path.parent.parent.glob(f"*/{path.name}"))
+        raise DatasetSpecError(
+            f"unknown dataset {dataset!r} in {path.parent.parent}; "
+            f"known: {', '.join(known) or 'none'} (`slipway data list`)"
+        )
+    return settings_for_spec(settings, load_dataset_spec(path))
 
 
 def _champion_version(settings: Settings) -> VersionCode:

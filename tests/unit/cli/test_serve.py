@@ -57,6 +57,47 @@ def test_environment_is_read_not_overwritten(
     assert started[-1].max_body_bytes == 99
 
 
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    ("argv", "model"),
+    [
+        ([], "slipway"),
+        (["--dataset", "breast-cancer"], "slipway"),
+        (["--dataset", "penguins"], "slipway-penguins"),
+    ],
+)
+def test_dataset_names_the_model_served(
+    argv: list[str], model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    monkeypatch.setattr(
+        "slipway.serving.server.run_server",
+        lambda settings, *args: seen.append(settings),
+    )
+    monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("SLIPWAY_PROJECT_DIR", str(PROJECT))
+    monkeypatch.delenv("SLIPWAY_MODEL_NAME", raising=False)
+    monkeypatch.setenv("SLIPWAY_MODEL_VERSION", "v3-20260101-0a1b2c3d")
+    serve(*argv)
+    assert [s.model_name for s in seen] == [model]
+    assert seen[0].as_env()["SLIPWAY_MODEL_NAME"] == model  # what the workers rebuild
+
+
+def test_unknown_dataset_is_one_sentence_naming_the_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("slipway.serving.server.run_server", lambda *args: pytest.fail("served"))
+    monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("SLIPWAY_PROJECT_DIR", str(PROJECT))
+    monkeypatch.setenv("SLIPWAY_MODEL_VERSION", "v3-20260101-0a1b2c3d")
+    result = CliRunner().invoke(cli, ["serve", "--dataset", "pengiuns"])
+    assert result.exit_code == 1
+    assert "unknown dataset 'pengiuns'" in result.output
+    assert "breast-cancer, diamonds, penguins" in result.output
+
+
 def test_invalid_limit_is_refused(started: list[ServingLimits]) -> None:
     result = CliRunner().invoke(cli, ["serve", "--max-body-bytes", "0"])
     assert result.exit_code == 2
