@@ -5,7 +5,8 @@ kubelet, MLflow on SQLite with registered versions, a local model store) plus:
 
 * one real ``slipway serve`` process per model version, each serving its own package: a good
   logistic regression, and bad ones (a model that raises on every prediction, so the server
-  answers 500; one whose predictions are all one class);
+  answers 500; one whose predictions are all one class; the good model served by a process
+  whose every prediction takes 0.6 s longer, ``tests.support.slow_serve``: a slow version);
 * Debian's real ``prometheus`` scraping them every second (the guard's expressions join
   ``slipway_model_info`` on (job, instance) for the version, as in production);
 * a traffic thread that sends inference requests to the process of the version the live
@@ -49,6 +50,7 @@ from tests.integration import test_release_on_k8s as release
 from tests.integration.test_release_on_k8s import World
 from tests.support import REPO
 from tests.support.guard import (
+    SLOW_S,
     Traffic,
     model_server,
     one_class_model,
@@ -140,7 +142,7 @@ def test_guard_verifies_a_good_version_and_rolls_bad_ones_back(
     released: World, tmp_path: Path
 ) -> None:
     world = released
-    good, failing, one_class = world.codes[:3]
+    good, failing, one_class, slow = world.codes[:4]
     with ExitStack() as stack:
         servers = {
             good: stack.enter_context(model_server(tmp_path, good, package(trained(), good))),
@@ -149,6 +151,9 @@ def test_guard_verifies_a_good_version_and_rolls_bad_ones_back(
             ),
             one_class: stack.enter_context(
                 model_server(tmp_path, one_class, package(one_class_model(), one_class))
+            ),
+            slow: stack.enter_context(
+                model_server(tmp_path, slow, package(trained(), slow), delay_s=SLOW_S)
             ),
         }
         prom = stack.enter_context(prometheus(tmp_path, list(servers.values())))
@@ -199,12 +204,31 @@ def test_guard_verifies_a_good_version_and_rolls_bad_ones_back(
         assert decode_rejected(annotations) == [failing, one_class]
         assert WINDOW in annotations
         assert json.loads(annotations[REJECTED]) == [failing, one_class]
+
+        # a version that answers correctly but slowly: the p99-latency KPI rolls it back
+        world.deploy(4)
+        started = time.monotonic()
+        actions = _run_until(guard, lambda r: r.action == "rollback", timeout=40)
+        print(f"slow: rolled back {time.monotonic() - started:.1f} s after deploy: {actions}")
+        _assert_rolled_back(world, slow, good, revision=7, kpi="p99-latency")
+        reason = world.trail()[-1].reason
+        assert "> threshold 0.5 in 3 consecutive checks" in reason
+        value = float(reason.split("KPI p99-latency = ")[1].split()[0])
+        assert 0.5 < value <= 1.0  # every request in the histogram's (0.5, 1] bucket
+        window = decode_window(_annotations(world))
+        assert (window.revision, window.version, window.verdict) == (6, slow, "rolled-back")
+        assert window.failures["p99-latency"] == 3
+        assert not window.failures.get("http-5xx-ratio")  # slow, not failing
+        assert decode_rejected(_annotations(world)) == [failing, one_class, slow]
+        assert world.served() == (7, good)
     # the audit trail tells the whole story, oldest first
     assert [(r.action, r.actor, r.to_version) for r in world.trail()] == [
         ("deploy", "carol", good),
         ("deploy", "carol", failing),
         ("rollback", "slipway-guard", good),
         ("deploy", "carol", one_class),
+        ("rollback", "slipway-guard", good),
+        ("deploy", "carol", slow),
         ("rollback", "slipway-guard", good),
     ]
 
