@@ -344,3 +344,159 @@ def test_guard_once_reports_a_prometheus_it_cannot_reach(k8s_cluster, bare_names
     assert other.exit_code == 1
     assert "--deployment 'my-server'" in other.output
     assert _window(k8s_cluster, bare_namespace).checks == 0  # refused before any change
+
+
+# --------------------------------------------------------------------------------------------
+# the CloudWatch path: KPI alarms -> SNS topic -> SQS queue -> the guard (no Prometheus)
+
+#: moto keeps one backend per region: this file's own (no other test uses it)
+ALARM_REGION = "sa-east-1"
+
+
+def test_guard_rolls_back_on_a_cloudwatch_alarm_from_sns(
+    released: World, aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The KPI alarms created by ``apply_alarms`` notify a real SNS topic on moto; a real SQS
+    queue subscribed to it (with the infra's filter policy) holds the notifications; the guard,
+    without any Prometheus, reads the queue and rolls the new version back on the real control
+    plane once the rollback KPI's alarm counted ``consecutive`` failing checks.
+
+    moto 5 changes the alarm's state on ``set_alarm_state`` but runs none of its actions (its
+    ``CloudWatchBackend.set_alarm_state`` only updates the state), so the test then publishes to
+    the topic what CloudWatch would: the alarm notification JSON built from the described alarm
+    (``tests/support/cloudwatch_alarms.py``).
+    """
+    from slipway.guard import AlarmQueue, sqs_client
+    from slipway.monitoring import apply_alarms, cloudwatch_client, guard_alarm_filter_policy
+    from tests.support.cloudwatch_alarms import alarm_message
+
+    world = released
+    v1, v2 = world.codes[:2]
+    catalog = load_kpi_catalog(REPO / "monitoring" / "kpis.yaml")
+    import boto3
+
+    sns = boto3.client("sns", region_name=ALARM_REGION, endpoint_url=aws_env)
+    sqs = sqs_client(ALARM_REGION, aws_env)
+    cloudwatch = cloudwatch_client(ALARM_REGION, aws_env)
+    topic = sns.create_topic(Name="slipway-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="slipway-guard-alarms")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={
+            "FilterPolicyScope": "MessageBody",
+            "FilterPolicy": json.dumps(guard_alarm_filter_policy(catalog)),
+        },
+    )
+    assert apply_alarms(cloudwatch, catalog, [topic])  # the project's alarms, actions = topic
+    described = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(AlarmNamePrefix="slipway-")["MetricAlarms"]
+    }
+    assert described["slipway-p99-latency"]["AlarmActions"] == [topic]
+    assert described["slipway-p99-latency"]["OKActions"] == [topic]
+
+    def fire(name: str, reason: str) -> None:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
+        alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        assert alarm["StateValue"] == "ALARM"
+        sns.publish(
+            TopicArn=topic,
+            Subject=f'ALARM: "{name}" in South America (Sao Paulo)',
+            Message=alarm_message(alarm, "ALARM", reason),
+        )
+
+    world.deploy(1)
+    world.deploy(2)
+    api_client, context = load_api_client(str(world.cluster.kubeconfig))
+    cluster = DeploymentApi(api_client, namespace=world.namespace, context=context)
+    policy = policy_from_catalog(catalog).with_times(interval_s=1, grace_period_s=1)
+    alarms = AlarmQueue(queue_url, sqs, [c.name for c in policy.checks], wait_s=0)
+    guard = Guard(
+        world.settings, policy, cluster, None, registry=world.client,
+        options=GuardOptions(env="prod", rollout_timeout="60s"), alarms=alarms,
+    )  # fmt: skip
+    first = guard.check()
+    assert first.action == "started, wait"
+    assert first.window.version == v2
+
+    reason = (
+        "Threshold Crossed: 5 out of the last 5 datapoints [0.987 (01/12/26 17:04:00)] were "
+        "greater than the threshold (0.5) (minimum 5 datapoints for OK -> ALARM transition)."
+    )
+    fire("slipway-p95-latency", "Threshold Crossed: p95")  # not a rollback KPI: filtered out
+    fire("slipway-p99-latency", reason)
+    held = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert held["Attributes"]["ApproximateNumberOfMessages"] == "1"  # the filter policy at work
+    actions = _run_until(guard, lambda r: r.action == "rollback", timeout=30)
+    assert actions == ["wait", "wait", "rollback"]  # p99-latency: 3 consecutive checks
+    assert world.served() == (3, v1)
+    assert world.champion() == "1"
+    assert world.marker() == (v1, 1)
+    record = world.trail()[-1]
+    assert (record.action, record.actor, record.from_version, record.to_version) == (
+        "rollback",
+        "slipway-guard",
+        v2,
+        v1,
+    )
+    assert record.reason.startswith(
+        "slipway guard: KPI p99-latency (CloudWatch alarm slipway-p99-latency is ALARM: "
+        "Threshold Crossed: 5 out of the last 5 datapoints [0.987"
+    )
+    assert "in 3 consecutive checks" in record.reason
+    window = decode_window(_annotations(world))
+    assert (window.revision, window.verdict, window.failures) == (
+        2,
+        "rolled-back",
+        {"p99-latency": 3},
+    )
+    assert set(alarms.latest) == {"p99-latency"}  # the p95 alarm never reached the guard
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages") is None
+    # the restored revision's window started after the alarm: the alarm is not held against it
+    after = guard.check()
+    assert after.action == "started, wait", after
+    assert not after.window.failures.get("p99-latency")
+
+
+def test_guard_once_reads_an_alarm_queue_without_prometheus(
+    k8s_cluster, bare_namespace, aws_env: str
+) -> None:
+    from slipway.guard import sqs_client
+
+    _apply(k8s_cluster, _server_deployment(bare_namespace, "v1-20260101-0a1b2c3d"))
+    sqs = sqs_client(ALARM_REGION, aws_env)
+    queue_url = sqs.create_queue(QueueName=f"guard-once-{bare_namespace}")["QueueUrl"]
+    app = typer.Typer()
+    register(app)
+    args = [
+        "--once", "--namespace", bare_namespace, "--kubeconfig", str(k8s_cluster.kubeconfig),
+        "--port", "0",
+    ]  # fmt: skip
+    env = {
+        "SLIPWAY_PROJECT_DIR": str(REPO),
+        "SLIPWAY_AWS_REGION": ALARM_REGION,
+        "SLIPWAY_AWS_ENDPOINT_URL": aws_env,
+    }
+    neither = CliRunner().invoke(app, args, env=env)
+    assert neither.exit_code == 1
+    assert "nothing to check: pass --prometheus-url" in neither.output
+    assert _window(k8s_cluster, bare_namespace) is None  # refused before any change
+
+    once = CliRunner().invoke(app, [*args, "--alarm-queue-url", queue_url], env=env)
+    assert once.exit_code == 0, once.output
+    assert f"CloudWatch alarms via {queue_url}" in " ".join(once.output.split())
+    assert "started, wait:" in once.output  # checked: no alarm, no traffic seen, no failure
+    window = _window(k8s_cluster, bare_namespace)
+    assert (window.revision, window.failures, window.verdict) == (1, {}, None)
+
+    gone = CliRunner().invoke(app, [*args, "--alarm-queue-url", queue_url + "-gone"], env=env)
+    assert gone.exit_code == 1  # the queue cannot be read and there is no Prometheus: no check
+    assert "could not read the alarm queue" in " ".join(gone.output.split())
+    assert _window(k8s_cluster, bare_namespace) == window
