@@ -1,7 +1,8 @@
 """``slipway guard`` end to end: a real control plane, a real Prometheus, real model servers.
 
-The release world of ``test_release_on_k8s`` (and the processes of ``tests/support/guard.py``) (a real kube-apiserver + controllers with the fake
-kubelet, MLflow on SQLite with registered versions, a local model store) plus:
+The release world of ``tests/support/release_world.py`` (a real kube-apiserver + controllers
+with the fake kubelet, MLflow on SQLite with registered versions, a local model store) and the
+processes of ``tests/support/guard.py``:
 
 * one real ``slipway serve`` process per model version, each serving its own package: a good
   logistic regression, and bad ones (a model that raises on every prediction, so the server
@@ -46,9 +47,7 @@ from slipway.guard import (
 from slipway.guard.runner import TAG_REJECTED, TAG_VERIFIED
 from slipway.guard.state import REJECTED, RESTORED, WINDOW, decode_rejected, decode_window
 from slipway.monitoring import load_kpi_catalog
-from tests.integration import test_release_on_k8s as release
-from tests.integration.test_release_on_k8s import World
-from tests.support import REPO
+from tests.support import REPO, release_world
 from tests.support.guard import (
     SLOW_S,
     Traffic,
@@ -59,13 +58,14 @@ from tests.support.guard import (
     raising_model,
 )
 from tests.support.k8s import ensure_namespace
+from tests.support.release_world import World
 from tests.support.serving import (
     trained,
 )
 
 pytestmark = pytest.mark.integration
-#: The release tests' ``world`` fixture, here named ``released``.
-released = release.world
+#: The release world (tests/support/release_world.py), here named ``released``.
+released = release_world.world
 
 SCRAPE_S = 1
 INTERVAL_S = 1.0
