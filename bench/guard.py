@@ -1,15 +1,17 @@
 """Benchmark of `slipway guard`: bad deploys rolled back, healthy ones left alone, and how fast.
 
 A real control plane (tests/support/k8s.py, the fake kubelet marking pods Ready), MLflow on
-SQLite with three registered versions (two good, one whose model raises on every prediction so
-the server answers 500), one real ``slipway serve`` per version, Debian's real Prometheus
+SQLite with four registered versions (two good; one whose model raises on every prediction so
+the server answers 500; one served by a process whose every prediction takes 0.6 s longer,
+``tests.support.slow_serve``), one real ``slipway serve`` per version, Debian's real Prometheus
 scraping them every 5 s, and the guard's real loop (``Guard.run``: watch + checks every 5 s,
-the catalog's KPIs and consecutive counts). Rounds alternate: deploy the bad version (the guard
-must roll it back), deploy the other good version (its window must pass, no rollback).
+the catalog's KPIs and consecutive counts). Rounds alternate: deploy a bad version (the 500 one
+and the slow one in turn; the guard must roll it back), deploy the other good version (its
+window must pass, no rollback).
 
-Latency of a bad round: from the first Prometheus scrape that holds a 5xx answer of the bad
-version to the moment both the Deployment serves the good version again and the registry alias
-``champion`` points back at it. Results go to docs/benchmarks.md between
+Latency of a bad round: from the first Prometheus scrape that holds an answer of the bad
+version (every answer of a bad version is bad: a 500, or a slow one) to the moment both the
+Deployment serves the good version again and the registry alias ``champion`` points back at it. Results go to docs/benchmarks.md between
 ``<!-- guard:start -->`` and ``<!-- guard:end -->``.
 
 Run: uv run --no-sync python -m bench.guard [--rounds 20]
@@ -51,7 +53,14 @@ from slipway.registry import (
 )
 from slipway.release import ReleaseEvent, served_version, sync_registry
 from slipway.versions import make_version_code
-from tests.support.guard import Traffic, model_server, package, prometheus, raising_model
+from tests.support.guard import (
+    SLOW_S,
+    Traffic,
+    model_server,
+    package,
+    prometheus,
+    raising_model,
+)
 from tests.support.k8s import ensure_namespace, local_cluster
 from tests.support.k8s_pods import FakeKubelet
 from tests.support.serving import trained
@@ -60,8 +69,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRAPE_S = 5
 INTERVAL_S = 5.0
 BAKE_S = 30.0
-#: Seconds between the end of a bad round and the next: the guard's expressions look at the
-#: last minute, so without the pause a bad round could be decided by the previous one's errors.
+#: Seconds between the end of a bad round and the next of the same bad version: the guard's
+#: expressions look at the last minute, so without the pause a bad round could be decided by
+#: the previous one's answers (each version has its own server, so only its own past counts).
 QUIET_S = 70.0
 GRACE_S = 15.0
 NAMESPACE = "guard-bench"
@@ -106,7 +116,7 @@ class Bench:
             self.client.create_registered_model(MODEL_NAME)
             store = LocalModelStore(tmp / "store")
             self.codes: list[str] = []
-            for n in (1, 2, 3):
+            for n in (1, 2, 3, 4):
                 self.client.create_model_version(MODEL_NAME, info.model_uri, run_id=run.info.run_id)
                 code = make_version_code(n, run.info.run_id)
                 self.client.set_model_version_tag(MODEL_NAME, str(n), TAG_VERSION_CODE, code)
@@ -150,7 +160,7 @@ class Bench:
 
 
 class FirstBadScrape(threading.Thread):
-    """Polls Prometheus until the bad server's 5xx count exceeds ``baseline``; notes when."""
+    """Polls Prometheus until the bad server's answer count exceeds ``baseline``; notes when."""
 
     def __init__(self, prom: PrometheusClient, instance: str, baseline: float) -> None:
         super().__init__(daemon=True)
@@ -160,14 +170,15 @@ class FirstBadScrape(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set() and self.at is None:
-            if _five_xx(self.prom, self.instance) > self.baseline:
+            if _answers(self.prom, self.instance) > self.baseline:
                 self.at = time.monotonic()
             self.stop.wait(0.1)
 
 
-def _five_xx(prom: PrometheusClient, instance: str) -> float:
+def _answers(prom: PrometheusClient, instance: str) -> float:
+    """Inference answers of the server at ``instance`` in the last scrape (all bad, for a bad one)."""
     found = prom.query(
-        f'sum(slipway_http_requests_total{{instance="{instance}",status_class="5xx"}})'
+        f'sum(slipway_http_requests_total{{instance="{instance}",route="/v2/models/{{name}}/infer"}})'
     )
     return found[0].value if found else 0.0
 
@@ -183,6 +194,17 @@ def _rollbacks(guard: Guard) -> float:
     )
 
 
+def _rollbacks_by_kpi(guard: Guard) -> dict[str, int]:
+    """slipway_guard_rollbacks_total per KPI label."""
+    return {
+        sample.labels["kpi"]: int(sample.value)
+        for family in guard.metrics.registry.collect()
+        if family.name == "slipway_guard_rollbacks"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
 def run(rounds: int) -> dict[str, Any]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-guard-")))
@@ -192,13 +214,17 @@ def run(rounds: int) -> dict[str, Any]:
         stack.callback(kubelet.stop)
         ensure_namespace(cluster, NAMESPACE, {})
         bench = Bench(tmp, cluster)
-        good_a, good_b, bad = bench.codes
+        good_a, good_b, failing, slow = bench.codes
         files = {
             good_a: package(trained(), good_a),
             good_b: package(trained("random_forest"), good_b),
-            bad: package(raising_model(), bad),
+            failing: package(raising_model(), failing),
+            slow: package(trained(), slow),
         }
-        servers = {v: stack.enter_context(model_server(tmp, v, f)) for v, f in files.items()}
+        servers = {
+            v: stack.enter_context(model_server(tmp, v, f, delay_s=SLOW_S if v == slow else 0))
+            for v, f in files.items()
+        }
         prom_url = stack.enter_context(prometheus(tmp, list(servers.values()), scrape_s=SCRAPE_S))
         prom = PrometheusClient(prom_url)
         bench.deploy(good_a)
@@ -217,12 +243,18 @@ def run(rounds: int) -> dict[str, Any]:
         stack.callback(lambda: (stop.set(), loop.join(timeout=10)))
         time.sleep(BAKE_S + INTERVAL_S)  # the first version's own window
 
-        bad_instance = servers[bad].removeprefix("http://")
         latencies, rolled_back, healthy_rollbacks, healthy_passed = [], 0, 0, 0
+        by_kpi: dict[str, list[float]] = {}
+        last_bad: dict[str, float] = {}
         current = good_a
         for i in range(rounds):
+            bad = (failing, slow)[i % 2]
+            kind = "5xx" if bad == failing else "slow"
+            # this bad version's answers of its previous round must have left the 1 m windows
+            time.sleep(max(0.0, last_bad.get(bad, 0.0) + QUIET_S - time.monotonic()))
             # a bad deploy: measured from its first scrape to Deployment and alias reverted
-            baseline, before = _five_xx(prom, bad_instance), _rollbacks(guard)
+            bad_instance = servers[bad].removeprefix("http://")
+            baseline, before = _answers(prom, bad_instance), _rollbacks(guard)
             poller = FirstBadScrape(prom, bad_instance, baseline)
             poller.start()
             started = time.monotonic()
@@ -245,9 +277,10 @@ def run(rounds: int) -> dict[str, Any]:
             while _rollbacks(guard) <= before and time.monotonic() < counted:
                 time.sleep(0.1)
             rolled_back += int(_rollbacks(guard) > before)
-            bad_stopped = time.monotonic()
+            last_bad[bad] = time.monotonic()
+            by_kpi.setdefault(kind, []).append(latencies[-1])
             print(
-                f"bad {i + 1}/{rounds}: deploy took {applied:.1f} s; reverted "
+                f"bad {i + 1}/{rounds} ({kind}): deploy took {applied:.1f} s; reverted "
                 f"{latencies[-1]:.1f} s after the first bad scrape"
             )
             # a healthy deploy: its window must pass without a rollback
@@ -262,8 +295,8 @@ def run(rounds: int) -> dict[str, Any]:
                     healthy_passed += window.verdict == "passed"
                     break
                 time.sleep(0.5)
-            # the next bad round starts once the last 5xx left the guard's 1 m rate window
-            time.sleep(max(0.0, bad_stopped + QUIET_S - time.monotonic()))
+            # a rollback decided later than the window's end would still count against it
+            time.sleep(INTERVAL_S)
             after = _rollbacks(guard)
             healthy_rollbacks += int(after > total)
             print(f"healthy {i + 1}/{rounds}: {window.verdict if window else 'no window'}")
@@ -276,6 +309,8 @@ def run(rounds: int) -> dict[str, Any]:
         "p50_s": statistics.median(latencies),
         "p95_s": latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
         "max_s": latencies[-1],
+        "p50_by_kind_s": {k: statistics.median(v) for k, v in sorted(by_kpi.items())},
+        "rollbacks_by_kpi": _rollbacks_by_kpi(guard),
     }
 
 
@@ -291,8 +326,9 @@ def main() -> None:
         f"`python -m bench.guard --rounds {n}`: a real control plane, MLflow on SQLite, one real "
         f"`slipway serve` per version, Debian's Prometheus scraping every {SCRAPE_S} s, the "
         f"guard's loop checking every {INTERVAL_S:g} s with the catalog's KPIs "
-        f"(http-5xx-ratio: 3 consecutive checks). Rounds alternate a deploy of a version that "
-        f"answers 500 and a deploy of a healthy one (bake window {BAKE_S:g} s).\n\n"
+        f"(http-5xx-ratio and p99-latency: 3 consecutive checks each). Rounds alternate a "
+        f"deploy of a bad version (in turn one that answers 500 and one whose every prediction "
+        f"takes {SLOW_S:g} s longer) and a deploy of a healthy one (bake window {BAKE_S:g} s).\n\n"
         "| what | result |\n| --- | --- |\n"
         f"| bad deploys rolled back | {result['bad_rolled_back']} / {n} |\n"
         f"| healthy deploys rolled back | {result['healthy_rollbacks']} / {n} "
@@ -301,6 +337,13 @@ def main() -> None:
         f"{result['p50_s']:.1f} s |\n"
         f"| same, p95 | {result['p95_s']:.1f} s (target ≤ 60 s) |\n"
         f"| same, max | {result['max_s']:.1f} s |\n"
+        + "".join(
+            f"| same, p50 of the {kind} version | {value:.1f} s |\n"
+            for kind, value in result["p50_by_kind_s"].items()
+        )
+        + "| rollbacks by KPI (audit reason) | "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(result["rollbacks_by_kpi"].items()))
+        + " |\n"
     )
     print(write_section("guard", section))
 

@@ -423,7 +423,7 @@ def test_idempotency_table_has_the_powertools_default_schema(resources: dict[str
 
 def test_no_role_allows_wildcard_actions_or_unscoped_resources(resources: dict[str, Any]) -> None:
     roles = [n for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == 5
+    assert len(roles) == 6
     for role in roles:
         for s in _role_statements(resources, role):
             actions = _as_list(s["Action"])
@@ -474,6 +474,50 @@ def test_mirror_role_may_only_put_metrics_in_the_slipway_namespace(
     assert _allowed_actions(statements) == {"cloudwatch:PutMetricData"}
     (statement,) = statements
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Slipway"}}
+
+
+def test_guard_role_rewrites_only_champion_markers_and_reads_only_its_alarm_queue(
+    resources: dict[str, Any],
+) -> None:
+    statements = _role_statements(resources, "GuardRole")
+    by_sid = {s["Sid"]: s for s in statements}
+    assert set(by_sid) == {"ReadWriteChampionMarker", "UseTheDataKey", "ReadKpiAlarmQueue"}
+    marker = by_sid["ReadWriteChampionMarker"]
+    assert set(marker["Action"]) == {"s3:GetObject", "s3:PutObject"}
+    assert marker["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/models/*/champion.json"}
+    queue = by_sid["ReadKpiAlarmQueue"]
+    assert set(queue["Action"]) == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    assert queue["Resource"] == {"Fn::GetAtt": ["GuardAlarmQueue", "Arn"]}
+    assert set(by_sid["UseTheDataKey"]["Action"]) == KMS_DATA_ACTIONS
+    assert not any(a.endswith(("Delete*", "DeleteObject")) for a in _allowed_actions(statements))
+
+
+def test_guard_alarm_queue_takes_only_the_alarm_topics_rollback_kpi_alarms(
+    resources: dict[str, Any],
+) -> None:
+    from slipway.monitoring import guard_alarm_filter_policy, load_kpi_catalog
+
+    queue = _props(resources, "GuardAlarmQueue")
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    key_statements = _props(resources, "DataKey")["KeyPolicy"]["Statement"]
+    (sns_key,) = [s["Fn::If"][1] for s in key_statements if "Fn::If" in s]
+    assert sns_key["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert set(sns_key["Action"]) == KMS_DATA_ACTIONS
+    assert sns_key["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AlarmTopicArn"}}}
+    subscription = resources["GuardAlarmSubscription"]
+    assert subscription["Condition"] == "HasAlarmTopic"
+    props = subscription["Properties"]
+    assert props["TopicArn"] == {"Ref": "AlarmTopicArn"}
+    assert (props["Protocol"], props["FilterPolicyScope"]) == ("sqs", "MessageBody")
+    catalog = load_kpi_catalog(ROOT / "monitoring" / "kpis.yaml")
+    # the template lists the rollback KPIs' alarms by hand: it must follow the catalog
+    assert sorted(props["FilterPolicy"]["AlarmName"]) == sorted(
+        guard_alarm_filter_policy(catalog)["AlarmName"]
+    )
+    (statement,) = _props(resources, "GuardAlarmQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AlarmTopicArn"}}}
 
 
 def test_pipeline_role_uploads_models_but_never_deletes(resources: dict[str, Any]) -> None:
@@ -546,6 +590,7 @@ def _render_trust(sub: Any, issuer: str, template: dict[str, Any]) -> dict[str, 
         ("MlflowServerRole", "system:serviceaccount:mlflow:mlflow"),
         ("ServingRole", "system:serviceaccount:slipway:slipway-server"),
         ("MirrorRole", "system:serviceaccount:slipway-monitoring:slipway-mirror"),
+        ("GuardRole", "system:serviceaccount:slipway-monitoring:slipway-guard"),
     ],
 )
 def test_irsa_trust_is_one_service_account_through_the_oidc_provider(
@@ -589,6 +634,8 @@ def test_outputs_expose_what_the_cluster_side_needs(template: dict[str, Any]) ->
         "MlflowServerRoleArn",
         "ServingRoleArn",
         "MirrorRoleArn",
+        "GuardRoleArn",
+        "GuardAlarmQueueUrl",
         "IdempotencyTableName",
         "DeadLetterQueueUrl",
     } <= set(template["Outputs"])

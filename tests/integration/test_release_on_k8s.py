@@ -17,257 +17,27 @@ check that the state is exactly what the error message says.
 
 from __future__ import annotations
 
-import itertools
-import json
 import shlex
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
-from typer.testing import CliRunner
 
-from slipway.cli.rollout import register
-from slipway.config import Settings, load_settings
-from slipway.errors import RolloutError
-from slipway.packaging.efs import CHAMPION_MARKER, read_champion_marker
-from slipway.packaging.store import LocalModelStore
-from slipway.registry.client import (
-    CHAMPION,
-    TAG_VERSION_CODE,
-    get_alias_version,
-    get_client,
-    mlflow_tracking_uri,
-)
-from slipway.release.audit import AuditRecord, read_audit_trail
-from slipway.release.deploy import DeployRequest, deploy_version
-from slipway.release.kubectl import Kubectl
-from slipway.release.names import CHANGE_CAUSE_ANNOTATION, DEPLOYMENT, REVISION_ANNOTATION
-from slipway.release.overlay import MODEL_VERSION_FILE
-from slipway.versions import make_version_code
-from tests.support import REPO
-from tests.support.k8s import Cluster, ensure_namespace
+from slipway.errors import RolloutError, SlipwayError
+from slipway.packaging.efs import read_champion_marker
+from slipway.packaging.store.s3 import S3ModelStore
+from slipway.release.names import CHANGE_CAUSE_ANNOTATION, DEPLOYMENT
+from slipway.release.rollback import RollbackRequest, rollback_deployment
+from tests.support import release_world
 from tests.support.k8s_pods import FakeKubelet
+from tests.support.release_world import ENV, TIMEOUT, World
 
 pytestmark = pytest.mark.integration
-
-ENV = "prod"
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-#: Rollouts of 3 replicas with the fake kubelet take 2-4 s; this only bounds a broken run.
-TIMEOUT = "60s"
-VERSIONS = 4
-_names = itertools.count(1)
-
-
-@dataclass
-class World:
-    """One model with registered versions 1..4 (``codes[0..3]``) and a namespace of its own."""
-
-    cluster: Cluster
-    settings: Settings
-    client: Any
-    manifests: Path
-    codes: list[str]
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    @property
-    def overlay_file(self) -> Path:
-        return self.manifests / "overlays" / ENV / MODEL_VERSION_FILE
-
-    # -------------------------------------------------------------- the cluster
-
-    def deployment(self) -> dict[str, Any]:
-        out = self.cluster.kubectl(
-            "get", f"deployment/{DEPLOYMENT}", "-n", self.namespace, "-o", "json"
-        ).stdout
-        return json.loads(out)
-
-    def served(self) -> tuple[int, str]:
-        """(revision, MODEL_VERSION of the server container) of the live Deployment."""
-        live = self.deployment()
-        (server,) = [
-            c for c in live["spec"]["template"]["spec"]["containers"] if c["name"] == "server"
-        ]
-        (version,) = [e["value"] for e in server["env"] if e["name"] == "MODEL_VERSION"]
-        return int(live["metadata"]["annotations"][REVISION_ANNOTATION]), version
-
-    def history(self) -> dict[int, str]:
-        """``kubectl rollout history``: revision -> CHANGE-CAUSE, as printed."""
-        out = self.cluster.kubectl(
-            "rollout", "history", f"deployment/{DEPLOYMENT}", "-n", self.namespace
-        ).stdout
-        rows = [line.split(None, 1) for line in out.splitlines()[2:] if line.strip()]
-        return {int(row[0]): (row[1].strip() if len(row) > 1 else "") for row in rows}
-
-    def rollout_status(self, timeout: str = TIMEOUT) -> None:
-        self.cluster.kubectl(
-            "rollout", "status", f"deployment/{DEPLOYMENT}", "-n", self.namespace,
-            f"--timeout={timeout}", timeout=float(timeout.rstrip("s")) + 20,
-        )  # fmt: skip
-
-    def ready_pods_serve(self, version: str) -> bool:
-        out = self.cluster.kubectl(
-            "get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=server",
-            "-o", "json",
-        ).stdout  # fmt: skip
-        pods = [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
-        envs = [
-            {e["name"]: e.get("value") for e in p["spec"]["containers"][0].get("env", [])}
-            for p in pods
-        ]
-        return bool(pods) and all(env.get("MODEL_VERSION") == version for env in envs)
-
-    # -------------------------------------------------------------- registry, store, files
-
-    def champion(self) -> str | None:
-        found = get_alias_version(self.client, self.settings.model_name, CHAMPION)
-        return str(found.version) if found is not None else None
-
-    def trail(self) -> list[AuditRecord]:
-        return [record for _, record in read_audit_trail(self.client, self.settings.model_name)]
-
-    def marker(self) -> tuple[str, int] | None:
-        """(version code, registry version) of the champion marker in the model store."""
-        path = Path(self.settings.model_store_url) / self.settings.model_name / CHAMPION_MARKER
-        if not path.is_file():
-            return None
-        body = json.loads(path.read_bytes())
-        store = LocalModelStore(Path(self.settings.model_store_url))
-        assert read_champion_marker(store, self.settings.model_name) == body["version_code"]
-        return body["version_code"], body["registry_version"]
-
-    def pinned(self) -> str:
-        doc = yaml.safe_load(self.overlay_file.read_text())
-        (container,) = doc["spec"]["template"]["spec"]["containers"]
-        (version,) = [e["value"] for e in container["env"] if e["name"] == "MODEL_VERSION"]
-        return version
-
-    def assert_all_serve(self, n: int, revision: int) -> None:
-        """Cluster, registry, marker and overlay file all name registered version ``n``."""
-        code = self.codes[n - 1]
-        assert self.served() == (revision, code)
-        assert self.ready_pods_serve(code)
-        assert self.champion() == str(n)
-        assert self.marker() == (code, n)
-        assert self.pinned() == code
-        newest = self.trail()[-1]
-        assert (newest.to_version, newest.revision, newest.registry_version) == (
-            code,
-            revision,
-            str(n),
-        )
-        assert newest.context == "slipway-test" or not self.cluster.local
-
-    # -------------------------------------------------------------- the release code
-
-    def kubectl(self) -> Kubectl:
-        return Kubectl(namespace=self.namespace)  # the real kubectl, KUBECONFIG set
-
-    def deploy(self, n: int, **kwargs: Any):
-        request = DeployRequest(
-            version=self.codes[n - 1],
-            env=ENV,
-            manifests_root=self.manifests,
-            actor="carol",
-            **{"timeout": TIMEOUT, **kwargs},
-        )
-        return deploy_version(self.settings, request, kubectl=self.kubectl(), client=self.client)
-
-    def cli(self, *argv: str):
-        s = self.settings
-        env = {
-            "SLIPWAY_STATE_DIR": str(s.state_dir),
-            "SLIPWAY_PROJECT_DIR": str(s.project_dir),
-            "SLIPWAY_TRACKING_URI": s.tracking_uri,
-            "SLIPWAY_MODEL_NAME": s.model_name,
-            "SLIPWAY_MODEL_STORE_URL": s.model_store_url,
-            "SLIPWAY_EFS_ROOT": str(s.efs_root),
-            "SLIPWAY_NAMESPACE": s.namespace,
-            "SLIPWAY_GIT_COMMIT": "test",
-        }
-        args = list(argv)
-        if args[0] in ("deploy", "rollback"):
-            args += ["--manifests", str(self.manifests), "--env", ENV, "--actor", "dave"]
-            if "--timeout" not in args:
-                args += ["--timeout", TIMEOUT]
-        app = typer.Typer()
-        register(app)
-        return CliRunner().invoke(app, args, env=env)
-
-
-def _dependencies(cluster: Cluster, overlay: Path) -> str:
-    """The rendered overlay without its Deployment (``slipway deploy`` creates that)."""
-    rendered = cluster.kubectl("kustomize", str(overlay), timeout=30).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] != "Deployment"]
-    assert {"Namespace", "ServiceAccount", "PersistentVolumeClaim"} <= {d["kind"] for d in docs}
-    return yaml.safe_dump_all(docs)
-
-
-@pytest.fixture
-def world(
-    tmp_path: Path,
-    logged_model: tuple[str, str, str],
-    k8s_cluster: Cluster,
-    k8s_pods: FakeKubelet,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[World]:
-    """Registered versions 1..4 packaged in the store, no champion yet; the prod overlay (a copy
-    of manifests/ retargeted to a fresh restricted namespace) with its dependencies applied and
-    no Deployment yet; ``KUBECONFIG`` naming the test cluster."""
-    uri, model_uri, run_id = logged_model
-    n = next(_names)
-    namespace = f"release-{n}-{uuid.uuid4().hex[:6]}"
-    manifests = Path(shutil.copytree(REPO / "manifests", tmp_path / "manifests"))
-    base = manifests / "base" / "kustomization.yaml"
-    text = base.read_text()
-    assert "\nnamespace: slipway\n" in text, f"{base} no longer sets namespace: slipway"
-    base.write_text(text.replace("\nnamespace: slipway\n", f"\nnamespace: {namespace}\n"))
-
-    monkeypatch.setenv("KUBECONFIG", str(k8s_cluster.kubeconfig))
-    ensure_namespace(k8s_cluster, namespace, RESTRICTED)
-    applied = k8s_cluster.kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        input=_dependencies(k8s_cluster, manifests / "overlays" / ENV),
-    )
-    assert "PodSecurity" not in applied.stderr, applied.stderr
-
-    name = f"release-k8s-{n}"
-    settings = load_settings(
-        state_dir=tmp_path / "state",
-        project_dir=REPO,
-        tracking_uri=uri,
-        model_name=name,
-        model_store_url=str(tmp_path / "store"),
-        efs_root=tmp_path / "efs-not-mounted",
-        namespace=namespace,
-        git_commit="test",
-    )
-    client = get_client(uri)
-    client.create_registered_model(name)
-    store = LocalModelStore(tmp_path / "store")
-    codes = []
-    for version in range(1, VERSIONS + 1):
-        with mlflow_tracking_uri(uri):  # the registry looks the logged model up globally
-            created = client.create_model_version(name, model_uri, run_id=run_id)
-        assert str(created.version) == str(version)
-        code = make_version_code(version, run_id)
-        client.set_model_version_tag(name, str(version), TAG_VERSION_CODE, code)
-        store.put_package(name, code, {"model.skops": b"x", "manifest.json": b"{}"})
-        codes.append(code)
-    yield World(k8s_cluster, settings, client, manifests, codes)
-    k8s_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+#: The release world (tests/support/release_world.py), a fixture of these tests.
+world = release_world.world
 
 
 def _deployed(world: World, *versions: int) -> None:
@@ -457,3 +227,180 @@ def test_to_revision_of_a_pruned_revision_fails_and_changes_nothing(world: World
     assert "Traceback" not in result.output
     world.assert_all_serve(4, revision=4)
     assert (world.overlay_file.read_bytes(), len(world.trail()), world.history()) == before
+
+
+# --------------------------------------------------------------------------------------------
+# what the recording fake kubectl covered (tests/unit/release/test_release_fake_kubectl.py),
+# here against the real controllers and the real kubectl
+
+
+def _rollback(world: World, **kwargs: Any):
+    request = RollbackRequest(
+        env=ENV,
+        manifests_root=world.manifests,
+        actor="alice",
+        **{"reason": "p95 latency doubled", "timeout": TIMEOUT, **kwargs},
+    )
+    return rollback_deployment(
+        world.settings, request, kubectl=world.kubectl(), client=world.client
+    )
+
+
+def test_rollback_whose_pods_never_get_ready_leaves_the_registry_and_resume_finishes(
+    world: World, k8s_pods: FakeKubelet
+) -> None:
+    v1, v2 = world.codes[:2]
+    _deployed(world, 1, 2)
+    with k8s_pods.keep_unready(namespace=world.namespace):
+        with pytest.raises(RolloutError, match="did not finish") as caught:
+            _rollback(world, timeout="5s")
+        message = str(caught.value)
+        assert f"from {v2} to {v1}" in message
+        assert "still points at the old champion and no audit record was written" in message
+        resume = (
+            f"slipway rollback --sync-registry-only --env {ENV} --from {v2} --record-as "
+            "rollback --reason 'p95 latency doubled'"
+        )
+        assert resume in message
+        # the undo was applied (revision 1's template is back as revision 3); nothing else moved
+        assert world.served() == (3, v1)
+        assert (world.champion(), world.marker(), world.pinned()) == ("2", (v2, 2), v2)
+        assert [r.action for r in world.trail()] == ["deploy", "deploy"]
+        tags = world.client.get_model_version(world.settings.model_name, "1").tags
+        assert "rolled_back_from" not in tags
+
+    world.rollout_status()  # the pods got Ready after all
+    finished = world.cli(*shlex.split(resume)[1:])  # as a shell splits the printed command
+    assert finished.exit_code == 0, finished.output
+    world.assert_all_serve(1, revision=3)
+    record = world.trail()[-1]
+    assert (record.action, record.from_version, record.to_version, record.revision) == (
+        "rollback",
+        v2,
+        v1,
+        3,
+    )
+    again = world.cli(*shlex.split(resume)[1:])
+    assert again.exit_code == 0, again.output
+    assert "already recorded" in again.output
+    assert len(world.trail()) == 3
+
+
+@pytest.mark.parametrize(
+    ("pinned", "error", "says"),
+    [
+        (
+            "v9-20261101-deadbeef",
+            "was not moved",
+            [
+                "Deployment slipway-server serves v9-20261101-deadbeef",
+                "it points at version 1",
+                "--sync-registry-only",
+            ],
+        ),
+        (
+            "v9-latest",
+            "reading back what the Deployment serves failed",
+            ["does not pin one model version", "'v9-latest' is not a model version code"],
+        ),
+    ],
+)
+def test_rollback_to_a_revision_the_registry_cannot_follow_says_what_is_left(
+    world: World, pinned: str, error: str, says: list[str]
+) -> None:
+    v1, v2 = world.codes[:2]
+    _deployed(world, 1)
+
+    def set_version(version: str) -> None:  # a hand-made revision, as `kubectl set env` makes
+        world.cluster.kubectl(
+            "set", "env", f"deployment/{DEPLOYMENT}", "-n", world.namespace, "-c", "server",
+            f"MODEL_VERSION={version}",
+        )  # fmt: skip
+        world.rollout_status()
+
+    set_version(pinned)  # revision 2: a version the registry does not know, or no version code
+    set_version(v2)  # revision 3
+    with pytest.raises(RolloutError, match=error) as caught:
+        _rollback(world, to_revision=2)
+    for words in says:
+        assert words in str(caught.value)
+    assert world.served() == (4, pinned)  # the undo happened: revision 2's template is back
+    assert world.champion() == "1"
+    assert world.marker() == (v1, 1)
+    assert [r.action for r in world.trail()] == ["deploy"]
+
+
+def test_rollback_with_the_store_on_s3_writes_the_marker_there_or_says_what_is_left(
+    world: World, aws_env: str
+) -> None:
+    v1, v2 = world.codes[:2]
+    _deployed(world, 1, 2)
+    bucket = f"release-marker-{world.namespace}"
+    settings = world.settings.model_copy(
+        update={"model_store_url": f"s3://{bucket}/models", "aws_endpoint_url": aws_env}
+    )
+    request = RollbackRequest(
+        env=ENV, manifests_root=world.manifests, actor="alice", reason="bad", timeout=TIMEOUT
+    )
+    with pytest.raises(RolloutError, match="champion marker in the model store") as caught:
+        rollback_deployment(settings, request, kubectl=world.kubectl(), client=world.client)
+    message = str(caught.value)
+    assert f"Deployment slipway-server serves {v1}" in message
+    assert "'champion' points at registry version 1" in message
+    assert f"s3://{bucket}/models was not rewritten to name {v1}" in message
+    assert "no audit record was written" in message
+    assert world.served() == (3, v1)
+    assert world.champion() == "1"  # the alias moved: the state the message describes
+    assert [r.action for r in world.trail()] == ["deploy", "deploy"]
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    resume = replace(request, sync_only=True, from_version=v2, record_as="rollback")
+    result = rollback_deployment(settings, resume, kubectl=world.kubectl(), client=world.client)
+    assert result.sync.marker == f"s3://{bucket}/models/{world.settings.model_name}/champion.json"
+    store = S3ModelStore.from_url(settings.model_store_url, endpoint_url=aws_env)
+    assert read_champion_marker(store, world.settings.model_name) == v1
+    record = world.trail()[-1]
+    assert (record.action, record.from_version, record.to_version, record.revision) == (
+        "rollback",
+        v2,
+        v1,
+        3,
+    )
+
+
+def test_without_a_kubectl_context_rollback_changes_nothing_and_deploy_only_writes_the_overlay(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    v1, v2 = world.codes[:2]
+    _deployed(world, 1, 2)
+    config = yaml.safe_load(world.cluster.kubeconfig.read_text())
+    config.pop("current-context", None)
+    contextless = tmp_path / "no-context.kubeconfig"
+    contextless.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(contextless))  # what the release code's kubectl reads
+    with pytest.raises(RolloutError, match="no kubectl context is configured"):
+        _rollback(world)
+    assert world.served() == (2, v2)  # world.cluster.kubectl names its own kubeconfig
+    assert world.champion() == "2"
+    assert len(world.trail()) == 2
+
+    result = world.deploy(1)
+    assert result.context is None
+    assert world.pinned() == v1  # the overlay file is written for a later `kubectl apply -k`
+    assert world.served() == (2, v2)
+    assert world.champion() == "2"
+    assert len(world.trail()) == 2
+
+
+def test_rollback_of_a_deployment_without_history_changes_nothing(world: World) -> None:
+    v1 = world.codes[0]
+    _deployed(world, 1)
+    with pytest.raises(SlipwayError, match="no rollout history found") as caught:
+        _rollback(world)
+    assert f"Nothing was changed: the Deployment still serves {v1}" in str(caught.value)
+    world.assert_all_serve(1, revision=1)
+    assert len(world.trail()) == 1

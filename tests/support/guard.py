@@ -6,6 +6,7 @@ the Deployment serves (the fake kubelet has no network: the test routes what a S
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import sys
 import threading
@@ -18,6 +19,7 @@ import yaml
 
 from slipway.data.table import TARGET
 from slipway.packaging.package import PackageInfo, build_package
+from tests.support import REPO
 from tests.support.processes import free_port, running, wait_http
 from tests.support.serving import (
     INFER,
@@ -59,9 +61,25 @@ def one_class_model():
     return model
 
 
+#: How much longer the slow version's predictions take: every request lands in the latency
+#: histogram's (0.5, 1] bucket, so its p99 (about 1 s) is well above the p99-latency
+#: threshold of 0.5 s, while a scrape waiting behind one prediction stays within its timeout.
+SLOW_S = 0.6
+
+
 @contextmanager
-def model_server(tmp_path: Path, version: str, files: dict[str, bytes]) -> Iterator[str]:
-    """A real ``slipway serve`` of ``files`` as ``version``; yields its base URL once ready."""
+def model_server(
+    tmp_path: Path, version: str, files: dict[str, bytes], *, delay_s: float = 0.0
+) -> Iterator[str]:
+    """A real ``slipway serve`` of ``files`` as ``version``; yields its base URL once ready.
+
+    Args:
+        tmp_path: Where the server's EFS folder, state and log go.
+        version: The version code it serves.
+        files: The package (:func:`package`).
+        delay_s: Seconds added to every prediction (``tests.support.slow_serve``): a slow
+            version; 0 runs ``python -m slipway serve`` itself.
+    """
     folder = tmp_path / f"serve-{version}"
     install_package(folder / "efs", files, version)
     port = free_port()
@@ -71,8 +89,10 @@ def model_server(tmp_path: Path, version: str, files: dict[str, bytes]) -> Itera
         "SLIPWAY_EFS_ROOT": str(folder / "efs"),
         "SLIPWAY_MODEL_VERSION": version,
         "SLIPWAY_MODEL_NAME": MODEL,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    argv = [sys.executable, "-m", "slipway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    launcher = ["tests.support.slow_serve", f"{delay_s:g}"] if delay_s else ["slipway"]
+    argv = [sys.executable, "-m", *launcher, "serve", "--host", "127.0.0.1", "--port", str(port)]
     with running(argv, f"{base}/v2/health/live", folder / "server.log", env=env):
         wait_http(f"{base}/v2/health/ready", 60)
         yield base

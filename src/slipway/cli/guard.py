@@ -30,9 +30,17 @@ def _seconds(value: str | None, option: str) -> float | None:
 @fails_cleanly
 def guard_cmd(
     prometheus_url: Annotated[
-        str,
+        str | None,
         typer.Option(help="Prometheus' URL, e.g. http://prometheus-operated.monitoring.svc:9090."),
-    ],
+    ] = None,
+    alarm_queue_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQS queue subscribed to the SNS topic of the KPIs' CloudWatch alarms: a KPI "
+            "whose alarm goes into ALARM during a window fails its checks (with or without "
+            "Prometheus)."
+        ),
+    ] = None,
     namespace: Annotated[
         str | None, typer.Option(help="Namespace of the Deployment (default SLIPWAY_NAMESPACE).")
     ] = None,
@@ -71,7 +79,8 @@ def guard_cmd(
     """Bake every new revision of the model server; roll it back when a rollback KPI fails.
 
     Reads the rollback KPIs of the KPI catalog (their guard blocks), queries Prometheus for the
-    new version every interval, rolls back like `slipway rollback` (Deployment, champion alias,
+    new version every interval (and/or reads the KPIs' CloudWatch alarm notifications from an
+    SQS queue), rolls back like `slipway rollback` (Deployment, champion alias,
     marker, audit record) after the KPI's consecutive failing checks, and tags a version that
     passes its window `verified`. Pause it with the Deployment annotation
     guard.slipway.io/paused=true.
@@ -82,6 +91,7 @@ def guard_cmd(
 
     from slipway.config import load_settings
     from slipway.guard import (
+        AlarmQueue,
         DeploymentApi,
         Guard,
         GuardMetrics,
@@ -89,6 +99,7 @@ def guard_cmd(
         PrometheusClient,
         load_api_client,
         policy_from_catalog,
+        sqs_client,
     )
     from slipway.monitoring import load_kpi_catalog
     from slipway.release import parse_duration
@@ -106,6 +117,13 @@ def guard_cmd(
             f"from the Deployment {DEPLOYMENT!r} (manifests/base) and rolls that one back; "
             f"name the model server {DEPLOYMENT!r}"
         )
+    if prometheus_url is None and alarm_queue_url is None:
+        from slipway.errors import ConfigError
+
+        raise ConfigError(
+            "nothing to check: pass --prometheus-url (in-cluster Prometheus) and/or "
+            "--alarm-queue-url (the SQS queue of the KPIs' CloudWatch alarms, docs/rollback.md)"
+        )
     options = GuardOptions(env=env, dry_run=dry_run, rollout_timeout=rollout_timeout)
     path = catalog or settings.project_dir / "monitoring" / "kpis.yaml"
     policy = policy_from_catalog(load_kpi_catalog(path)).with_times(
@@ -113,7 +131,11 @@ def guard_cmd(
         bake_window_s=_seconds(bake_window, "--bake-window"),
         grace_period_s=_seconds(grace_period, "--grace-period"),
     )
-    prometheus = PrometheusClient(prometheus_url)
+    prometheus = PrometheusClient(prometheus_url) if prometheus_url else None
+    alarms = None
+    if alarm_queue_url:
+        client = sqs_client(settings.aws_region, settings.aws_endpoint_url)
+        alarms = AlarmQueue(alarm_queue_url, client, [check.name for check in policy.checks])
     api_client, where = load_api_client(kubeconfig, context)
     cluster = DeploymentApi(
         api_client, namespace=namespace or settings.namespace, name=deployment, context=where
@@ -121,17 +143,21 @@ def guard_cmd(
     from prometheus_client import CollectorRegistry
 
     metrics = GuardMetrics(CollectorRegistry(), dry_run)
-    guard = Guard(settings, policy, cluster, prometheus, metrics=metrics, options=options)
+    guard = Guard(
+        settings, policy, cluster, prometheus, metrics=metrics, options=options, alarms=alarms
+    )
     mode = " (dry run: report only)" if dry_run else ""
+    sources = [prometheus.base_url] if prometheus else []
+    sources += [f"CloudWatch alarms via {alarm_queue_url}"] if alarm_queue_url else []
     console.print(
         f"guarding deployment/{deployment} in {cluster.namespace} ({where}) with "
-        f"{len(policy.checks)} KPIs from {prometheus.base_url}, every {policy.interval_s:g} s, "
-        f"bake window {policy.bake_window_s:g} s{mode}"
+        f"{len(policy.checks)} KPIs from {' and '.join(sources)}, every "
+        f"{policy.interval_s:g} s, bake window {policy.bake_window_s:g} s{mode}"
     )
     if once:
         report = guard.check()
         console.print(f"{report.action}: {report.detail}", soft_wrap=True)
-        if report.action == "error":  # Prometheus did not answer: nothing was checked
+        if report.action == "error":  # Prometheus (or the queue) did not answer: no check
             raise typer.Exit(1)
         return
     if port:

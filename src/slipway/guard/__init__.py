@@ -12,6 +12,9 @@ from slipway._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "AlarmEvent": "alarms",
+        "AlarmQueue": "alarms",
+        "AlarmQueueError": "alarms",
         "CheckReport": "runner",
         "Decision": "window",
         "DeploymentApi": "cluster",
@@ -28,7 +31,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "close": "window",
         "evaluate": "window",
         "load_api_client": "cluster",
+        "parse_alarm_notification": "alarms",
         "policy_from_catalog": "policy",
+        "sqs_client": "alarms",
         "start_window": "window",
     },
 )

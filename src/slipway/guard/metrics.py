@@ -44,7 +44,8 @@ class GuardMetrics:
         )
         self.errors = Counter(
             "slipway_guard_errors",
-            "Reconcile steps that failed (Kubernetes API, Prometheus, registry).",
+            "Reconcile steps that failed (Kubernetes API, Prometheus, registry, alarm queue; "
+            "alarm-message: an unreadable message dropped from the queue).",
             ["source"],
             registry=registry,
         )
@@ -66,5 +67,5 @@ class GuardMetrics:
         self.dry_run.set(1 if dry_run else 0)
         for result in CHECK_RESULTS:
             self.checks.labels(result)
-        for source in ("kubernetes", "prometheus", "registry"):
+        for source in ("kubernetes", "prometheus", "registry", "alarms", "alarm-message"):
             self.errors.labels(source)

@@ -1,7 +1,8 @@
 """The guard's reconcile step and its watch loop.
 
 :meth:`Guard.check` is one step: read the Deployment, start a window when its revision is new,
-query Prometheus for the window's version, decide (:mod:`slipway.guard.window`) and act:
+query Prometheus for the window's version (and read the CloudWatch alarms' SQS queue, when
+there is one: :mod:`slipway.guard.alarms`), decide (:mod:`slipway.guard.window`) and act:
 roll back through :func:`slipway.release.rollback_deployment` (the same path as
 ``slipway rollback``: undo, ``champion`` alias back, champion marker, audit record), tag the
 registry version ``verified`` when the window passes, and write the window back to the
@@ -21,6 +22,7 @@ from typing import Any
 
 from slipway.config import Settings
 from slipway.errors import ConfigError, KubectlError, RegistryError, SlipwayError
+from slipway.guard.alarms import AlarmQueue, AlarmQueueError
 from slipway.guard.cluster import DeploymentApi
 from slipway.guard.metrics import GuardMetrics
 from slipway.guard.policy import GuardPolicy, KpiCheck
@@ -118,11 +120,17 @@ class Guard:
         settings: Model name, registry and store (for the rollback and the tags).
         policy: The checks and times (:func:`slipway.guard.policy_from_catalog`).
         cluster: The Deployment through the Kubernetes API.
-        prometheus: Where the checks query.
+        prometheus: Where the checks query; ``None`` when the KPIs come from CloudWatch alarms
+            only (``alarms``).
         registry: An MLflow client (default: one for ``settings.tracking_uri``, made on first use).
         metrics: The guard's metrics.
         options: env, dry run, rollout timeout, actor.
         clock: Seconds since the epoch (tests pass a fake).
+        alarms: The SQS queue of the KPIs' CloudWatch alarm notifications (optional): a KPI
+            whose alarm went into ALARM during a window fails its checks.
+
+    Raises:
+        ConfigError: neither ``prometheus`` nor ``alarms`` is given: nothing to check.
     """
 
     def __init__(  # noqa: PLR0913 - the collaborators, all keyword-only after the first four
@@ -130,14 +138,21 @@ class Guard:
         settings: Settings,
         policy: GuardPolicy,
         cluster: DeploymentApi,
-        prometheus: PrometheusClient,
+        prometheus: PrometheusClient | None,
         *,
         registry: Any = None,
         metrics: GuardMetrics | None = None,
         options: GuardOptions | None = None,
         clock: Callable[[], float] = time.time,
+        alarms: AlarmQueue | None = None,
     ) -> None:
         from prometheus_client import CollectorRegistry
+
+        if prometheus is None and alarms is None:
+            raise ConfigError(
+                "the guard has nothing to check: give it Prometheus (--prometheus-url) or the "
+                "SQS queue of the KPIs' CloudWatch alarms (--alarm-queue-url), or both"
+            )
 
         self.settings = settings
         self.policy = policy
@@ -147,6 +162,9 @@ class Guard:
         self.options = options or GuardOptions()
         self.metrics = metrics or GuardMetrics(CollectorRegistry(), self.options.dry_run)
         self.clock = clock
+        self.alarms = alarms
+        if alarms is not None and alarms.on_invalid is None:
+            alarms.on_invalid = lambda _: self.metrics.errors.labels("alarm-message").inc()
         self._dry_window: WindowState | None = None  # a dry run keeps its window in memory
 
     @property
@@ -203,10 +221,13 @@ class Guard:
         if not window.open:
             return CheckReport("closed", f"revision {window.revision}: {window.verdict}", window)
         try:
-            observation = self._observe(window.version, now)
+            observation = self._observe(window, now)
         except PrometheusQueryError as e:
             self.metrics.checks.labels("error").inc()
             self.metrics.errors.labels("prometheus").inc()
+            return CheckReport("error", str(e), window)
+        except AlarmQueueError as e:  # only without Prometheus: nothing was checked
+            self.metrics.checks.labels("error").inc()
             return CheckReport("error", str(e), window)
         before = window
         window, decision = evaluate(window, self.policy, observation)
@@ -216,13 +237,31 @@ class Guard:
         prefix = "started, " if started else ""
         return CheckReport(prefix + decision.action, decision.reason or _counts(window), window)
 
-    def _observe(self, version: str, now: float) -> Observation:
+    def _observe(self, window: WindowState, now: float) -> Observation:
+        alarms = self._firing(window.started_at)
+        if self.prometheus is None:  # CloudWatch only: no traffic, no values, alarms decide
+            return Observation(now, None, {}, alarms)
+        version = window.version
         traffic = _pick(self.prometheus.query(self.policy.traffic_expr), version, None)
         values = {
             check.name: _pick(self.prometheus.query(check.expr), version, check)
             for check in self.policy.checks
         }
-        return Observation(now, traffic, values)
+        return Observation(now, traffic, values, alarms)
+
+    def _firing(self, since: float) -> dict[str, str]:
+        """Rollback KPIs whose CloudWatch alarm went into ALARM since ``since`` (the queue read)."""
+        if self.alarms is None:
+            return {}
+        try:
+            self.alarms.poll()
+        except AlarmQueueError as e:
+            self.metrics.errors.labels("alarms").inc()
+            if self.prometheus is None:
+                raise
+            # Prometheus still answers: check with it, and with the alarm states read before
+            log.error("guard: %s", e)
+        return self.alarms.firing(since)
 
     # ------------------------------------------------------------------ acting
 

@@ -9,6 +9,9 @@ Pure functions over plain values, no clock and no I/O, so that every rule is a u
 * missing data is not counted during the grace period; after it, missing data while the version
   receives traffic is a failing check, and a version that never receives traffic is reported
   (verdict ``no-traffic``), not rolled back;
+* a KPI whose CloudWatch alarm went into ``ALARM`` during the window (the guard's SQS queue,
+  :mod:`slipway.guard.alarms`) fails the check whatever Prometheus says, and the decision's
+  reason quotes the alarm's;
 * a window whose bake time passes without a rollback ends ``passed`` (the registry version is
   then tagged ``verified``);
 * a window has at most one verdict, so at most one rollback per revision;
@@ -92,11 +95,14 @@ class Observation:
         at: When the queries ran, seconds since the epoch.
         traffic: Inference requests per second of the version; ``None`` when there is no series.
         values: KPI name -> value for the version; ``None`` (or NaN) when there is no series.
+        alarms: KPI name -> why its CloudWatch alarm is in ``ALARM`` (entered during the
+            window); such a KPI fails the check.
     """
 
     at: float
     traffic: float | None
     values: Mapping[str, float | None]
+    alarms: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,9 @@ def evaluate(
     failures = dict(state.failures)
     values = {name: _known(value) for name, value in obs.values.items()}
     for check in policy.checks:
-        failed = _failed(check, values.get(check.name), elapsed, traffic, policy.grace_period_s)
+        failed = check.name in obs.alarms or _failed(
+            check, values.get(check.name), elapsed, traffic, policy.grace_period_s
+        )
         if failed is not None:
             failures[check.name] = failures.get(check.name, 0) + 1 if failed else 0
     state = replace(
@@ -178,7 +186,7 @@ def evaluate(
         count = failures.get(check.name, 0)
         if count >= check.consecutive:
             value = values.get(check.name)
-            reason = _reason(state, check, value, count, policy)
+            reason = _reason(state, check, value, count, policy, obs.alarms.get(check.name))
             action = "rollback" if state.mode == "guard" else "report"
             return state, Decision(action, reason, check.name, value, check.threshold)
     if elapsed >= policy.bake_window_s:
@@ -206,9 +214,16 @@ def close(state: WindowState, verdict: str, detail: str) -> WindowState:
 
 
 def _reason(
-    state: WindowState, check: KpiCheck, value: float | None, count: int, policy: GuardPolicy
+    state: WindowState,
+    check: KpiCheck,
+    value: float | None,
+    count: int,
+    policy: GuardPolicy,
+    alarm: str | None = None,
 ) -> str:
-    if value is None:
+    if alarm is not None:
+        measured = f"KPI {check.name} ({alarm})"
+    elif value is None:
         measured = f"KPI {check.name} had no data for {state.version} while it received traffic"
     else:
         measured = f"KPI {check.name} = {value:.4g} {check.operator} threshold {check.threshold:g}"

@@ -18,6 +18,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "cloudwatch_client": "cloudwatch",
         "diff_alarms": "cloudwatch",
         "duration_seconds": "kpis",
+        "guard_alarm_filter_policy": "cloudwatch",
         "load_kpi_catalog": "kpis",
         "write_generated": "generated",
     },

@@ -144,6 +144,15 @@ def alarm_specs(catalog: KpiCatalog, actions: Sequence[str]) -> list[dict[str, A
     return [alarm_spec(kpi, catalog, actions) for kpi in catalog.kpis]
 
 
+def guard_alarm_filter_policy(catalog: KpiCatalog) -> dict[str, list[str]]:
+    """The SNS filter policy of the guard's alarm queue: only rollback KPIs' alarms pass.
+
+    Used with ``FilterPolicyScope: MessageBody`` on the queue's subscription. Every KPI alarm notifies the same topic (the pager reads all of them); ``slipway guard
+    --alarm-queue-url`` acts on the rollback KPIs only, and ignores any other alarm itself too.
+    """
+    return {"AlarmName": [kpi.alarm_name for kpi in catalog.kpis if kpi.rollback]}
+
+
 def diff_alarms(client: Any, catalog: KpiCatalog, actions: Sequence[str]) -> list[AlarmChange]:
     """What :func:`apply_alarms` would change, without changing anything.
 

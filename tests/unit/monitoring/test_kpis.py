@@ -28,6 +28,7 @@ KPI_DOC = ROOT / "docs" / "kpis.md"
 REQUIRED = {
     "service": {
         "p95-latency",
+        "p99-latency",
         "http-5xx-ratio",
         "http-4xx-ratio-spike",
         "traffic-stopped",
@@ -77,7 +78,12 @@ def test_committed_catalog_rules() -> None:
     assert catalog.get("feature-drift").threshold == 0.2
     assert catalog.get("p95-latency").cloudwatch.extended_statistic == "p95"
     rollback = {kpi.name for kpi in catalog.kpis if kpi.rollback}
-    assert {"http-5xx-ratio", "positive-rate-drift", "model-load-failures"} <= rollback
+    assert {
+        "p99-latency",
+        "http-5xx-ratio",
+        "positive-rate-drift",
+        "model-load-failures",
+    } <= rollback
 
 
 def test_every_runbook_anchor_is_a_heading_of_docs_kpis_md() -> None:

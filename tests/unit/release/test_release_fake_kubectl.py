@@ -1,7 +1,12 @@
-"""Deploy and rollback end to end, without a cluster: a recording fake kubectl injected as the
-runner of :class:`Kubectl` (also under the CLI) and a REAL MLflow registry (SQLite in tmp). Proves the exact kubectl command sequence, that registry,
-serving, overlay file and audit trail agree afterwards, that a failure part-way leaves the
-registry untouched and says how to finish, and that the resume command finishes it.
+"""Deploy and rollback without a cluster: a recording fake kubectl injected as the runner of
+:class:`Kubectl` (also under the CLI) and a REAL MLflow registry (SQLite in tmp). Proves the
+exact kubectl command sequence, that registry, serving, overlay file and audit trail agree
+afterwards, that a failure part-way leaves the registry untouched and says how to finish, and
+that the resume command finishes it. The real kubectl only renders overlays (``kustomize``).
+
+The same behaviours against a real control plane (real Deployment and ReplicaSet controllers,
+real ``kubectl``) are tests/integration/test_release_on_k8s.py; the fake stays here for the
+exact command sequences and the states a real cluster cannot be put in on demand.
 """
 
 from __future__ import annotations
@@ -41,16 +46,16 @@ from slipway.release.kubectl import Kubectl
 from slipway.release.overlay import MODEL_VERSION_FILE, set_model_version
 from slipway.release.rollback import RollbackRequest, rollback_deployment
 from slipway.versions import make_version_code
-from tests.support import REPO
+from tests.support import REPO, mlflow_model
 from tests.support.fake_kubectl import FakeKubectl
-
-pytestmark = pytest.mark.integration
 
 STATUS = ["rollout", "status", "deployment/slipway-server", "-n", "slipway", "--timeout=5m"]
 GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json", "--ignore-not-found"]
 CONTEXT = ["config", "current-context"]
 UNDO = ["rollout", "undo", "deployment/slipway-server", "-n", "slipway"]
 _names = itertools.count(1)
+#: One tiny logged model per module (tests/support/mlflow_model.py), a fixture of these tests.
+logged_model = mlflow_model.logged_model
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +328,7 @@ def test_rollback_without_history_changes_nothing(world: World) -> None:
     assert world.champion() == "2"
 
 
+@pytest.mark.integration  # the S3 model store is the moto server process
 def test_rollback_with_the_store_on_s3_writes_the_marker_there_or_says_what_is_left(
     world: World, aws_env: str
 ) -> None:
