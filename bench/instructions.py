@@ -158,22 +158,24 @@ def count(mode: str, efs: Path, requests: int, work: Path) -> dict[str, float]:
     onnx = efs / MODEL / VERSION / "model.onnx"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "SLIPWAY_FLOOR_ONNX": str(onnx)}
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT, env=env)
+
+    def wait_for(flag: str) -> None:
+        while not (flags / flag).exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{mode} exited: {(work / f'{mode}.log').read_text()[-1500:]}")
+            time.sleep(0.5)
+
+    def instrument(switch: str) -> None:
+        subprocess.run(
+            ["callgrind_control", "-i", switch, str(proc.pid)], check=True, capture_output=True
+        )
+
     try:
-        while not (flags / "ready").exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{mode} exited: {(work / f'{mode}.log').read_text()[-1500:]}")
-            time.sleep(0.5)
-        subprocess.run(
-            ["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True
-        )
+        wait_for("ready")
+        instrument("on")
         (flags / "go").touch()
-        while not (flags / "done").exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{mode} exited: {(work / f'{mode}.log').read_text()[-1500:]}")
-            time.sleep(0.5)
-        subprocess.run(
-            ["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True
-        )
+        wait_for("done")
+        instrument("off")
         (flags / "end").touch()
         proc.wait(timeout=600)
     finally:

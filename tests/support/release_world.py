@@ -170,17 +170,7 @@ class World:
         return deploy_version(self.settings, request, kubectl=self.kubectl(), client=self.client)
 
     def cli(self, *argv: str):
-        s = self.settings
-        env = {
-            "SLIPWAY_STATE_DIR": str(s.state_dir),
-            "SLIPWAY_PROJECT_DIR": str(s.project_dir),
-            "SLIPWAY_TRACKING_URI": s.tracking_uri,
-            "SLIPWAY_MODEL_NAME": s.model_name,
-            "SLIPWAY_MODEL_STORE_URL": s.model_store_url,
-            "SLIPWAY_EFS_ROOT": str(s.efs_root),
-            "SLIPWAY_NAMESPACE": s.namespace,
-            "SLIPWAY_GIT_COMMIT": "test",
-        }
+        env = cli_env(self.settings)
         args = list(argv)
         if args[0] in ("deploy", "rollback"):
             args += ["--manifests", str(self.manifests), "--env", ENV, "--actor", "dave"]
@@ -255,3 +245,17 @@ def world(
         codes.append(code)
     yield World(k8s_cluster, settings, client, manifests, codes)
     k8s_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def cli_env(s: Any) -> dict[str, str]:
+    """The variables a ``slipway`` verb needs to see the world of settings ``s``."""
+    return {
+        "SLIPWAY_STATE_DIR": str(s.state_dir),
+        "SLIPWAY_PROJECT_DIR": str(s.project_dir),
+        "SLIPWAY_TRACKING_URI": s.tracking_uri,
+        "SLIPWAY_MODEL_NAME": s.model_name,
+        "SLIPWAY_MODEL_STORE_URL": s.model_store_url,
+        "SLIPWAY_EFS_ROOT": str(s.efs_root),
+        "SLIPWAY_NAMESPACE": s.namespace,
+        "SLIPWAY_GIT_COMMIT": "test",
+    }

@@ -48,6 +48,7 @@ from slipway.release.rollback import RollbackRequest, rollback_deployment
 from slipway.versions import make_version_code
 from tests.support import REPO, mlflow_model
 from tests.support.fake_kubectl import FakeKubectl
+from tests.support.release_world import cli_env
 
 STATUS = ["rollout", "status", "deployment/slipway-server", "-n", "slipway", "--timeout=5m"]
 GET = ["get", "deployment/slipway-server", "-n", "slipway", "-o", "json", "--ignore-not-found"]
@@ -487,16 +488,7 @@ def test_deploy_whose_rollout_fails_leaves_the_registry_and_says_how_to_finish(
 def _run_cli(world: World, monkeypatch: pytest.MonkeyPatch, argv: list[str]):
     """Run the CLI verbs with the fake kubectl as the default runner and the world's settings."""
     monkeypatch.setattr(kubectl_module, "run_subprocess", world.fake)
-    s = world.settings
-    env = {
-        "SLIPWAY_STATE_DIR": str(s.state_dir),
-        "SLIPWAY_PROJECT_DIR": str(s.project_dir),
-        "SLIPWAY_TRACKING_URI": s.tracking_uri,
-        "SLIPWAY_MODEL_NAME": s.model_name,
-        "SLIPWAY_MODEL_STORE_URL": s.model_store_url,
-        "SLIPWAY_EFS_ROOT": str(s.efs_root),
-        "SLIPWAY_GIT_COMMIT": "test",
-    }
+    env = cli_env(world.settings)
     app = typer.Typer()
     register(app)
     if argv[0] in ("deploy", "rollback"):
