@@ -165,3 +165,25 @@ def test_latest_report_ignores_older_runs(tmp_path: Path) -> None:
     os.utime(old, (time.time() - 100, time.time() - 100))
     assert latest_report(tmp_path, since=time.time() - 10) is None
     assert latest_report(tmp_path, since=time.time() - 1000) == old
+
+
+def test_a_store_that_does_not_exist_has_no_champion_and_is_not_created(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
+    assert run_module.champion_version(settings) is None
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_store_that_exists_is_asked(tmp_path: Path, monkeypatch) -> None:
+    settings = load_settings(state_dir=tmp_path)
+    (tmp_path / "mlflow.db").touch()
+    asked = []
+
+    def alias(client, name):
+        asked.append(name)
+        return type("Version", (), {"version": 4})()
+
+    monkeypatch.setattr("slipway.registry.get_client", lambda uri: uri)
+    monkeypatch.setattr("slipway.registry.get_alias_version", alias)
+    assert run_module.champion_version(settings) == "4"
+    assert asked == [settings.model_name]
