@@ -147,7 +147,7 @@ def run_cmd(
     """
     from slipway.config import load_settings
     from slipway.orchestration import resolve_request, run_training
-    from slipway.orchestration.local_run import bytecode_cached
+    from slipway.orchestration.local_run import bytecode_cached, preload_runner
 
     settings = load_settings()
     # the compile check (a program of its own, a few seconds) runs while this process validates
@@ -157,6 +157,7 @@ def run_cmd(
     with _compile_check(settings) as check, bytecode_cached(settings, check.bytecode):
         request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
         request = dataclasses.replace(request, search_shards=search_shards)
+        preload_runner()
         if check.wait():
             raise typer.Exit(1)
         result = run_training(

@@ -75,6 +75,16 @@ def run_compiled_pipeline(
     return task.output
 
 
+def preload_runner() -> None:
+    """Import ``kfp.local`` and the YAML loader now (``slipway run``: while the compile check runs).
+
+    :func:`run_compiled_pipeline` imports them anyway; importing them while another process
+    works keeps them off the run's wall time.
+    """
+    import kfp.components
+    import kfp.local  # noqa: F401
+
+
 def bytecode_cache(settings: Settings, folder: Path | None = None) -> dict[str, str]:
     """Environment that lets the tasks share compiled bytecode under ``<state_dir>/pycache``.
 
