@@ -25,7 +25,7 @@ from typing import Any, Protocol, TextIO
 from slipway.config import Settings
 from slipway.errors import PipelineRunError
 from slipway.orchestration.request import TrainingRequest
-from slipway.orchestration.task_log import TaskStatus
+from slipway.orchestration.task_log import TaskEvents, TaskStatus
 
 VALIDATE_TASK = "validate-data"
 
@@ -209,19 +209,20 @@ def _run_in_state(
                     settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
                 )
         started = time.monotonic()
-        champion_before = champion_version(model)
+        champion = _ChampionBefore(model)
         started_at = time.time()
         # what the summary and the report below import, loaded while the tasks run
         preload = threading.Thread(target=preload_after_run, name="slipway-preload", daemon=True)
         preload.start()
         try:
             run_id = run_compiled_pipeline(
-                settings.compiled_pipeline, settings, request.arguments(), progress
+                settings.compiled_pipeline, settings, request.arguments(), champion.ahead(progress)
             )
         except PipelineRunError as e:
             preload.join()
-            return _failed(settings, model, e, started, started_at, champion_before, log)
+            return _failed(settings, model, e, started, started_at, champion.version(), log)
         preload.join()
+        champion_before = champion.version()
         from slipway.training import run_summary, write_run_report
 
         summary = run_summary(settings.tracking_uri, run_id)
@@ -236,6 +237,74 @@ def _run_in_state(
         log=log,
         html_report=html_report,
     )
+
+
+#: the tasks that never open the MLflow store: the champion look-up may still run beside them
+_BEFORE_TRACKING = frozenset({"pull-data", VALIDATE_TASK})
+
+
+class _ChampionBefore:
+    """The champion before the run, looked up beside pull-data and validate-data when it can be.
+
+    A local SQLite store that exists is read in a thread (MLflow's import and the store's open
+    take ~2 s) while the first two tasks run: they never open the store, and the next task
+    starts only once the look-up is done (:meth:`ahead`), so no task that tracks or promotes
+    runs before it. Any other store is asked here, before the pipeline, as before: a tracking
+    server that does not answer fails the run before its first task.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        uri = settings.tracking_uri
+        if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_file():
+            self._thread = threading.Thread(
+                target=self._look_up, args=(settings,), name="slipway-champion", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._value = champion_version(settings)
+
+    def _look_up(self, settings: Settings) -> None:
+        try:
+            self._value = champion_version(settings)
+        except BaseException as e:
+            self._error = e
+
+    def wait(self) -> None:
+        """Block until the look-up is done (its error, if any, waits for :meth:`version`)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def version(self) -> str | None:
+        """The champion's registry version before the run (``None``: none).
+
+        Raises:
+            RemoteUnavailableError: the look-up failed (as :func:`champion_version` raises).
+        """
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def ahead(self, events: TaskEvents) -> TaskEvents:
+        """``events``, each task after validate-data starting only once the look-up is done."""
+        return _AfterLookUp(events, self)
+
+
+class _AfterLookUp:
+    def __init__(self, events: TaskEvents, champion: _ChampionBefore) -> None:
+        self.events = events
+        self.champion = champion
+
+    def task_started(self, task: str) -> None:
+        if task not in _BEFORE_TRACKING:
+            self.champion.wait()  # kfp.local logs the start before it starts the task
+        self.events.task_started(task)
+
+    def task_finished(self, task: str, status: TaskStatus, seconds: float) -> None:
+        self.events.task_finished(task, status, seconds)
 
 
 def _failed(  # noqa: PLR0913 - the run's state at the failure
