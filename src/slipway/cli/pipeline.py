@@ -46,21 +46,68 @@ def compile_cmd(
     raise typer.Exit(_pipelines_program(args))
 
 
-def _pipelines_program(args: list[str], capture: bool = False) -> int:
+def _pipelines_program(args: list[str]) -> int:
     """Run ``python -m pipelines`` (the compile step lives there, outside the library)."""
     from slipway.config import load_settings
 
     settings = load_settings()
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=settings.project_dir,
-        capture_output=capture,
-        text=True,
-        check=False,
+        [sys.executable, "-m", "pipelines", *args], cwd=settings.project_dir, check=False
     )
-    if capture and done.returncode:
-        err_console.print(done.stderr.strip(), soft_wrap=True, markup=False)
     return done.returncode
+
+
+class _CompileCheck:
+    """``python -m pipelines --check`` started in the background; :meth:`wait` for its verdict.
+
+    Attributes:
+        bytecode: where the check writes the modules it compiles when the state folder does not
+            exist yet (a temporary folder that ``run_training`` moves into the state folder);
+            ``None``: it writes to the state folder's cache directly.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import os
+        import tempfile
+
+        from slipway.orchestration.local_run import bytecode_cache
+
+        self.bytecode = (
+            None
+            if settings.state_dir.is_dir()
+            else Path(tempfile.mkdtemp(prefix="slipway-pycache-"))
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--check"],
+            cwd=settings.project_dir,
+            env={**os.environ, **bytecode_cache(settings, self.bytecode)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self) -> int:
+        """The check's exit code (0: the YAML is current); its error is printed otherwise."""
+        _, stderr = self.process.communicate()
+        if self.process.returncode:
+            err_console.print(stderr.strip(), soft_wrap=True, markup=False)
+        return self.process.returncode
+
+
+@contextmanager
+def _compile_check(settings: Settings) -> Iterator[_CompileCheck]:
+    """The compile check for the block; stopped if still running, its temporary cache removed."""
+    import shutil
+
+    check = _CompileCheck(settings)
+    try:
+        yield check
+    finally:
+        if check.process.poll() is None:
+            check.process.kill()
+            check.process.communicate()
+        if check.bytecode is not None:
+            shutil.rmtree(check.bytecode, ignore_errors=True)
 
 
 @fails_cleanly
@@ -100,15 +147,26 @@ def run_cmd(
     """
     from slipway.config import load_settings
     from slipway.orchestration import resolve_request, run_training
+    from slipway.orchestration.local_run import bytecode_cached, preload_runner
 
     settings = load_settings()
-    # validate everything a user typed before the first side effect: the dataset and version
-    # exist at dataset_rev, the spec is valid, the (merged) params are valid
-    request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
-    request = dataclasses.replace(request, search_shards=search_shards)
-    if _pipelines_program(["--check"], capture=True):
-        raise typer.Exit(1)
-    result = run_training(settings, request, _ConsoleProgress(settings), capture=not verbose)
+    # the compile check (a program of its own, a few seconds) runs while this process validates
+    # everything a user typed before the first side effect: the dataset and version exist at
+    # dataset_rev, the spec is valid, the (merged) params are valid. Both compile into the
+    # check's bytecode cache (the state folder's once it exists), which the tasks then read.
+    with _compile_check(settings) as check, bytecode_cached(settings, check.bytecode):
+        request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
+        request = dataclasses.replace(request, search_shards=search_shards)
+        preload_runner()
+        if check.wait():
+            raise typer.Exit(1)
+        result = run_training(
+            settings,
+            request,
+            _ConsoleProgress(settings),
+            capture=not verbose,
+            bytecode_from=check.bytecode,
+        )
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if result.failure is not None:

@@ -75,7 +75,17 @@ def run_compiled_pipeline(
     return task.output
 
 
-def bytecode_cache(settings: Settings) -> dict[str, str]:
+def preload_runner() -> None:
+    """Import ``kfp.local`` and the YAML loader now (``slipway run``: while the compile check runs).
+
+    :func:`run_compiled_pipeline` imports them anyway; importing them while another process
+    works keeps them off the run's wall time.
+    """
+    import kfp.components
+    import kfp.local  # noqa: F401
+
+
+def bytecode_cache(settings: Settings, folder: Path | None = None) -> dict[str, str]:
     """Environment that lets the tasks share compiled bytecode under ``<state_dir>/pycache``.
 
     Every task is a new interpreter that imports pandas, scikit-learn, MLflow and more. Without
@@ -85,27 +95,63 @@ def bytecode_cache(settings: Settings) -> dict[str, str]:
     gives the local run the same, compiled once by the first task that imports a module, kept
     in the state folder (``PYTHONPYCACHEPREFIX``) so that neither the checkout nor the venv is
     written to. ``make clean`` removes it with the rest of the state.
+
+    Args:
+        settings: names the state folder.
+        folder: another cache folder instead (the compile check's, before the state folder
+            exists; :func:`adopt_bytecode` moves it in later).
     """
     return {
-        "PYTHONPYCACHEPREFIX": str(settings.state_dir / "pycache"),
+        "PYTHONPYCACHEPREFIX": str(folder or settings.state_dir / "pycache"),
         "PYTHONDONTWRITEBYTECODE": "",
     }
 
 
+def adopt_bytecode(settings: Settings, folder: Path) -> None:
+    """Move a bytecode cache written elsewhere into ``<state_dir>/pycache`` (state folder exists).
+
+    The compile check runs before the state folder may exist (a refused run leaves none), so it
+    writes to a temporary folder; the tasks then read what it compiled (kfp, pandas, pydantic,
+    slipway) instead of compiling it again. A ``.pyc`` is checked against its source's size and
+    time when read, wherever its folder was written, so moving one changes nothing it holds.
+
+    Args:
+        settings: names the state folder.
+        folder: the cache to move; gone afterwards (a missing one is left alone).
+    """
+    import shutil
+
+    if not folder.is_dir():
+        return
+    target = settings.state_dir / "pycache"
+    if target.exists():
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        shutil.move(folder, target)
+
+
 @contextmanager
-def bytecode_cached(settings: Settings) -> Iterator[None]:
+def bytecode_cached(settings: Settings, folder: Path | None = None) -> Iterator[None]:
     """Within the block, this process reads and writes bytecode where the tasks do.
 
     The same cache as :func:`bytecode_cache` for ``slipway run`` itself, which imports DVC, kfp
     and MLflow lazily during the run; ``sys.pycache_prefix`` and ``sys.dont_write_bytecode``
     are read at each import, and restored on exit. Only once the state folder exists (a run
-    made it): a run refused by its first checks must leave no state folder behind.
+    made it): a run refused by its first checks must leave no state folder behind. Before that,
+    ``folder`` (a temporary cache that :func:`adopt_bytecode` moves in once the run made the
+    state folder) takes its place.
+
+    Args:
+        settings: names the state folder.
+        folder: the cache to use instead of the state folder's; ``None``: the state folder's,
+            if it exists (else nothing changes).
     """
-    if not settings.state_dir.is_dir():
+    if folder is None and not settings.state_dir.is_dir():
         yield
         return
     saved = sys.pycache_prefix, sys.dont_write_bytecode
-    sys.pycache_prefix = str(settings.state_dir / "pycache")
+    sys.pycache_prefix = str(folder or settings.state_dir / "pycache")
     sys.dont_write_bytecode = False
     try:
         yield

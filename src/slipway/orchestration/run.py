@@ -14,6 +14,7 @@ Kubeflow; this module does not push them again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -24,7 +25,7 @@ from typing import Any, Protocol, TextIO
 from slipway.config import Settings
 from slipway.errors import PipelineRunError
 from slipway.orchestration.request import TrainingRequest
-from slipway.orchestration.task_log import TaskStatus
+from slipway.orchestration.task_log import TaskEvents, TaskStatus
 
 VALIDATE_TASK = "validate-data"
 
@@ -123,6 +124,7 @@ def run_training(
     request: TrainingRequest,
     progress: RunProgress | None = None,
     capture: bool = True,
+    bytecode_from: Path | None = None,
 ) -> TrainingRunResult:
     """Run the compiled training pipeline on this machine, end to end.
 
@@ -135,6 +137,10 @@ def run_training(
         progress: hooks to show progress; ``None`` shows nothing.
         capture: send what the tasks print to ``<state_dir>/runs/<timestamp>/pipeline.log``
             (``result.log``); ``False`` lets them print to stdout as they run.
+        bytecode_from: a bytecode cache written before the state folder existed (the compile
+            check's); moved into ``<state_dir>/pycache``
+            (:func:`slipway.orchestration.local_run.adopt_bytecode`) so that the tasks do not
+            compile the same modules again.
 
     Returns:
         What the run did, for the caller to report.
@@ -144,16 +150,22 @@ def run_training(
     """
     from slipway.orchestration.local_run import bytecode_cached
 
+    # the state folder's cache if it exists (else the caller's, if any: the compile check's);
+    # once the run made the folder (after the DVC status below), its cache for the rest: what
+    # this process compiles, the tasks read
     with bytecode_cached(settings):
-        return _run_training(settings, request, progress or _Quiet(), capture)
+        return _run_training(settings, request, progress or _Quiet(), capture, bytecode_from)
 
 
 def _run_training(
-    settings: Settings, request: TrainingRequest, progress: RunProgress, capture: bool
+    settings: Settings,
+    request: TrainingRequest,
+    progress: RunProgress,
+    capture: bool,
+    bytecode_from: Path | None,
 ) -> TrainingRunResult:
-    from slipway.data import seed_datasets, settings_for_spec, unpushed_datasets
-    from slipway.orchestration.local_run import run_compiled_pipeline
-    from slipway.orchestration.task_log import new_run_log, output_to
+    from slipway.data import settings_for_spec, unpushed_datasets
+    from slipway.orchestration.local_run import adopt_bytecode, bytecode_cached
 
     # seed only this checkout's own remote; another DVC project (SLIPWAY_DVC_REPO) owns its data.
     # Only the requested dataset counts: a shipped dataset whose package is not installed stays
@@ -169,6 +181,24 @@ def _run_training(
     # the champion of this dataset's model; the tasks get the base settings and derive it too
     model = settings if request.spec is None else settings_for_spec(settings, request.spec)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if bytecode_from is not None:
+        adopt_bytecode(settings, bytecode_from)
+    with bytecode_cached(settings):
+        return _run_in_state(settings, request, progress, capture, model, unpushed)
+
+
+def _run_in_state(
+    settings: Settings,
+    request: TrainingRequest,
+    progress: RunProgress,
+    capture: bool,
+    model: Settings,
+    unpushed: bool | list[str],
+) -> TrainingRunResult:
+    from slipway.data import seed_datasets
+    from slipway.orchestration.local_run import run_compiled_pipeline
+    from slipway.orchestration.task_log import new_run_log, output_to
+
     log = new_run_log(settings.state_dir) if capture else None
     progress.starting(f"{request.dataset} {request.dataset_version}", log)
     capturing = output_to(log) if log is not None else nullcontext(None)
@@ -179,14 +209,20 @@ def _run_training(
                     settings.project_dir, settings.dvc_remote_url, settings.aws_endpoint_url
                 )
         started = time.monotonic()
-        champion_before = champion_version(model)
+        champion = _ChampionBefore(model)
         started_at = time.time()
+        # what the summary and the report below import, loaded while the tasks run
+        preload = threading.Thread(target=preload_after_run, name="slipway-preload", daemon=True)
+        preload.start()
         try:
             run_id = run_compiled_pipeline(
-                settings.compiled_pipeline, settings, request.arguments(), progress
+                settings.compiled_pipeline, settings, request.arguments(), champion.ahead(progress)
             )
         except PipelineRunError as e:
-            return _failed(settings, model, e, started, started_at, champion_before, log)
+            preload.join()
+            return _failed(settings, model, e, started, started_at, champion.version(), log)
+        preload.join()
+        champion_before = champion.version()
         from slipway.training import run_summary, write_run_report
 
         summary = run_summary(settings.tracking_uri, run_id)
@@ -201,6 +237,74 @@ def _run_training(
         log=log,
         html_report=html_report,
     )
+
+
+#: the tasks that never open the MLflow store: the champion look-up may still run beside them
+_BEFORE_TRACKING = frozenset({"pull-data", VALIDATE_TASK})
+
+
+class _ChampionBefore:
+    """The champion before the run, looked up beside pull-data and validate-data when it can be.
+
+    A local SQLite store that exists is read in a thread (MLflow's import and the store's open
+    take ~2 s) while the first two tasks run: they never open the store, and the next task
+    starts only once the look-up is done (:meth:`ahead`), so no task that tracks or promotes
+    runs before it. Any other store is asked here, before the pipeline, as before: a tracking
+    server that does not answer fails the run before its first task.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        uri = settings.tracking_uri
+        if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_file():
+            self._thread = threading.Thread(
+                target=self._look_up, args=(settings,), name="slipway-champion", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._value = champion_version(settings)
+
+    def _look_up(self, settings: Settings) -> None:
+        try:
+            self._value = champion_version(settings)
+        except BaseException as e:
+            self._error = e
+
+    def wait(self) -> None:
+        """Block until the look-up is done (its error, if any, waits for :meth:`version`)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def version(self) -> str | None:
+        """The champion's registry version before the run (``None``: none).
+
+        Raises:
+            RemoteUnavailableError: the look-up failed (as :func:`champion_version` raises).
+        """
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def ahead(self, events: TaskEvents) -> TaskEvents:
+        """``events``, each task after validate-data starting only once the look-up is done."""
+        return _AfterLookUp(events, self)
+
+
+class _AfterLookUp:
+    def __init__(self, events: TaskEvents, champion: _ChampionBefore) -> None:
+        self.events = events
+        self.champion = champion
+
+    def task_started(self, task: str) -> None:
+        if task not in _BEFORE_TRACKING:
+            self.champion.wait()  # kfp.local logs the start before it starts the task
+        self.events.task_started(task)
+
+    def task_finished(self, task: str, status: TaskStatus, seconds: float) -> None:
+        self.events.task_finished(task, status, seconds)
 
 
 def _failed(  # noqa: PLR0913 - the run's state at the failure
@@ -232,11 +336,42 @@ def report_path(settings: Settings, run_id: str) -> Path:
 
 
 def champion_version(settings: Settings) -> str | None:
-    """The registry version the ``champion`` alias points at, or ``None`` when there is none."""
+    """The registry version the ``champion`` alias points at, or ``None`` when there is none.
+
+    A local SQLite store that does not exist yet has no champion: it is not created here (the
+    first task that tracks a run creates it, as it would in one process), which spares a fresh
+    state folder MLflow's import and its table creation before the first task.
+    """
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
     from slipway.registry import get_alias_version, get_client
 
     version = get_alias_version(get_client(settings.tracking_uri), settings.model_name)
     return None if version is None else str(version.version)
+
+
+def preload_after_run() -> None:
+    """Import what the run summary, the champion look-up and the HTML report need (MLflow).
+
+    Called in a thread while the tasks run (they are other processes; this one waits on them),
+    so that these imports are off the run's wall time. Imports only: the MLflow store is opened
+    after the pipeline, never beside a task that may be creating it. A failed import is left to
+    the code that needs the module to report.
+    """
+    import importlib
+
+    for module in (
+        "mlflow",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "slipway.registry.client",
+        "slipway.training.tracking",
+        "slipway.training.report",
+    ):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: S112 - reported by the import that needs it
+            continue
 
 
 def latest_report(state_dir: Path, since: float) -> Path | None:

@@ -71,15 +71,30 @@ def test_skipped_tasks_say_so() -> None:
     assert out.getvalue() == "- promote          skipped\n"
 
 
+class _PassingCheck:
+    """The compile check, passed at once."""
+
+    bytecode = None
+
+    def __init__(self, settings) -> None:
+        self.process = self
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self) -> int:
+        return 0
+
+
 @pytest.fixture
 def fake_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``slipway run`` with the pipeline check and the run itself replaced."""
     monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("FORCE_COLOR", raising=False)
-    monkeypatch.setattr(pipeline_cli, "_pipelines_program", lambda args, capture=False: 0)
+    monkeypatch.setattr(pipeline_cli, "_CompileCheck", _PassingCheck)
     outcome: dict[str, TrainingRunResult] = {}
 
-    def fake_training(settings, request, progress, capture):
+    def fake_training(settings, request, progress, capture, bytecode_from=None):
         log = tmp_path / "runs" / "1" / "pipeline.log"
         log.parent.mkdir(parents=True)
         log.write_text("".join(f"executor line {n}\n" for n in range(50)))
@@ -172,3 +187,15 @@ def test_a_finished_run_prints_where_its_html_report_is(fake_run, tmp_path) -> N
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 0, result.stderr
     assert f"run report       {page}" in result.stdout
+
+
+def test_the_compile_check_before_a_first_run_writes_no_state_folder(tmp_path, monkeypatch):
+    """It compiles into a temporary cache (moved into the state folder by the run, or removed)."""
+    monkeypatch.setenv("SLIPWAY_STATE_DIR", str(tmp_path / "state"))
+    settings = load_settings()
+    with pipeline_cli._compile_check(settings) as check:
+        assert check.wait() == 0
+        assert check.bytecode is not None
+        assert list(check.bytecode.rglob("*.pyc"))  # kfp, slipway, ... compiled once, kept
+    assert not check.bytecode.exists()
+    assert not (tmp_path / "state").exists()

@@ -3,7 +3,7 @@
 import sys
 
 from slipway.config import load_settings
-from slipway.orchestration.local_run import bytecode_cache, bytecode_cached
+from slipway.orchestration.local_run import adopt_bytecode, bytecode_cache, bytecode_cached
 
 
 def test_tasks_get_a_cache_under_the_state_folder_and_may_write_it(tmp_path):
@@ -42,4 +42,43 @@ def test_without_a_state_folder_the_run_creates_none(tmp_path):
     before = sys.pycache_prefix, sys.dont_write_bytecode
     with bytecode_cached(settings):
         assert (sys.pycache_prefix, sys.dont_write_bytecode) == before
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_cache_written_before_the_state_folder_is_moved_into_it(tmp_path):
+    settings = load_settings(state_dir=tmp_path / "state")
+    early = tmp_path / "early"
+    assert bytecode_cache(settings, early)["PYTHONPYCACHEPREFIX"] == str(early)
+    (early / "work" / "src").mkdir(parents=True)
+    (early / "work" / "src" / "a.cpython-311.pyc").write_bytes(b"a")
+    settings.state_dir.mkdir()
+    adopt_bytecode(settings, early)
+    assert (
+        settings.state_dir / "pycache" / "work" / "src" / "a.cpython-311.pyc"
+    ).read_bytes() == b"a"
+    assert not early.exists()
+
+
+def test_a_cache_moved_into_an_existing_one_keeps_both(tmp_path):
+    settings = load_settings(state_dir=tmp_path / "state")
+    kept = settings.state_dir / "pycache" / "src" / "kept.pyc"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"kept")
+    early = tmp_path / "early"
+    (early / "src").mkdir(parents=True)
+    (early / "src" / "new.pyc").write_bytes(b"new")
+    adopt_bytecode(settings, early)
+    assert kept.read_bytes() == b"kept"
+    assert (kept.parent / "new.pyc").read_bytes() == b"new"
+    assert not early.exists()
+    adopt_bytecode(settings, early)  # nothing left to move: nothing happens
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["kept.pyc", "new.pyc"]
+
+
+def test_before_the_state_folder_a_given_cache_takes_its_place(tmp_path):
+    settings = load_settings(state_dir=tmp_path / "fresh")
+    before = sys.pycache_prefix, sys.dont_write_bytecode
+    with bytecode_cached(settings, tmp_path / "early"):
+        assert (sys.pycache_prefix, sys.dont_write_bytecode) == (str(tmp_path / "early"), False)
+    assert (sys.pycache_prefix, sys.dont_write_bytecode) == before
     assert not (tmp_path / "fresh").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slipway.config import load_settings, scoped_environ
-from slipway.errors import DatasetVersionError, PipelineRunError
+from slipway.errors import DatasetVersionError, PipelineRunError, RemoteUnavailableError
 from slipway.orchestration import local_run
 from slipway.orchestration import run as run_module
 from slipway.orchestration.local_run import failed_task_of
@@ -165,3 +165,84 @@ def test_latest_report_ignores_older_runs(tmp_path: Path) -> None:
     os.utime(old, (time.time() - 100, time.time() - 100))
     assert latest_report(tmp_path, since=time.time() - 10) is None
     assert latest_report(tmp_path, since=time.time() - 1000) == old
+
+
+def test_a_store_that_does_not_exist_has_no_champion_and_is_not_created(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
+    assert run_module.champion_version(settings) is None
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_store_that_exists_is_asked(tmp_path: Path, monkeypatch) -> None:
+    settings = load_settings(state_dir=tmp_path)
+    (tmp_path / "mlflow.db").touch()
+    asked = []
+
+    def alias(client, name):
+        asked.append(name)
+        return type("Version", (), {"version": 4})()
+
+    monkeypatch.setattr("slipway.registry.get_client", lambda uri: uri)
+    monkeypatch.setattr("slipway.registry.get_alias_version", alias)
+    assert run_module.champion_version(settings) == "4"
+    assert asked == [settings.model_name]
+
+
+def test_the_champion_of_an_existing_local_store_is_looked_up_beside_the_first_tasks(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import threading
+
+    settings = load_settings(state_dir=tmp_path)
+    (tmp_path / "mlflow.db").touch()
+    release = threading.Event()
+    order = []
+
+    def slow_look_up(_):
+        release.wait(timeout=10)
+        order.append("looked up")
+        return "7"
+
+    monkeypatch.setattr(run_module, "champion_version", slow_look_up)
+    champion = run_module._ChampionBefore(settings)
+
+    class Events:
+        def task_started(self, task):
+            order.append(task)
+
+        def task_finished(self, task, status, seconds):
+            pass
+
+    events = champion.ahead(Events())
+    events.task_started("pull-data")
+    events.task_started("validate-data")  # neither waits: they never open the store
+    assert order == ["pull-data", "validate-data"]
+    release.set()
+    events.task_started("search")
+    assert order == ["pull-data", "validate-data", "looked up", "search"]
+    assert champion.version() == "7"
+
+
+def test_a_failed_look_up_beside_the_tasks_is_raised_to_the_run(tmp_path: Path, monkeypatch):
+    settings = load_settings(state_dir=tmp_path)
+    (tmp_path / "mlflow.db").touch()
+
+    def unreachable(_):
+        raise RemoteUnavailableError("MLflow store unreadable")
+
+    monkeypatch.setattr(run_module, "champion_version", unreachable)
+    champion = run_module._ChampionBefore(settings)
+    with pytest.raises(RemoteUnavailableError, match="unreadable"):
+        champion.version()
+
+
+def test_a_tracking_server_is_asked_before_the_pipeline(tmp_path: Path, monkeypatch) -> None:
+    settings = load_settings(state_dir=tmp_path, tracking_uri="http://mlflow.invalid:5000")
+
+    def unreachable(_):
+        raise RemoteUnavailableError("MLflow unreachable")
+
+    monkeypatch.setattr(run_module, "champion_version", unreachable)
+    with pytest.raises(RemoteUnavailableError, match="unreachable"):
+        run_module._ChampionBefore(settings)
