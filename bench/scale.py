@@ -48,7 +48,7 @@ state = json.loads((work / "state.json").read_text()) if (work / "state.json").e
 project, remote, table = work / "project", str(work / "remote"), work / "pulled.parquet"
 
 from slipway.config import load_settings
-from slipway.params import DataParams, EvaluateParams, SearchParams
+from slipway.params import EvaluateParams, SearchParams
 settings = load_settings(
     state_dir=work / "state", project_dir=project, dvc_repo=str(project), dvc_remote_url=remote
 )
@@ -124,9 +124,8 @@ else:
             out["holdout"] = dict(result.decision.candidate)
             out["champion_version"] = result.decision.champion_version
         else:
-            data = DataParams(target=spec.target, min_rows=spec.min_rows)
             done = promote_candidate(
-                candidate, state.get("champion_version"), state["holdout"], data, search, settings
+                candidate, state.get("champion_version"), state["holdout"], spec, search, settings
             )
             out["version_code"] = done.version_code
 seconds = time.perf_counter() - start
