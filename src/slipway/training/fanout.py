@@ -25,7 +25,7 @@ from pathlib import Path
 
 from slipway.config import Settings
 from slipway.data import DatasetRef, DatasetSpec, load_frame
-from slipway.errors import ConfigError, SlipwayError
+from slipway.errors import ConfigError, ShardFailedError
 from slipway.params import SearchParams
 from slipway.training.pipeline_run import (
     Sharding,
@@ -48,9 +48,16 @@ from slipway.training.tracking import ensure_experiment, find_pipeline_run, mlfl
 
 SHARDS_ARTIFACT_DIR = "shards"
 
-
-class ShardFailedError(SlipwayError, RuntimeError):
-    """A shard of a sharded search could not fit its slice; names the shard and its candidates."""
+# defined with the other errors (slipway.errors); importable from here and from slipway.training
+__all__ = [
+    "SHARDS_ARTIFACT_DIR",
+    "ShardFailedError",
+    "load_shard_results",
+    "plan_search",
+    "reduce_search",
+    "run_shard",
+    "shard_candidates",
+]
 
 
 def plan_search(
