@@ -44,6 +44,7 @@ compile-pipeline: install ## write pipelines/training_pipeline.yaml (committed)
 bench: install ## benchmarks (bench.scale runs bench.pipeline too); results go to docs/benchmarks.md
 	@scripts/ensure-debian-tools.sh wrk:wrk valgrind:valgrind callgrind_control:valgrind
 	$(RUN) python -m bench.scale
+	$(RUN) python -m bench.search
 	$(RUN) python -m bench.serving
 	$(RUN) python -m bench.instructions
 	$(RUN) python -m bench.mirror

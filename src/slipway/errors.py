@@ -76,6 +76,10 @@ class PipelineRunError(SlipwayError, RuntimeError):
         self.failed_task = failed_task
 
 
+class ShardFailedError(SlipwayError, RuntimeError):
+    """A shard of a sharded search could not fit its slice; names the shard and its candidates."""
+
+
 class BucketVersioningError(ConfigError):
     """The model store's bucket does not keep object versions."""
 

@@ -113,13 +113,40 @@ def split_dataset(
     label, each class is split in the same proportion (stratified in expectation; the tests check
     the class balance of the default dataset).
 
+    A step that needs one side only takes it with :func:`holdout_mask` and :func:`take_rows`
+    and so never holds the other (at 1,000,000 rows each side is a copy of its rows).
+
     Returns:
         ``(train, holdout)``; the same inputs always give the same rows.
     """
-    features = frame.drop(columns=[target])
-    hashes = pd.util.hash_pandas_object(features, index=False, hash_key=f"slipway{seed:09d}"[-16:])
-    in_holdout = (hashes.to_numpy(dtype=np.uint64) / float(2**64)) < holdout_fraction
-    return (
-        frame[~in_holdout].reset_index(drop=True),
-        frame[in_holdout].reset_index(drop=True),
+    in_holdout = holdout_mask(frame, holdout_fraction, seed, target)
+    return take_rows(frame, ~in_holdout), take_rows(frame, in_holdout)
+
+
+def holdout_mask(
+    frame: pd.DataFrame, holdout_fraction: float, seed: int, target: str = TARGET
+) -> np.ndarray:
+    """Which rows of ``frame`` :func:`split_dataset` puts in the holdout (a boolean array).
+
+    The hash is taken column by column over the frame's own arrays: no copy of the table
+    (``frame.drop(columns=[target])`` would copy every feature column).
+    """
+    # a dict of Series with copy=False keeps each column's array as it is (no consolidation);
+    # the row hash combines per-column hashes, so it does not depend on the frame's layout
+    features = pd.DataFrame(
+        {column: frame[column] for column in frame.columns if column != target}, copy=False
     )
+    hashes = pd.util.hash_pandas_object(features, index=False, hash_key=f"slipway{seed:09d}"[-16:])
+    return (hashes.to_numpy(dtype=np.uint64) / float(2**64)) < holdout_fraction
+
+
+def take_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The rows where ``rows`` is true, as a new frame indexed ``0 … n-1``.
+
+    One copy of those rows; ``reset_index(drop=True)`` would copy them a second time.
+    """
+    # take, not frame[rows]: a boolean getitem marks the result as a copy of ``frame``, so a
+    # later column assignment by the caller would warn (SettingWithCopyWarning)
+    out = frame.take(np.flatnonzero(rows))
+    out.index = pd.RangeIndex(len(out))
+    return out

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from slipway.config import Settings
-from slipway.data import DatasetRef, DatasetSpec, feature_frame, load_frame, split_dataset
+from slipway.data import (
+    DatasetRef,
+    DatasetSpec,
+    bound_freed_memory,
+    feature_frame,
+    load_frame,
+    release_free_memory,
+    split_dataset,
+)
 from slipway.errors import VersionExistsError
 from slipway.packaging import (
     MANIFEST,
@@ -135,13 +143,16 @@ def promote_candidate(
     created = not store.exists(name, code)
     if created:
         # the same split as search and evaluate: statistics of the training rows, the ONNX
-        # copy checked on (a sample of) the holdout that the candidate never saw
+        # copy checked on (a sample of) the holdout that the candidate never saw; the table is
+        # released once both sides are copied out of it (docs/benchmarks.md, peak memory)
+        bound_freed_memory()
         train, holdout = split_dataset(
             load_frame(candidate.csv_path, spec),
             search_params.holdout_fraction,
             search_params.seed,
             spec.target,
         )
+        release_free_memory()
         info = PackageInfo(
             model_name=name,
             version_code=code,
@@ -153,14 +164,11 @@ def promote_candidate(
         )
         blob = Path(candidate.model_path).read_bytes()
         model = loads_model(blob)
+        train_y = train[spec.target].to_numpy()
+        train_x, check_x = feature_frame(train, spec), feature_frame(holdout, spec)
+        del train, holdout
         files = build_package(
-            model,
-            feature_frame(train, spec),
-            info,
-            spec=spec,
-            train_y=train[spec.target].to_numpy(),
-            check_x=feature_frame(holdout, spec),
-            blob=blob,
+            model, train_x, info, spec=spec, train_y=train_y, check_x=check_x, blob=blob
         )
         store.put_package(name, code, files)
     else:

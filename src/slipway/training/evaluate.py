@@ -112,18 +112,14 @@ def evaluate_candidate(
             is read or logged).
         ModelPackageError: the candidate or the champion's package does not load safely.
     """
-    from slipway.data import load_frame, split_dataset
     from slipway.packaging import loads_model
+    from slipway.training.rows import holdout_rows
     from slipway.training.tracking import mlflow_client
 
     evaluate_params.check_task(spec.task)
     metric = evaluate_params.primary_metric_for(spec.task)
-    _, holdout = split_dataset(
-        load_frame(candidate.csv_path, spec),
-        search_params.holdout_fraction,
-        search_params.seed,
-        spec.target,
-    )
+    # the holdout only: the table and the training rows are never held (docs/benchmarks.md)
+    holdout = holdout_rows(candidate.csv_path, spec, search_params)
     model = loads_model(candidate.model_path.read_bytes())
     metrics = score_model(model, holdout, spec)
     champion = load_champion(settings)

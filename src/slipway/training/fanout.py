@@ -24,17 +24,18 @@ import tempfile
 from pathlib import Path
 
 from slipway.config import Settings
-from slipway.data import DatasetRef, DatasetSpec, load_frame, split_dataset
-from slipway.errors import ConfigError, SlipwayError
+from slipway.data import DatasetRef, DatasetSpec, load_frame
+from slipway.errors import ConfigError, ShardFailedError
 from slipway.params import SearchParams
-from slipway.training.features import feature_frame, target_values
 from slipway.training.pipeline_run import (
     Sharding,
     TrainedCandidate,
     check_sharding,
     finish_pipeline_run,
     start_pipeline_run,
+    training_input,
 )
+from slipway.training.rows import training_features
 from slipway.training.search import (
     SearchResult,
     build_param_grid,
@@ -47,9 +48,16 @@ from slipway.training.tracking import ensure_experiment, find_pipeline_run, mlfl
 
 SHARDS_ARTIFACT_DIR = "shards"
 
-
-class ShardFailedError(SlipwayError, RuntimeError):
-    """A shard of a sharded search could not fit its slice; names the shard and its candidates."""
+# defined with the other errors (slipway.errors); importable from here and from slipway.training
+__all__ = [
+    "SHARDS_ARTIFACT_DIR",
+    "ShardFailedError",
+    "load_shard_results",
+    "plan_search",
+    "reduce_search",
+    "run_shard",
+    "shard_candidates",
+]
 
 
 def plan_search(
@@ -77,8 +85,8 @@ def plan_search(
             f"search_shards={sharding.shards} needs the Kubeflow run's id to tie the shard tasks "
             "to one MLflow run; run the compiled pipeline (it passes it), or search_shards=1"
         )
-    frame = load_frame(csv_path, spec)
-    start_pipeline_run(frame, dataset, spec, params, settings, sharding)
+    dataset_input = training_input(load_frame(csv_path, spec), dataset, spec, settings)
+    start_pipeline_run(dataset_input, dataset, spec, params, settings, sharding)
     return list(range(sharding.shards))
 
 
@@ -110,13 +118,12 @@ def run_shard(
     run_id = _parent_run(client, settings, sharding)
     candidates = shard_candidates(spec, params, shard, sharding.shards)
     try:
-        frame = load_frame(csv_path, spec)
-        train, _ = split_dataset(frame, params.holdout_fraction, params.seed, spec.target)
+        x, y = training_features(csv_path, spec, params)
         scores = fit_shard(
             build_pipeline(spec, params.seed),
             build_param_grid(params.candidates, spec, params.seed),
-            feature_frame(train, spec),
-            target_values(train, spec),
+            x,
+            y,
             make_cv(spec, params),
             _scorer(spec, params),
             shard,
@@ -156,14 +163,13 @@ def reduce_search(
         results = load_shard_results(client, run_id, sharding.shards)
         grid = build_param_grid(params.candidates, spec, params.seed)
         merged = merge_shards(grid, params.cv_folds, results)
-        frame = load_frame(csv_path, spec)
-        train, _ = split_dataset(frame, params.holdout_fraction, params.seed, spec.target)
+        x, y = training_features(csv_path, spec, params)
         best = merged.best
         # as GridSearchCV refits: a clone of the template with (clones of) the best params
         model = clone(build_pipeline(spec, params.seed)).set_params(
             **{k: clone(v, safe=False) for k, v in best.params.items()}
         )
-        model.fit(feature_frame(train, spec), target_values(train, spec))
+        model.fit(x, y)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -179,7 +185,7 @@ def reduce_search(
         candidates=merged.candidates,
         shards=sharding.shards,
     )
-    return finish_pipeline_run(run_id, result, train, spec, settings)
+    return finish_pipeline_run(run_id, result, x, y, spec, settings)
 
 
 def load_shard_results(client: object, run_id: str, shards: int) -> list[list[FoldScore]]:

@@ -157,16 +157,11 @@ def holdout_figures(
     Raises:
         ModelPackageError: the candidate's model file does not load safely.
     """
-    from slipway.data import load_frame, split_dataset
     from slipway.packaging import loads_model
     from slipway.training.features import feature_frame
+    from slipway.training.rows import holdout_rows
 
-    _, holdout = split_dataset(
-        load_frame(candidate.csv_path, spec),
-        search_params.holdout_fraction,
-        search_params.seed,
-        spec.target,
-    )
+    holdout = holdout_rows(candidate.csv_path, spec, search_params)
     frame = feature_frame(holdout, spec).assign(**{spec.target: holdout[spec.target].to_numpy()})
     model = loads_model(candidate.model_path.read_bytes())
     return model_figures(model, frame, spec.target, labels, spec.positive_class)

@@ -27,7 +27,20 @@ MAX_RESIDUAL_POINTS = 1000
 
 def score_model(model: Any, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
     """The task's metrics of ``model`` on ``frame`` (``slipway.params.METRICS[spec.task]``)."""
-    x, y = feature_frame(frame, spec), target_values(frame, spec)
+    return score_features(model, feature_frame(frame, spec), target_values(frame, spec), spec)
+
+
+def score_features(
+    model: Any, x: pd.DataFrame, y: np.ndarray, spec: DatasetSpec
+) -> dict[str, float]:
+    """:func:`score_model` on rows already split into the model's input and the target.
+
+    Args:
+        model: the fitted Pipeline.
+        x: the rows as the model takes them (:func:`~slipway.data.feature_frame`).
+        y: their target (:func:`~slipway.training.features.target_values`).
+        spec: the dataset's spec (task, positive class).
+    """
     if spec.task == "regression":
         return _regression_scores(y, model.predict(x))
     proba = model.predict_proba(x)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from slipway.config import Settings
@@ -20,8 +21,7 @@ from slipway.errors import ConfigError
 from slipway.packaging import TRUSTED_TYPES
 from slipway.params import SearchParams
 from slipway.registry import mlflow_tracking_uri
-from slipway.training.features import feature_frame
-from slipway.training.metrics import score_model
+from slipway.training.metrics import score_features
 from slipway.training.search import SearchResult, build_param_grid, describe_params
 from slipway.training.shards import count_fits, shard_fits
 from slipway.training.tracking import (
@@ -91,8 +91,21 @@ def check_sharding(spec: DatasetSpec, params: SearchParams, shards: int) -> int:
     return fits
 
 
+def training_input(
+    frame: pd.DataFrame, dataset: DatasetRef, spec: DatasetSpec, settings: Settings
+) -> Any:
+    """The table as the MLflow dataset entity the run logs as its input (schema and profile).
+
+    Computed from the whole table, then the table may be released: the entity holds only its
+    name, digest, source, schema and row count, not the rows.
+    """
+    return mlflow_dataset(
+        frame, dataset, spec.name, settings.dvc_repo, spec.target
+    )._to_mlflow_entity()
+
+
 def start_pipeline_run(
-    frame: pd.DataFrame,
+    dataset_input: Any,
     dataset: DatasetRef,
     spec: DatasetSpec,
     params: SearchParams,
@@ -100,6 +113,14 @@ def start_pipeline_run(
     sharding: Sharding,
 ) -> str:
     """Create the pipeline's MLflow run (RUNNING): code, dataset and search settings.
+
+    Args:
+        dataset_input: the table as an MLflow dataset entity (:func:`training_input`).
+        dataset: what identifies the dataset version.
+        spec: the dataset's spec.
+        params: the ``search`` section.
+        settings: the configuration (MLflow, experiment, code version).
+        sharding: the shard count and the Kubeflow run's id.
 
     Returns:
         The run's id.
@@ -146,16 +167,30 @@ def start_pipeline_run(
         f"train-{dataset.label}",
         tags,
         logged,
-        mlflow_dataset(frame, dataset, spec.name, settings.dvc_repo, spec.target),
+        dataset_input,
     )
 
 
 def finish_pipeline_run(
-    run_id: str, result: SearchResult, train: pd.DataFrame, spec: DatasetSpec, settings: Settings
+    run_id: str,
+    result: SearchResult,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    spec: DatasetSpec,
+    settings: Settings,
 ) -> TrainedCandidate:
     """Log the search's result to the run, one child run per candidate, the model; end the run.
 
     The run ends FINISHED, or FAILED if anything here raises.
+
+    Args:
+        run_id: the pipeline's run (:func:`start_pipeline_run`).
+        result: the search's result, its best pipeline refitted.
+        train_x: the training rows as the model takes them (the training metrics, and the
+            logged model's signature and input example).
+        train_y: their target.
+        spec: the dataset's spec.
+        settings: the configuration (MLflow).
 
     Returns:
         What the search step produced.
@@ -165,7 +200,7 @@ def finish_pipeline_run(
     client = mlflow_client(settings.tracking_uri)
     scoring = result.scoring
     with mlflow_tracking_uri(settings.tracking_uri), mlflow.start_run(run_id=run_id) as run:
-        train_metrics = score_model(result.best_estimator, train, spec)
+        train_metrics = score_features(result.best_estimator, train_x, train_y, spec)
         children = log_candidate_runs(
             client,
             run.info.experiment_id,
@@ -185,13 +220,11 @@ def finish_pipeline_run(
             {
                 f"cv_{scoring}_mean": result.best_cv_score,
                 f"cv_{scoring}_std": result.cv_std,
-                "train_rows": float(len(train)),
+                "train_rows": float(len(train_x)),
                 **{f"train_{k}": v for k, v in train_metrics.items()},
             }
         )
-        model_uri = log_model(
-            result.best_estimator, feature_frame(train, spec), list(TRUSTED_TYPES)
-        )
+        model_uri = log_model(result.best_estimator, train_x, list(TRUSTED_TYPES))
     return TrainedCandidate(
         run_id, model_uri, result.best_estimator, result, train_metrics, children
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from slipway.data import DatasetSpec
@@ -136,6 +137,27 @@ def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams
         ConfigError: the scoring does not fit the task, or a grid key is not a parameter of
             its estimator.
     """
+    return fit_search(feature_frame(train, spec), target_values(train, spec), spec, params)
+
+
+def fit_search(
+    x: pd.DataFrame, y: np.ndarray, spec: DatasetSpec, params: SearchParams
+) -> SearchResult:
+    """:func:`fit_grid_search` on the training rows already split into input and target.
+
+    The search step calls this once it has released the table and its training frame, so that
+    only the model's input (``x``) is held while the folds are fitted.
+
+    Args:
+        x: the training rows as the model takes them (:func:`~slipway.data.feature_frame`).
+        y: their target (:func:`~slipway.training.features.target_values`).
+        spec: the dataset's spec (features, task, target).
+        params: the ``search`` section of ``params.yaml``.
+
+    Raises:
+        ConfigError: the scoring does not fit the task, or a grid key is not a parameter of
+            its estimator.
+    """
     scoring = params.scoring_for(spec.task)
     grid = build_param_grid(params.candidates, spec, params.seed)
     common = {
@@ -162,7 +184,7 @@ def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams
         from sklearn.model_selection import GridSearchCV
 
         search = GridSearchCV(build_pipeline(spec, params.seed), grid, **common)
-    search.fit(feature_frame(train, spec), target_values(train, spec))
+    search.fit(x, y)
     best = search.best_index_
     candidates = candidate_scores(search.cv_results_)
     return SearchResult(

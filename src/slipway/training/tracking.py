@@ -166,7 +166,8 @@ def create_parent_run(
         run_name: the run's name.
         tags: tags of the run.
         params: params of the run (values are turned into strings by MLflow).
-        dataset: an MLflow dataset (:func:`mlflow_dataset`), logged with context ``training``.
+        dataset: an MLflow dataset entity (``mlflow_dataset(…)._to_mlflow_entity()``), logged
+            with context ``training``.
 
     Returns:
         The new run's id.
@@ -179,11 +180,7 @@ def create_parent_run(
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_inputs(
             run_id,
-            [
-                DatasetInput(
-                    dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, "training")]
-                )
-            ],
+            [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, "training")])],
         )
     except BaseException:
         client.set_terminated(run_id, "FAILED")

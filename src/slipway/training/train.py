@@ -11,19 +11,34 @@ candidate, the dataset input and the model (:mod:`slipway.training.pipeline_run`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from slipway.config import Settings
-from slipway.data import DatasetRef, DatasetSpec, load_frame, split_dataset
+from slipway.data import (
+    DatasetRef,
+    DatasetSpec,
+    bound_freed_memory,
+    feature_frame,
+    holdout_mask,
+    load_frame,
+    release_free_memory,
+    take_rows,
+)
 from slipway.params import SearchParams
 from slipway.training.fanout import reduce_search
+from slipway.training.features import target_values
 from slipway.training.pipeline_run import (
     Sharding,
     TrainedCandidate,
     check_sharding,
     finish_pipeline_run,
     start_pipeline_run,
+    training_input,
 )
-from slipway.training.search import fit_grid_search
+from slipway.training.search import fit_search
 
 __all__ = ["Sharding", "TrainedCandidate", "train_candidate"]
 
@@ -63,8 +78,34 @@ def train_candidate(
     check_sharding(spec, search_params, sharding.shards)
     if sharding.shards > 1:
         return reduce_search(csv_path, spec, search_params, settings, sharding)
+    x, y, dataset_input = load_training_data(csv_path, dataset, spec, search_params, settings)
+    result = fit_search(x, y, spec, search_params)
+    run_id = start_pipeline_run(dataset_input, dataset, spec, search_params, settings, sharding)
+    return finish_pipeline_run(run_id, result, x, y, spec, settings)
+
+
+def load_training_data(
+    csv_path: Path,
+    dataset: DatasetRef,
+    spec: DatasetSpec,
+    search_params: SearchParams,
+    settings: Settings,
+) -> tuple[pd.DataFrame, np.ndarray, Any]:
+    """The training rows as the model's input and target, and the table as an MLflow input.
+
+    Only ``x`` and ``y`` outlive this call: the table and its training frame are released
+    before the search fits a fold (peak memory at 1,000,000 rows, docs/benchmarks.md).
+
+    Returns:
+        ``(x, y, dataset_input)``: :func:`~slipway.data.feature_frame` and
+        :func:`~slipway.training.features.target_values` of the training rows, and
+        :func:`~slipway.training.pipeline_run.training_input` of the whole table.
+    """
+    bound_freed_memory()
     frame = load_frame(csv_path, spec)
-    train, _ = split_dataset(frame, search_params.holdout_fraction, search_params.seed, spec.target)
-    result = fit_grid_search(train, spec, search_params)
-    run_id = start_pipeline_run(frame, dataset, spec, search_params, settings, sharding)
-    return finish_pipeline_run(run_id, result, train, spec, settings)
+    dataset_input = training_input(frame, dataset, spec, settings)
+    mask = holdout_mask(frame, search_params.holdout_fraction, search_params.seed, spec.target)
+    train = take_rows(frame, ~mask)
+    del frame
+    release_free_memory()  # the table's pages, kept by Arrow's pool and the heap
+    return feature_frame(train, spec), target_values(train, spec), dataset_input

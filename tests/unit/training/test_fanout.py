@@ -272,3 +272,14 @@ def test_child_runs_are_logged_in_one_batch_each():
         "rank": 2.0,
     }
     assert {p.key: p.value for p in batch["params"]} == {"candidate": "1", "shard": "1", "C": "1.0"}
+
+
+def test_shard_failed_error_lives_with_the_other_errors_and_stays_importable_from_training():
+    import slipway.errors
+    import slipway.training
+    import slipway.training.fanout
+
+    assert slipway.training.ShardFailedError is slipway.errors.ShardFailedError
+    assert slipway.training.fanout.ShardFailedError is slipway.errors.ShardFailedError
+    assert issubclass(slipway.errors.ShardFailedError, slipway.errors.SlipwayError)
+    assert issubclass(slipway.errors.ShardFailedError, RuntimeError)
