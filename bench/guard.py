@@ -60,6 +60,7 @@ from tests.support.guard import (
     package,
     prometheus,
     raising_model,
+    server_deployment,
 )
 from tests.support.k8s import ensure_namespace, local_cluster
 from tests.support.k8s_pods import FakeKubelet
@@ -79,22 +80,7 @@ MODEL_NAME = "slipway-bench"
 
 
 def _deployment(version: str) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": "slipway", "app.kubernetes.io/component": "server"}
-    container = {
-        "name": "server",
-        "image": "registry.k8s.io/pause:3.10",
-        "env": [{"name": "MODEL_VERSION", "value": version}],
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "slipway-server", "namespace": NAMESPACE},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
+    return server_deployment(NAMESPACE, version, replicas=2)
 
 
 class Bench:

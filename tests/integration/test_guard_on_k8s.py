@@ -56,6 +56,7 @@ from tests.support.guard import (
     package,
     prometheus,
     raising_model,
+    server_deployment,
 )
 from tests.support.k8s import ensure_namespace
 from tests.support.release_world import World
@@ -237,31 +238,6 @@ def test_guard_verifies_a_good_version_and_rolls_bad_ones_back(
 # the loop and the command, on the control plane alone (no Prometheus: checks fail, windows start)
 
 
-def _server_deployment(namespace: str, version: str) -> dict:
-    labels = {"app.kubernetes.io/name": "slipway", "app.kubernetes.io/component": "server"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "slipway-server", "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": "registry.k8s.io/pause:3.10",
-                            "env": [{"name": "MODEL_VERSION", "value": version}],
-                        }
-                    ]
-                },
-            },
-        },
-    }
-
-
 @pytest.fixture
 def bare_namespace(k8s_cluster, k8s_pods) -> Iterator[str]:
     namespace = f"guard-{uuid.uuid4().hex[:8]}"
@@ -281,7 +257,7 @@ def _window(cluster, namespace: str):
 
 def test_the_watch_wakes_the_loop_on_a_new_revision(k8s_cluster, bare_namespace, tmp_path) -> None:
     v1, v2 = "v1-20260101-0a1b2c3d", "v2-20260101-0a1b2c3d"
-    _apply(k8s_cluster, _server_deployment(bare_namespace, v1))
+    _apply(k8s_cluster, server_deployment(bare_namespace, v1))
     api_client, context = load_api_client(str(k8s_cluster.kubeconfig))
     cluster = DeploymentApi(api_client, namespace=bare_namespace, context=context)
     policy = policy_from_catalog(load_kpi_catalog(REPO / "monitoring" / "kpis.yaml"))
@@ -294,7 +270,7 @@ def test_the_watch_wakes_the_loop_on_a_new_revision(k8s_cluster, bare_namespace,
     try:
         _wait(lambda: _window(k8s_cluster, bare_namespace) or False, 20, "first window")
         assert _window(k8s_cluster, bare_namespace).version == v1
-        _apply(k8s_cluster, _server_deployment(bare_namespace, v2))
+        _apply(k8s_cluster, server_deployment(bare_namespace, v2))
         started = time.monotonic()
         window = _wait(
             lambda: (w := _window(k8s_cluster, bare_namespace)) and w.revision == 2 and w,
@@ -318,7 +294,7 @@ def test_the_watch_wakes_the_loop_on_a_new_revision(k8s_cluster, bare_namespace,
 
 def test_guard_once_reports_a_prometheus_it_cannot_reach(k8s_cluster, bare_namespace) -> None:
     v1 = "v1-20260101-0a1b2c3d"
-    _apply(k8s_cluster, _server_deployment(bare_namespace, v1))
+    _apply(k8s_cluster, server_deployment(bare_namespace, v1))
     app = typer.Typer()
     register(app)
     args = [
@@ -470,7 +446,7 @@ def test_guard_once_reads_an_alarm_queue_without_prometheus(
 ) -> None:
     from slipway.guard import sqs_client
 
-    _apply(k8s_cluster, _server_deployment(bare_namespace, "v1-20260101-0a1b2c3d"))
+    _apply(k8s_cluster, server_deployment(bare_namespace, "v1-20260101-0a1b2c3d"))
     sqs = sqs_client(ALARM_REGION, aws_env)
     queue_url = sqs.create_queue(QueueName=f"guard-once-{bare_namespace}")["QueueUrl"]
     app = typer.Typer()

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -168,3 +169,23 @@ class Traffic:
     def __exit__(self, *_: object) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+
+
+def server_deployment(namespace: str, version: str, replicas: int = 1) -> dict[str, Any]:
+    """A bare ``slipway-server`` Deployment pinning ``version`` (pause containers: no kubelet runs them)."""
+    labels = {"app.kubernetes.io/name": "slipway", "app.kubernetes.io/component": "server"}
+    container = {
+        "name": "server",
+        "image": "registry.k8s.io/pause:3.10",
+        "env": [{"name": "MODEL_VERSION", "value": version}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "slipway-server", "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
