@@ -3,7 +3,9 @@
 Each worker keeps the last ``window`` rows it served in a ring buffer (the requests' arrays are
 kept by reference and copied into it in one go, when PSI is computed or a window's worth is
 pending) and recomputes PSI every ``every`` requests but at most once per ``min_seconds``,
-outside the request that triggers it (the app schedules it with ``loop.call_soon``). The time
+outside the requests: a plain model's rows reach the window when the server's metrics flush
+(at least once a second, and before every scrape), the typed-column way's after their request
+(the app schedules the update with ``loop.call_soon``). The time
 bound matters only under load: at 100 requests a second or fewer, ``every=100`` already spaces
 updates a second apart; at 10,000 a second it would recompute PSI 100 times a second for a gauge
 Prometheus reads every 15 s (~11,000 instructions a request, ``bench.instructions``). The bins
@@ -133,12 +135,14 @@ class DriftWindow:
         self._fold()
         return self._ring
 
-    def add(self, batch: np.ndarray) -> bool:
-        """Keep ``batch``'s rows; True when it is time to recompute PSI.
+    def add(self, batch: np.ndarray, requests: int = 1) -> bool:
+        """Keep ``batch``'s rows, the rows of ``requests`` requests; True when PSI is due.
 
-        Time to recompute: every ``every``-th request once ``min_rows`` rows are held, unless
-        the last time was less than ``min_seconds`` ago (the clock is read on those requests
-        only).
+        Due: the count of requests passed a multiple of ``every`` and ``min_rows`` rows are
+        held, unless the last time was less than ``min_seconds`` ago (the clock is read then
+        only). The server's metrics add a flush's worth of one-row requests as one batch
+        (:meth:`slipway.serving.metrics.ServerMetrics.flush`), the typed-column way one
+        request at a time.
 
         The batch is only referenced here (the request path allocates it and never changes
         it); it is copied into the ring with the others when PSI is computed or once a window's
@@ -150,10 +154,11 @@ class DriftWindow:
         self._pending_rows += n
         if self.size < window:
             self.size = min(window, self.size + n)
-        self.requests += 1
+        before = self.requests
+        self.requests += requests
         if self._pending_rows >= window:
             self._fold()
-        if self.requests % self.every or self.size < self.min_rows:
+        if self.requests // self.every == before // self.every or self.size < self.min_rows:
             return False
         now = time.monotonic()
         if now - self._last_due < self.min_seconds:

@@ -34,7 +34,7 @@ from slipway.serving.errors import (
     PayloadTooLarge,
 )
 from slipway.serving.metrics import ServerMetrics
-from slipway.serving.middleware import INFER_ROUTE, ServingMiddleware
+from slipway.serving.middleware import ServingMiddleware
 from slipway.serving.protocol import decode_infer_request, encode_infer_response
 from slipway.serving.state import ServerState
 from slipway.serving.versioned import VERSION_KEY, unversioned
@@ -198,9 +198,10 @@ async def infer(
         return _answer_columns(server, model, asked)
     rows = asked.rows
     labels, proba = model.predict(rows)
-    metrics.observe_predictions(labels, proba)
-    if model.drift.add(rows):
-        asyncio.get_running_loop().call_soon(_update_psi, metrics, model.drift)
+    served_rows, served_labels, served_scores = metrics.served  # binned by metrics.flush
+    served_rows.append(rows)
+    served_labels.append(labels)
+    served_scores.append(proba)
     return encode_infer_response(
         {
             "model_name": server.served,
@@ -316,4 +317,6 @@ async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) ->
     finally:
         serving.active -= 1
         metrics.inflight_now -= 1
-        metrics.request_done(INFER_ROUTE, "POST", status, time.perf_counter() - started)
+        statuses, seconds = metrics.answered  # binned by metrics.flush
+        statuses.append(status)
+        seconds.append(time.perf_counter() - started)

@@ -26,9 +26,8 @@ from typing import Any
 import orjson
 
 from slipway.serving.errors import RequestTimeout
-from slipway.serving.metrics import ServerMetrics
+from slipway.serving.metrics import INFER_ROUTE, ServerMetrics
 
-INFER_ROUTE = "/v2/models/{name}/infer"
 UNMATCHED_ROUTE = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REJECT_BODY = orjson.dumps({"error": "too many concurrent requests; retry shortly"})

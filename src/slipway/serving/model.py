@@ -281,7 +281,9 @@ class ModelState:
         else:
             manifest = self.model.manifest
             metrics.model_loaded(
-                float(manifest.get("training_positive_rate", 0.0)), self.model.features
+                float(manifest.get("training_positive_rate", 0.0)),
+                self.model.features,
+                self.model.drift if self.model.contract.plain else None,
             )
             metrics.task_loaded(self.model.contract, manifest.get("training_target") or {})
             self.reason = "ready"

@@ -100,7 +100,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         server.model.load(server.efs_root, server.metrics, server.limits)
         event.set()
+    server.metrics.start_flushing()
     yield
+    server.metrics.stop_flushing()
     server.metrics.flush()  # the last tallies, into the multiprocess files too
     if server.multiproc_dir:
         from prometheus_client import multiprocess

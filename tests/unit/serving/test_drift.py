@@ -55,6 +55,20 @@ def test_window_signals_at_most_once_per_min_seconds(monkeypatch) -> None:
     assert window.size == 10
 
 
+def test_a_batch_of_several_requests_signals_when_it_passes_a_multiple_of_k() -> None:
+    """The metrics' flush adds many one-row requests at once: due as if added one by one."""
+    stats = {"a": {"edges": [0.0], "fractions": [0.5, 0.5]}}
+    window = DriftWindow(["a"], stats, window=100, every=5, min_rows=1)
+    rows = np.ones((3, 1))
+    assert window.add(rows, requests=3) is False  # requests 1-3
+    assert window.add(rows, requests=3) is True  # 4-6: passed 5
+    assert window.add(rows[:1], requests=1) is False  # 7
+    assert window.add(rows, requests=3) is True  # 8-10: reached 10
+    assert window.add(np.ones((12, 1)), requests=12) is True  # 11-22: passed 15 and 20, once
+    assert window.requests == 22
+    assert window.size == 22
+
+
 @pytest.mark.parametrize(
     ("stats", "error"),
     [

@@ -66,7 +66,8 @@ def test_publish_psi_sets_each_feature() -> None:
 
 
 def test_tallies_reach_the_metrics_on_collection_and_by_the_timer(monkeypatch) -> None:
-    """Collection flushes first; the loop timer flushes for workers nobody scrapes."""
+    """Collection flushes first; the loop timer (the lifespan starts it) flushes for workers nobody
+    scrapes."""
     import asyncio
 
     from slipway.serving import metrics as metrics_module
@@ -78,11 +79,13 @@ def test_tallies_reach_the_metrics_on_collection_and_by_the_timer(monkeypatch) -
     child = metrics.requests.labels(*labels.values())
 
     async def scenario() -> list[float]:
+        metrics.start_flushing()
         metrics.inflight_now = 2
         metrics.request_done("/r", "POST", 200, 0.003)
         seen = [child._value.get()]  # tallied, not yet added
         await asyncio.sleep(0.2)
         seen.append(child._value.get())  # the timer flushed
+        metrics.stop_flushing()
         return seen
 
     assert asyncio.run(scenario()) == [0.0, 1.0]
