@@ -176,8 +176,9 @@ async def infer(
     limits, metrics = server.limits, server.metrics
     limit = limits.max_body_bytes
     length = headers.get(b"content-length")
-    if length is not None and not (length.isdigit() and len(length) < 16 and int(length) <= limit):
-        _check_length(length, limit)  # says what is wrong with it
+    # ASCII digits, fewer than the limit has: within it, without parsing the number
+    if length is not None and not (length.isdigit() and len(length) < limits.body_digits):
+        _check_length(length, limit)  # the other lengths: refuses the bad ones, says why
     message = await receive()  # the usual case: the whole body in this one message
     body = message.get("body", b"")
     if message["type"] != "http.request" or message.get("more_body", False) or len(body) > limit:

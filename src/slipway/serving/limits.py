@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class ServingLimits:
     psi_window: int = 1000
     psi_every: int = 100
     psi_min_seconds: float = 1.0
+
+    @cached_property
+    def body_digits(self) -> int:
+        """The digits of ``max_body_bytes``: a Content-Length with fewer is within it."""
+        return len(str(self.max_body_bytes))
 
 
 # the environment variable of each limit that ``slipway serve`` reads (its option wins) and then

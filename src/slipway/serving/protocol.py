@@ -148,20 +148,25 @@ def _plain_request(
         return None
     get = payload.get
     inputs = get("inputs")
-    if type(inputs) is not list or len(inputs) != 1 or get("outputs") is not None:
+    if type(inputs) is not list or len(inputs) != 1:
         return None
-    request_id = get("id")
-    if request_id is not None and (type(request_id) is not str or len(request_id) > MAX_ID_LENGTH):
-        return None
-    outputs = ALL_OUTPUTS
-    parameters = get("parameters")
-    if parameters is not None:
-        if type(parameters) is not dict or len(parameters) != 1:
+    request_id, outputs = None, ALL_OUTPUTS
+    if len(payload) > 1:  # more than "inputs" (the usual request has nothing else)
+        if get("outputs") is not None:
             return None
-        flag = parameters.get("binary_data_output")
-        if type(flag) is not bool:
+        request_id = get("id")
+        if request_id is not None and (
+            type(request_id) is not str or len(request_id) > MAX_ID_LENGTH
+        ):
             return None
-        outputs = ALL_OUTPUTS_BINARY if flag else ALL_OUTPUTS
+        parameters = get("parameters")
+        if parameters is not None:
+            if type(parameters) is not dict or len(parameters) != 1:
+                return None
+            flag = parameters.get("binary_data_output")
+            if type(flag) is not bool:
+                return None
+            outputs = ALL_OUTPUTS_BINARY if flag else ALL_OUTPUTS
     tensor = inputs[0]
     if type(tensor) is not dict:
         return None
