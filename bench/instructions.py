@@ -78,7 +78,10 @@ class _Transport(asyncio.Transport):
         pass
 
     def set_protocol(self, protocol: object) -> None:
-        pass
+        self.protocol = protocol
+
+    def get_protocol(self) -> object:
+        return self.protocol
 
 
 def child(mode: str, efs: Path, requests: int, flags: Path) -> None:
@@ -127,6 +130,7 @@ def child(mode: str, efs: Path, requests: int, flags: Path) -> None:
         config.load()
         protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
         transport = _Transport()
+        transport.set_protocol(protocol)
         protocol.connection_made(transport)
         await drive(WARM_UP, loop, protocol, transport)
         if mode == "slipway-load":
