@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import os
 import time
@@ -128,6 +127,35 @@ def _request_id() -> str:
     return f"{_id_prefix}{next(_id_count):012x}"
 
 
+def check_unloaded(
+    server: ServerState, name: str, headers: dict[bytes, bytes], version: str | None
+) -> None:
+    """The checks that need no model, made before any wait for one: name, version, media type."""
+    if version is not None or name != server.served:
+        check_version(server, name, version)
+    content_type = headers.get(b"content-type")
+    if content_type not in _PLAIN_TYPES or b"content-encoding" in headers:
+        encoding = headers.get(b"content-encoding")
+        check_media_type(
+            None if content_type is None else content_type.decode("latin-1"),
+            None if encoding is None else encoding.decode("latin-1"),
+        )
+
+
+async def wait_for_load(server: ServerState) -> None:
+    """Wait, at most :data:`LOAD_WAIT_SECONDS`, for a load this worker is still making.
+
+    This worker is still loading while another one already made the pod ready: the request
+    waits for the load (it either succeeds or ends in a 503) rather than fail; awaiting the
+    event holds no thread, so waiting requests cannot starve the loop's default executor.
+    After the timeout, ``ready_model`` answers the usual 503.
+    """
+    loaded = server.loaded
+    if loaded is not None and not loaded.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loaded.wait(), LOAD_WAIT_SECONDS)
+
+
 def _update_psi(metrics: ServerMetrics, window: DriftWindow) -> None:
     # the metrics' model and version are the served ones (load_model checked the manifest)
     metrics.publish_psi(window.compute())
@@ -153,25 +181,16 @@ async def infer(
     Raises:
         ServingError: a subclass for each refusal; :mod:`slipway.serving.errors` maps it.
     """
-    if version is not None or name != server.served:
-        check_version(server, name, version)  # the checks that need no model: never wait
-    content_type = headers.get(b"content-type")
-    if content_type not in _PLAIN_TYPES or b"content-encoding" in headers:
-        encoding = headers.get(b"content-encoding")
-        check_media_type(
-            None if content_type is None else content_type.decode("latin-1"),
-            None if encoding is None else encoding.decode("latin-1"),
-        )
+    if (
+        version is not None
+        or name != server.served
+        or headers.get(b"content-type") not in _PLAIN_TYPES
+        or b"content-encoding" in headers
+    ):
+        check_unloaded(server, name, headers, version)  # says what is wrong, if anything
     model = server.model.model  # the name is the served one: ready_model would only check this
     if model is None:
-        loaded = server.loaded
-        if loaded is not None and not loaded.is_set():
-            # this worker is still loading while another one already made the pod ready: wait
-            # for the load (it either succeeds or ends in a 503) rather than fail the request;
-            # awaiting the event holds no thread, so waiting requests cannot starve the loop's
-            # default executor. After the timeout, ready_model answers the usual 503.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(loaded.wait(), LOAD_WAIT_SECONDS)
+        await wait_for_load(server)
         model = server.ready_model(name)
     limits, metrics = server.limits, server.metrics
     limit = limits.max_body_bytes
@@ -245,8 +264,7 @@ class ServingApp(FastAPI):
         """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
         if scope["type"] == "http":
             if scope["path"] in self.infer_paths and scope["method"] == "POST":
-                scope["app"] = self
-                await answer_infer(self, scope, receive, send)
+                await answer_infer(self, scope, receive, send)  # sets scope["app"] on errors
                 return
             if "/versions/" in scope["path"]:
                 scope = unversioned(scope)  # /versions/{v}/infer as /infer, the version kept
@@ -260,10 +278,21 @@ class ServingApp(FastAPI):
                 and len(path) > _INFER_PREFIX + _INFER_SUFFIX  # a name, as the route requires
                 and self.serving is not None
             ):
-                scope["app"] = self
                 await answer_infer(self, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+async def _answer_error(
+    app: ServingApp, scope: dict, receive: Any, send: Any, exc: Exception
+) -> tuple[int, bool]:
+    """Answer ``exc`` by its handler; ``(status, whether it is unexpected: a 500 to re-raise)``."""
+    scope["app"] = app
+    handlers = app.exception_handlers
+    cls = next(c for c in type(exc).__mro__ if c in handlers or c is Exception)
+    response = await handlers[cls](StarletteRequest(scope, receive, send), exc)
+    await response(scope, receive, send)
+    return response.status_code, cls is Exception
 
 
 async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) -> None:
@@ -288,25 +317,45 @@ async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) ->
     metrics.inflight_now += 1
     serving.active += 1
     try:
+        if server.model.model is None:  # before the body deadline starts: the load has its own
+            try:
+                path, version = scope["path"][_INFER_PREFIX:-_INFER_SUFFIX], scope.get(VERSION_KEY)
+                check_unloaded(server, path, dict(reversed(scope["headers"])), version)
+            except Exception as exc:
+                status, _ = await _answer_error(app, scope, receive, send, exc)
+                return
+            await wait_for_load(server)
+        # the body deadline: the request's task is registered while infer runs, and the
+        # deadlines' sweep (every tick) cancels it once past its deadline; infer awaits nothing
+        # but the body (its load wait is over), and the answer is sent after it is unregistered
+        deadlines = serving.deadlines
+        if deadlines.idle:  # no sweep running (an app served without its lifespan)
+            deadlines.arm()
+        task = asyncio.current_task()
+        waiting = deadlines.waiting
+        waiting[task] = started + serving.body_timeout
         try:
             body, header_length = await infer(
                 server,
                 scope["path"][_INFER_PREFIX:-_INFER_SUFFIX],
                 dict(reversed(scope["headers"])),  # request_headers(scope)
-                functools.partial(
-                    serving.deadlines.receive, receive, started + serving.body_timeout
-                ),
+                receive,
                 scope.get(VERSION_KEY),
             )
+        except asyncio.CancelledError:
+            del waiting[task]
+            timeout = deadlines.timed_out(task)
+            if timeout is None:  # not the deadline's (the server is stopping): a 5xx
+                raise
+            status, _ = await _answer_error(app, scope, receive, send, timeout)
+            return
         except Exception as exc:
-            handlers = app.exception_handlers
-            cls = next(c for c in type(exc).__mro__ if c in handlers or c is Exception)
-            response = await handlers[cls](StarletteRequest(scope, receive, send), exc)
-            await response(scope, receive, send)
-            status = response.status_code
-            if cls is Exception:
+            del waiting[task]
+            status, unexpected = await _answer_error(app, scope, receive, send, exc)
+            if unexpected:
                 raise
             return
+        del waiting[task]
         headers = [(b"content-length", str(len(body)).encode())]
         if header_length is None:
             headers.append(_JSON_CONTENT_TYPE)

@@ -64,6 +64,42 @@ class BodyDeadlines:
         self.expired: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._always = False  # start() was called: the sweep runs every tick until stop()
+        self.idle = True  # no sweep armed: arm() before registering in waiting
+
+    def start(self) -> None:
+        """Sweep every tick on the running loop until :meth:`stop` (the app's lifespan).
+
+        The infer short way then registers its task in :attr:`waiting` for the time it reads
+        (:func:`slipway.serving.infer.answer_infer`) without arming anything.
+        """
+        self.stop()
+        self._always = True
+        self.arm()
+
+    def arm(self) -> None:
+        """Sweep a tick from now on the running loop (again while requests are registered)."""
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(self.tick, self._sweep)
+        self.idle = False
+
+    def stop(self) -> None:
+        """Stop sweeping (the app's shutdown)."""
+        self._always = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.idle = True
+
+    def timed_out(self, task: asyncio.Task) -> RequestTimeout | None:
+        """The timeout of ``task``, cancelled by the sweep, or ``None`` (another cancellation)."""
+        if task not in self.expired:
+            return None
+        self.expired.discard(task)
+        task.uncancel()
+        return RequestTimeout(
+            f"the request body must arrive within {self.timeout:g} s of its headers"
+        )
 
     async def receive(self, receive: Any, deadline: float) -> dict:
         """The next ASGI message, or RequestTimeout once ``perf_counter`` passes ``deadline``."""
@@ -88,18 +124,14 @@ class BodyDeadlines:
         self.waiting[task] = deadline
         loop = task.get_loop()
         if self._timer is None or self._loop is not loop:  # a new loop: tests run several
-            self._loop = loop
-            self._timer = loop.call_later(self.tick, self._sweep)
+            self.arm()
         try:
             return await awaitable
         except asyncio.CancelledError:
-            if task not in self.expired:
+            timeout = self.timed_out(task)
+            if timeout is None:
                 raise
-            self.expired.discard(task)
-            task.uncancel()
-            raise RequestTimeout(
-                f"the request body must arrive within {self.timeout:g} s of its headers"
-            ) from None
+            raise timeout from None
         finally:
             self.waiting.pop(task, None)
 
@@ -111,7 +143,9 @@ class BodyDeadlines:
             elif deadline <= now and task not in self.expired:
                 self.expired.add(task)
                 task.cancel()
-        self._timer = self._loop.call_later(self.tick, self._sweep) if self.waiting else None
+        again = self._always or self.waiting
+        self._timer = self._loop.call_later(self.tick, self._sweep) if again else None
+        self.idle = self._timer is None
 
 
 class _Resumed:

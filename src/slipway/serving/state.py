@@ -101,7 +101,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.model.load(server.efs_root, server.metrics, server.limits)
         event.set()
     server.metrics.start_flushing()
+    serving = getattr(app, "serving", None)  # the infer short way's body deadlines
+    if serving is not None:
+        serving.deadlines.start()
     yield
+    if serving is not None:
+        serving.deadlines.stop()
     server.metrics.stop_flushing()
     server.metrics.flush()  # the last tallies, into the multiprocess files too
     if server.multiproc_dir:
