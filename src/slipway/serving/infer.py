@@ -34,7 +34,12 @@ from slipway.serving.errors import (
 )
 from slipway.serving.metrics import ServerMetrics
 from slipway.serving.middleware import ServingMiddleware
-from slipway.serving.protocol import decode_infer_request, encode_infer_response
+from slipway.serving.protocol import (
+    ALL_OUTPUTS,
+    decode_infer_request,
+    encode_infer_response,
+    encode_plain_answer,
+)
 from slipway.serving.state import ServerState
 from slipway.serving.versioned import VERSION_KEY, unversioned
 
@@ -222,6 +227,10 @@ async def infer(
     served_rows.append(rows)
     served_labels.append(labels)
     served_scores.append(proba)
+    if asked.outputs is ALL_OUTPUTS:  # the usual answer
+        return encode_plain_answer(
+            server.served, model.version, asked.request_id or _request_id(), labels, proba
+        ), None
     return encode_infer_response(
         {
             "model_name": server.served,
@@ -314,8 +323,7 @@ async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) ->
     server = app.server
     metrics = server.metrics
     status = 500  # an exception before the response started is a 5xx
-    metrics.inflight_now += 1
-    serving.active += 1
+    serving.active += 1  # also the in-flight gauge's infer requests (see ServerMetrics.flush)
     try:
         if server.model.model is None:  # before the body deadline starts: the load has its own
             try:
@@ -356,17 +364,17 @@ async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) ->
                 raise
             return
         del waiting[task]
-        headers = [(b"content-length", str(len(body)).encode())]
-        if header_length is None:
-            headers.append(_JSON_CONTENT_TYPE)
-        else:
-            headers += [_BINARY_CONTENT_TYPE, (_HEADER_LENGTH, str(header_length).encode())]
+        length = (b"content-length", str(len(body)).encode())
+        headers = (
+            [length, _JSON_CONTENT_TYPE]
+            if header_length is None
+            else [length, _BINARY_CONTENT_TYPE, (_HEADER_LENGTH, str(header_length).encode())]
+        )
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         status = 200
     finally:
         serving.active -= 1
-        metrics.inflight_now -= 1
         statuses, seconds = metrics.answered  # binned by metrics.flush
         statuses.append(status)
         seconds.append(time.perf_counter() - started)

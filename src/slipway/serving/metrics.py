@@ -172,7 +172,10 @@ class ServerMetrics:
         self._children: dict[tuple, Any] = {}
         # the tallies flush() adds: by (route, method), [requests by status // 100, latency
         # bucket counts, latency sum] (one lookup a request); predictions by class; scores
-        self.inflight_now = 0  # requests in flight, both ways in (set on the gauge at flush)
+        # requests in flight but infer's (set on the gauge at flush, with the infer requests in
+        # flight that ``infer_inflight`` counts: the middleware's ``active``, its own count)
+        self.inflight_now = 0
+        self.infer_inflight: Any = None
         self._requests: dict[tuple[str, str], list] = {}
         self._latency_bounds = [*LATENCY_BUCKETS, float("inf")]
         self._score_bounds = [*SCORE_BUCKETS, float("inf")]
@@ -250,7 +253,8 @@ class ServerMetrics:
             self._scores = [0] * len(self._score_bounds)
             total, self._score_sum = self._score_sum, 0.0
             _add_observations(self.scores, scores, total)
-        self.inflight.set(self.inflight_now)
+        infer = self.infer_inflight
+        self.inflight.set(self.inflight_now + (0 if infer is None else infer.active))
 
     def _tally_answered(self, statuses: list[int], seconds: list[float]) -> None:
         """Add the short way's infer requests to the ``POST`` infer tally, binned with numpy."""

@@ -209,8 +209,9 @@ class ServingMiddleware:
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.body_timeout = body_timeout
-        self.active = 0  # infer requests in progress in this worker
+        self.active = 0  # infer requests in progress in this worker (in the in-flight gauge)
         self.deadlines = BodyDeadlines(body_timeout)
+        metrics.infer_inflight = self
 
     def wrap(self, app: Any) -> ServingMiddleware:
         """Wrap ``app`` (Starlette calls this when it builds the middleware stack)."""
@@ -262,15 +263,17 @@ class ServingMiddleware:
         else:
             app_receive = receive
 
-        self.metrics.inflight_now += 1
-        if infer:
+        if infer:  # in flight: infer requests in active (the gauge adds it), the others here
             self.active += 1
+        else:
+            self.metrics.inflight_now += 1
         try:
             await self.app(scope, app_receive, send_with_status)
         finally:
             if infer:
                 self.active -= 1
-            self.metrics.inflight_now -= 1
+            else:
+                self.metrics.inflight_now -= 1
             route = scope.get("route")
             # FastAPI sets scope["route"] for its own routes only; infer takes :meth:`infer`
             template = getattr(route, "path", None) or (INFER_ROUTE if infer else UNMATCHED_ROUTE)

@@ -405,6 +405,29 @@ def _outputs(
     return tuple(outputs)
 
 
+def encode_plain_answer(
+    model_name: str, version: str, request_id: str, labels: np.ndarray, proba: np.ndarray
+) -> bytes:
+    """The usual answer, ``label`` and ``probability`` as JSON, in one step.
+
+    What :func:`encode_infer_response` gives for :data:`ALL_OUTPUTS`, without dicts of their own
+    for the header and the values (``tests/unit/serving/test_protocol_fast_path.py`` compares them).
+    """
+    n = len(labels)
+    return orjson.dumps(
+        {
+            "model_name": model_name,
+            "model_version": version,
+            "id": request_id,
+            "outputs": [
+                {"name": "label", "shape": [n], "datatype": "INT64", "data": labels},
+                {"name": "probability", "shape": [n], "datatype": "FP64", "data": proba},
+            ],
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
 def encode_infer_response(
     header: dict[str, Any],
     values: dict[str, np.ndarray],

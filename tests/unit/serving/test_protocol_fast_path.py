@@ -215,3 +215,17 @@ def test_a_value_that_is_not_a_number_is_refused_by_name(odd, rows: int) -> None
     )
     with pytest.raises(InvalidInput, match=f"tensor '{INPUT_NAME}'"):
         decode_infer_request(body, None, FEATURES, MAX_ROWS)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_the_plain_answer_is_the_answer_of_every_output_as_json(rows: int) -> None:
+    from slipway.serving.protocol import ALL_OUTPUTS, encode_infer_response, encode_plain_answer
+
+    labels = np.arange(rows, dtype=np.int64) % 2
+    proba = np.linspace(0.1, 0.9, rows)
+    header = {"model_name": "m", "model_version": "v1", "id": "an-id"}
+    general, length = encode_infer_response(
+        dict(header), {"label": labels, "probability": proba}, ALL_OUTPUTS
+    )
+    assert length is None
+    assert encode_plain_answer("m", "v1", "an-id", labels, proba) == general
