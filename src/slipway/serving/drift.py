@@ -3,9 +3,9 @@
 Each worker keeps the last ``window`` rows it served in a ring buffer (the requests' arrays are
 kept by reference and copied into it in one go, when PSI is computed or a window's worth is
 pending) and recomputes PSI every ``every`` requests but at most once per ``min_seconds``,
-outside the requests: a plain model's rows reach the window when the server's metrics flush
-(at least once a second, and before every scrape), the typed-column way's after their request
-(the app schedules the update with ``loop.call_soon``). The time
+outside the requests: a plain model's one-row requests reach the window when the server's
+metrics flush (at least once a second, and before every scrape), batches and the typed-column
+way after their request (the app schedules the update with ``loop.call_soon``). The time
 bound matters only under load: at 100 requests a second or fewer, ``every=100`` already spaces
 updates a second apart; at 10,000 a second it would recompute PSI 100 times a second for a gauge
 Prometheus reads every 15 s (~11,000 instructions a request, ``bench.instructions``). The bins

@@ -223,10 +223,15 @@ async def infer(
         return _answer_columns(server, model, asked)
     rows = asked.rows
     labels, proba = model.predict(rows)
-    served_rows, served_labels, served_scores = metrics.served  # binned by metrics.flush
-    served_rows.append(rows)
-    served_labels.append(labels)
-    served_scores.append(proba)
+    if len(rows) == 1:  # the usual request: binned with the others at the metrics' flush
+        served_rows, served_labels, served_scores = metrics.served
+        served_rows.append(rows)
+        served_labels.append(labels)
+        served_scores.append(proba)
+    else:  # a batch, binned now: a second of them would be a lot of rows to hold
+        metrics.observe_predictions(labels, proba)
+        if model.drift.add(rows):
+            asyncio.get_running_loop().call_soon(_update_psi, metrics, model.drift)
     if asked.outputs is ALL_OUTPUTS:  # the usual answer
         return encode_plain_answer(
             server.served, model.version, asked.request_id or _request_id(), labels, proba

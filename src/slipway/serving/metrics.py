@@ -19,13 +19,15 @@ the values were last flushed: exact for the worker scraped.
 
 The infer route's short way (:func:`slipway.serving.infer.answer_infer`) does less still: a
 request appends its status and seconds to the lists of :attr:`ServerMetrics.answered`, and a
-plain model's prediction its rows, labels and scores to those of :attr:`ServerMetrics.served`;
+plain model's one-row prediction its row, label and score to those of
+:attr:`ServerMetrics.served` (a batch is binned at once: a second of 1,024-row requests would
+be hundreds of MB to hold);
 :meth:`~ServerMetrics.flush` bins them all with numpy, then hands the rows to the model's drift
 window (:meth:`~ServerMetrics.model_loaded` names it) and recomputes PSI when it is due. The
 bookkeeping was ~180 bytecodes of a one-row request (``request_done``, ``observe_predictions``,
 ``DriftWindow.add``), ~3 µs of its ~60 in the server; a flush of a second's requests costs
 about 0.1 µs a request. What a flush has not seen yet is at most :data:`FLUSH_SECONDS` old and
-~1 kB a request (the small arrays).
+~1 kB a request (the one-row arrays).
 """
 
 from __future__ import annotations

@@ -224,6 +224,42 @@ def test_metrics_names_labels_and_counts(served) -> None:
         assert f'slipway_model_load_failures_total{{model="slipway",reason="{reason}"}} 0.0' in text
 
 
+def test_one_row_requests_are_binned_at_the_flush_and_batches_when_answered(make_client) -> None:
+    client, registry = make_client(limits=ServingLimits(psi_every=3))
+    metrics = client.app.state.metrics
+    client.portal.call(metrics.stop_flushing)  # the lifespan's timer: only collections flush
+    rows = features().head(4).to_numpy()
+    for row in rows[:2]:
+        one = {
+            "inputs": [
+                {"name": "input-0", "shape": [1, 30], "datatype": "FP64", "data": row.tolist()}
+            ]
+        }
+        assert client.post(INFER, json=one).status_code == 200
+    assert [len(held) for held in metrics.served] == [2, 2, 2]  # held till the flush
+    batch = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [2, 30],
+                "datatype": "FP64",
+                "data": rows[2:].ravel().tolist(),
+            }
+        ]
+    }
+    held = [len(h) for h in metrics.served]
+    assert client.post(INFER, json=batch).status_code == 200
+    assert [len(h) for h in metrics.served] == held  # the batch is not held
+    count = metric_value(
+        registry, "slipway_predictions_total", model="slipway", version=VERSION, **{"class": "0"}
+    ) + metric_value(
+        registry, "slipway_predictions_total", model="slipway", version=VERSION, **{"class": "1"}
+    )
+    assert count == 4  # the collection flushed the one-row requests: every prediction counted
+    assert metrics.served == ([], [], [])
+    assert metrics.drift.requests == 3
+
+
 def test_feature_psi_is_published_every_k_requests(make_client) -> None:
     client, registry = make_client(limits=ServingLimits(psi_every=2))
     labels = {"model": "slipway", "version": VERSION, "feature": "mean_radius"}
