@@ -68,7 +68,13 @@ elif step == "pull":
 elif step == "validate":
     import pandera.pandas, sklearn.tree  # what validate_with_spec imports on first use
     from slipway.data import load_frame, validate_with_spec, spec_from_metadata
-elif step in ("search", "evaluate", "promote"):
+elif step == "search":
+    # what components/search.py imports before its call: train_candidate imports scikit-learn
+    # itself, and MLflow, its store and skops only after the fit (their seconds are the step's)
+    from slipway.data import DatasetRef, spec_from_metadata
+    from slipway.orchestration import reporting_step
+    from slipway.training import train_candidate
+elif step in ("evaluate", "promote"):
     import mlflow, sklearn.linear_model, sklearn.model_selection, skops.io as sio
     from slipway.data import DatasetRef, spec_from_metadata
     from slipway.registry import get_client
@@ -116,6 +122,8 @@ else:
     model_file = work / "model.skops"
     if step == "search":
         trained = train_candidate(table, ref, spec, search, settings)
+        import skops.io as sio  # as the task does: after the fit
+
         model_file.write_bytes(sio.dumps(trained.model))
         out["run_id"], out["model_uri"] = trained.run_id, trained.model_uri
         out["cv"] = trained.search.best_cv_score
