@@ -20,10 +20,12 @@ def search(
     (with one child run per candidate) and saved as ``model``. The dataset's spec comes from the
     artifact's metadata; ``data_params`` is not read (the spec names the target).
     """
+    from slipway.data import return_arrow_memory_at_once
+
+    return_arrow_memory_at_once()  # before pandas loads pyarrow (docs/benchmarks.md)
+
     from collections import namedtuple
     from pathlib import Path
-
-    import skops.io as sio
 
     from slipway.config import load_settings, settings_for
     from slipway.data import DatasetRef, spec_from_metadata
@@ -38,6 +40,8 @@ def search(
         spec = spec_from_metadata(dataset.metadata)
         sharding = Sharding(shards=search_shards, pipeline_run=pipeline_run)
         trained = train_candidate(Path(dataset.path), ref, spec, params, settings, sharding)
+        import skops.io as sio  # after the fit, which runs without it (docs/benchmarks.md)
+
         Path(model.path).write_bytes(sio.dumps(trained.model))
         model.metadata.update(
             {"framework": "scikit-learn", "format": "skops", "mlflow_run_id": trained.run_id}

@@ -54,6 +54,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "holdout_mask": "table",
         "bound_freed_memory": "memory",
         "release_free_memory": "memory",
+        "return_arrow_memory_at_once": "memory",
         "take_rows": "table",
         "synth_dataset": "synth",
         "synth_spec": "synth",

@@ -11,12 +11,16 @@ copied out, each CV fold's copies) that the allocators keep for reuse instead of
 
 :func:`bound_freed_memory` fixes glibc's threshold at 1 MB (blocks that big are mapped on their
 own and unmapped when freed); :func:`release_free_memory` trims what the heaps and Arrow's pool
-hold free. Neither changes any value a step computes. Elsewhere than glibc both do nothing.
+hold free; :func:`return_arrow_memory_at_once`, called before pyarrow loads, makes Arrow's
+mimalloc give freed pages back at once (after a 1,000,000-row Parquet read it otherwise keeps
+~20 MB that ``release_unused`` does not return). None of them changes any value a step computes.
+Elsewhere than glibc the first two do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 #: glibc's ``mallopt`` parameter for the mmap threshold (``M_MMAP_THRESHOLD`` in malloc.h)
@@ -37,6 +41,31 @@ def bound_freed_memory() -> bool:
     """
     libc = _glibc()
     return bool(libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+#: mimalloc's options (Arrow's default pool on Linux), read from the environment when pyarrow
+#: loads: decommit freed memory at once rather than after a delay, and commit an arena's pages
+#: as they are used rather than all at once
+MIMALLOC_ENV = {"MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}
+
+
+def return_arrow_memory_at_once() -> bool:
+    """Set :data:`MIMALLOC_ENV` for this process (and its children) before pyarrow loads.
+
+    mimalloc reads its options once, when pyarrow (imported by pandas) loads, so a task calls
+    this first, before it imports pandas. A variable the environment already sets is kept.
+    A task's first read of a 1,000,000-row Parquet file is no slower (~1 s); a second read of it
+    in the same process is ~0.6 s slower, as its pages are faulted in again.
+
+    Returns:
+        Whether the options can take effect: ``False`` when pyarrow is already imported (then
+        nothing is set).
+    """
+    if "pyarrow" in sys.modules:
+        return False
+    for name, value in MIMALLOC_ENV.items():
+        os.environ.setdefault(name, value)
+    return True
 
 
 def release_free_memory() -> None:

@@ -27,6 +27,7 @@ from slipway.config import Settings
 from slipway.data import DatasetRef, DatasetSpec, load_frame
 from slipway.errors import ConfigError, ShardFailedError
 from slipway.params import SearchParams
+from slipway.training.metrics import score_features
 from slipway.training.pipeline_run import (
     Sharding,
     TrainedCandidate,
@@ -170,6 +171,7 @@ def reduce_search(
             **{k: clone(v, safe=False) for k, v in best.params.items()}
         )
         model.fit(x, y)
+        train_metrics = score_features(model, x, y, spec)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -185,7 +187,7 @@ def reduce_search(
         candidates=merged.candidates,
         shards=sharding.shards,
     )
-    return finish_pipeline_run(run_id, result, x, y, spec, settings)
+    return finish_pipeline_run(run_id, result, x, train_metrics, settings)
 
 
 def load_shard_results(client: object, run_id: str, shards: int) -> list[list[FoldScore]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from slipway.config import Settings
@@ -21,7 +20,6 @@ from slipway.errors import ConfigError
 from slipway.packaging import TRUSTED_TYPES
 from slipway.params import SearchParams
 from slipway.registry import mlflow_tracking_uri
-from slipway.training.metrics import score_features
 from slipway.training.search import SearchResult, build_param_grid, describe_params
 from slipway.training.shards import count_fits, shard_fits
 from slipway.training.tracking import (
@@ -175,8 +173,7 @@ def finish_pipeline_run(
     run_id: str,
     result: SearchResult,
     train_x: pd.DataFrame,
-    train_y: np.ndarray,
-    spec: DatasetSpec,
+    train_metrics: dict[str, float],
     settings: Settings,
 ) -> TrainedCandidate:
     """Log the search's result to the run, one child run per candidate, the model; end the run.
@@ -186,10 +183,11 @@ def finish_pipeline_run(
     Args:
         run_id: the pipeline's run (:func:`start_pipeline_run`).
         result: the search's result, its best pipeline refitted.
-        train_x: the training rows as the model takes them (the training metrics, and the
-            logged model's signature and input example).
-        train_y: their target.
-        spec: the dataset's spec.
+        train_x: the training rows as the model takes them (their count, and the logged
+            model's signature and input example).
+        train_metrics: the model's metrics on those rows
+            (:func:`~slipway.training.metrics.score_features`), scored by the caller before
+            MLflow is imported (peak memory, docs/benchmarks.md).
         settings: the configuration (MLflow).
 
     Returns:
@@ -200,7 +198,6 @@ def finish_pipeline_run(
     client = mlflow_client(settings.tracking_uri)
     scoring = result.scoring
     with mlflow_tracking_uri(settings.tracking_uri), mlflow.start_run(run_id=run_id) as run:
-        train_metrics = score_features(result.best_estimator, train_x, train_y, spec)
         children = log_candidate_runs(
             client,
             run.info.experiment_id,

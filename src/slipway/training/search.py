@@ -113,12 +113,43 @@ def describe_params(params: dict[str, Any]) -> dict[str, Any]:
 def make_cv(spec: DatasetSpec, params: SearchParams) -> Any:
     """The CV splitter: stratified for classification, shuffled ``KFold`` for regression, seeded.
 
-    Every shard of a sharded search builds it again and gets the same folds.
+    Its folds come as int32 positions (:class:`Int32Folds`). Every shard of a sharded search builds it again and gets the same folds.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     folds = KFold if spec.task == "regression" else StratifiedKFold
-    return folds(n_splits=params.cv_folds, shuffle=True, random_state=params.seed)
+    return Int32Folds(folds(n_splits=params.cv_folds, shuffle=True, random_state=params.seed))
+
+
+class Int32Folds:
+    """A CV splitter's folds, with their row positions as int32 instead of int64.
+
+    ``GridSearchCV`` (and a shard) holds every fold's training and validation positions for the
+    whole search: 18 MB as int64 for 3 folds of 800,000 rows, on top of the fold being fitted.
+    The same positions as int32 select the same rows, so no fold, score or model changes. A
+    table of 2**31 rows or more keeps int64.
+
+    Args:
+        splitter: the scikit-learn splitter whose folds these are.
+    """
+
+    def __init__(self, splitter: Any) -> None:
+        self.splitter = splitter
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """The splitter's number of folds."""
+        return self.splitter.get_n_splits(X, y, groups)
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
+        """The splitter's ``(train, test)`` positions, as int32 when they fit."""
+        for train, test in self.splitter.split(X, y, groups):
+            if len(train) + len(test) < 2**31:
+                yield train.astype(np.int32), test.astype(np.int32)
+            else:
+                yield train, test
+
+    def __repr__(self) -> str:
+        return f"Int32Folds({self.splitter!r})"
 
 
 def fit_grid_search(train: pd.DataFrame, spec: DatasetSpec, params: SearchParams) -> SearchResult:

@@ -13,23 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from slipway.config import Settings
-from slipway.data import (
-    DatasetRef,
-    DatasetSpec,
-    bound_freed_memory,
-    feature_frame,
-    holdout_mask,
-    load_frame,
-    release_free_memory,
-    take_rows,
-)
+from slipway.data import DatasetRef, DatasetSpec, load_frame, release_free_memory
 from slipway.params import SearchParams
 from slipway.training.fanout import reduce_search
-from slipway.training.features import target_values
+from slipway.training.metrics import score_features
 from slipway.training.pipeline_run import (
     Sharding,
     TrainedCandidate,
@@ -38,6 +26,7 @@ from slipway.training.pipeline_run import (
     start_pipeline_run,
     training_input,
 )
+from slipway.training.rows import training_features
 from slipway.training.search import fit_search
 
 __all__ = ["Sharding", "TrainedCandidate", "train_candidate"]
@@ -78,34 +67,28 @@ def train_candidate(
     check_sharding(spec, search_params, sharding.shards)
     if sharding.shards > 1:
         return reduce_search(csv_path, spec, search_params, settings, sharding)
-    x, y, dataset_input = load_training_data(csv_path, dataset, spec, search_params, settings)
+    # MLflow, its store and skops are imported only once the fit and the training metrics are
+    # done and their memory released: held during the fit, they add ~80 MB to its peak
+    x, y = training_features(csv_path, spec, search_params)
     result = fit_search(x, y, spec, search_params)
+    train_metrics = score_features(result.best_estimator, x, y, spec)
+    release_free_memory()  # the folds' and the scoring's pages
+    dataset_input = training_dataset_input(csv_path, dataset, spec, settings)
     run_id = start_pipeline_run(dataset_input, dataset, spec, search_params, settings, sharding)
-    return finish_pipeline_run(run_id, result, x, y, spec, settings)
+    return finish_pipeline_run(run_id, result, x, train_metrics, settings)
 
 
-def load_training_data(
-    csv_path: Path,
-    dataset: DatasetRef,
-    spec: DatasetSpec,
-    search_params: SearchParams,
-    settings: Settings,
-) -> tuple[pd.DataFrame, np.ndarray, Any]:
-    """The training rows as the model's input and target, and the table as an MLflow input.
+def training_dataset_input(
+    csv_path: Path, dataset: DatasetRef, spec: DatasetSpec, settings: Settings
+) -> Any:
+    """The whole table as the MLflow input the run logs, read again after the fit.
 
-    Only ``x`` and ``y`` outlive this call: the table and its training frame are released
-    before the search fits a fold (peak memory at 1,000,000 rows, docs/benchmarks.md).
-
-    Returns:
-        ``(x, y, dataset_input)``: :func:`~slipway.data.feature_frame` and
-        :func:`~slipway.training.features.target_values` of the training rows, and
-        :func:`~slipway.training.pipeline_run.training_input` of the whole table.
+    The first read kept only the training rows; reading the file again (~1 s at 1,000,000
+    rows) gives :func:`~slipway.training.pipeline_run.training_input` the same table, while
+    the fit ran without MLflow imported. The table is released before this returns.
     """
-    bound_freed_memory()
     frame = load_frame(csv_path, spec)
     dataset_input = training_input(frame, dataset, spec, settings)
-    mask = holdout_mask(frame, search_params.holdout_fraction, search_params.seed, spec.target)
-    train = take_rows(frame, ~mask)
     del frame
-    release_free_memory()  # the table's pages, kept by Arrow's pool and the heap
-    return feature_frame(train, spec), target_values(train, spec), dataset_input
+    release_free_memory()
+    return dataset_input
