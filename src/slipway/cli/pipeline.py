@@ -154,27 +154,24 @@ def run_cmd(
     # the compile check (a program of its own, a few seconds) runs while this process validates
     # everything a user typed before the first side effect: the dataset and version exist at
     # dataset_rev, the spec is valid, the (merged) params are valid. Both compile into the
-    # check's bytecode cache (the state folder's once it exists), which the tasks then read;
-    # so does a third program, at low priority, with what the tasks will import (stopped when
-    # the run ends or is refused, before the check's cache is removed).
-    with (
-        _compile_check(settings) as check,
-        compiling_ahead(settings, check.bytecode) as ahead,
-        bytecode_cached(settings, check.bytecode),
-    ):
+    # check's bytecode cache (the state folder's once it exists), which the tasks then read.
+    with _compile_check(settings) as check, bytecode_cached(settings, check.bytecode):
         request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
         request = dataclasses.replace(request, search_shards=search_shards)
         preload_runner()
-        if check.wait():
-            raise typer.Exit(1)
-        result = run_training(
-            settings,
-            request,
-            _ConsoleProgress(settings),
-            capture=not verbose,
-            bytecode_from=check.bytecode,
-            ahead=ahead,
-        )
+        # the request is valid: compile what the tasks will import while this process waits
+        # for the check (stopped with the run, or when the check refuses it)
+        with compiling_ahead(settings, check.bytecode) as ahead:
+            if check.wait():
+                raise typer.Exit(1)
+            result = run_training(
+                settings,
+                request,
+                _ConsoleProgress(settings),
+                capture=not verbose,
+                bytecode_from=check.bytecode,
+                ahead=ahead,
+            )
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if result.failure is not None:

@@ -160,15 +160,13 @@ def bytecode_cached(settings: Settings, folder: Path | None = None) -> Iterator[
 
 
 #: What the tasks after pull-data import, in the order they first need it (validate-data,
-#: search, evaluate, promote); within validate-data's, what ``slipway run`` does not import
-#: itself first (it reads the request with pandas). A name ending in ``/`` is a package compiled
-#: file by file instead of imported: importing matplotlib's figure module builds its font cache
-#: in the user's home.
+#: search, evaluate, promote). A name ending in ``/`` is a package compiled file by file instead
+#: of imported: importing matplotlib's figure module builds its font cache in the user's home.
 AHEAD_MODULES = (
-    "sklearn.tree",
-    "pandera.pandas",
     "slipway.data.checks",
     "slipway.data.table",
+    "pandera.pandas",
+    "sklearn.tree",
     "skops.io",
     "mlflow",
     "mlflow.data",
