@@ -147,7 +147,7 @@ def run_cmd(
     """
     from slipway.config import load_settings
     from slipway.orchestration import resolve_request, run_training
-    from slipway.orchestration.local_run import bytecode_cached, compiling_ahead, preload_runner
+    from slipway.orchestration.local_run import bytecode_cached, preload_runner
 
     _exit_quickly()
     settings = load_settings()
@@ -159,19 +159,15 @@ def run_cmd(
         request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
         request = dataclasses.replace(request, search_shards=search_shards)
         preload_runner()
-        # the request is valid: compile what the tasks will import while this process waits
-        # for the check (stopped with the run, or when the check refuses it)
-        with compiling_ahead(settings, check.bytecode) as ahead:
-            if check.wait():
-                raise typer.Exit(1)
-            result = run_training(
-                settings,
-                request,
-                _ConsoleProgress(settings),
-                capture=not verbose,
-                bytecode_from=check.bytecode,
-                ahead=ahead,
-            )
+        if check.wait():
+            raise typer.Exit(1)
+        result = run_training(
+            settings,
+            request,
+            _ConsoleProgress(settings),
+            capture=not verbose,
+            bytecode_from=check.bytecode,
+        )
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if result.failure is not None:

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -157,128 +157,6 @@ def bytecode_cached(settings: Settings, folder: Path | None = None) -> Iterator[
         yield
     finally:
         sys.pycache_prefix, sys.dont_write_bytecode = saved
-
-
-#: What the tasks after pull-data import, in the order they first need it (validate-data,
-#: search, evaluate, promote). A name ending in ``/`` is a package compiled file by file instead
-#: of imported: importing matplotlib's figure module builds its font cache in the user's home.
-AHEAD_MODULES = (
-    "slipway.data.checks",
-    "slipway.data.table",
-    "pandera.pandas",
-    "sklearn.tree",
-    "skops.io",
-    "mlflow",
-    "mlflow.data",
-    "mlflow.store.tracking.sqlalchemy_store",
-    "slipway.training.train",
-    "slipway.training.evaluate",
-    "slipway.registry.promotion",
-    "matplotlib/",
-    "PIL.Image",
-    "skl2onnx",
-    "onnxruntime",
-)
-
-# the compile-ahead program: imports (or compiles) each name given, ignoring any failure, and
-# writes to the bytecode folder each line of its standard input names from then on
-_AHEAD_PROGRAM = """
-import compileall, importlib, importlib.util, py_compile, re, sys, threading
-def follow():
-    for line in sys.stdin:
-        if line.strip():
-            sys.pycache_prefix = line.strip()
-threading.Thread(target=follow, daemon=True).start()
-for name in sys.argv[1:]:
-    try:
-        if name.endswith("/"):
-            for where in importlib.util.find_spec(name[:-1]).submodule_search_locations:
-                compileall.compile_dir(
-                    where, quiet=2, rx=re.compile(r"[/\\\\]tests?[/\\\\]"),
-                    invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
-                )
-        else:
-            importlib.import_module(name)
-    except BaseException:
-        pass
-"""
-
-
-_AHEAD_NICENESS = 10
-
-
-class CompileAhead:
-    """A process that compiles, ahead of the tasks, the modules they will import.
-
-    On a new state folder the bytecode cache is empty, and validate-data (the first task to
-    import pandas, pandera and scikit-learn) used to compile them while the run waited; search,
-    evaluate and promote compiled skops, MLflow, matplotlib and skl2onnx the same way. This
-    process imports :data:`AHEAD_MODULES` into the same cache while the CPU is otherwise idle
-    (``slipway run`` waiting for the compile check, pull-data, the single-threaded search), so
-    the tasks read what it compiled. It only compiles: a ``.pyc`` is checked against its
-    source's size and time when read, so nothing any task computes or records changes, and it
-    writes nowhere but the bytecode folder (a name ending in ``/`` is compiled, not imported).
-
-    Attributes:
-        process: the program; :meth:`stop` ends it.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        folder: Path | None = None,
-        modules: tuple[str, ...] = AHEAD_MODULES,
-    ) -> None:
-        """Start it, writing to ``folder`` (or the state folder's cache, as :func:`bytecode_cache`).
-
-        Args:
-            settings: names the project (the working directory) and the state folder.
-            folder: the cache to write to instead of the state folder's (the compile check's).
-            modules: what to import, in order (a name ending in ``/``: compile that package).
-        """
-        import subprocess
-
-        env = {**os.environ, **bytecode_cache(settings, folder)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _AHEAD_PROGRAM, *modules],
-            cwd=settings.project_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        # the idle CPU only: a task, the check or this process comes first when they compete
-        if hasattr(os, "setpriority"):
-            with suppress(OSError):  # it ended already
-                os.setpriority(os.PRIO_PROCESS, self.process.pid, _AHEAD_NICENESS)
-
-    def move_to(self, folder: Path) -> None:
-        """Write what is compiled from now on to ``folder`` (the state folder's cache, adopted)."""
-        if self.process.poll() is None and self.process.stdin is not None:
-            with suppress(OSError):  # it ended meanwhile
-                self.process.stdin.write(f"{folder}\n")
-                self.process.stdin.flush()
-
-    def stop(self) -> None:
-        """End it if still running (the run ended, or was refused) and wait for it."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-
-
-@contextmanager
-def compiling_ahead(
-    settings: Settings, folder: Path | None = None, modules: tuple[str, ...] = AHEAD_MODULES
-) -> Iterator[CompileAhead]:
-    """A :class:`CompileAhead` for the block, stopped when it ends (whatever the outcome)."""
-    ahead = CompileAhead(settings, folder, modules)
-    try:
-        yield ahead
-    finally:
-        ahead.stop()
 
 
 def _watcher(pipeline: Any, events: TaskEvents | None) -> AbstractContextManager[Any]:

@@ -20,15 +20,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from slipway.config import Settings
 from slipway.errors import PipelineRunError
 from slipway.orchestration.request import TrainingRequest
 from slipway.orchestration.task_log import TaskEvents, TaskStatus
-
-if TYPE_CHECKING:
-    from slipway.orchestration.local_run import CompileAhead
 
 VALIDATE_TASK = "validate-data"
 
@@ -128,7 +125,6 @@ def run_training(
     progress: RunProgress | None = None,
     capture: bool = True,
     bytecode_from: Path | None = None,
-    ahead: CompileAhead | None = None,
 ) -> TrainingRunResult:
     """Run the compiled training pipeline on this machine, end to end.
 
@@ -145,9 +141,6 @@ def run_training(
             check's); moved into ``<state_dir>/pycache``
             (:func:`slipway.orchestration.local_run.adopt_bytecode`) so that the tasks do not
             compile the same modules again.
-        ahead: a process compiling what the tasks will import into ``bytecode_from``
-            (:class:`slipway.orchestration.local_run.CompileAhead`); told to write to
-            ``<state_dir>/pycache`` once that cache is adopted. The caller stops it.
 
     Returns:
         What the run did, for the caller to report.
@@ -161,7 +154,7 @@ def run_training(
     # once the run made the folder (after the DVC status below), its cache for the rest: what
     # this process compiles, the tasks read
     with bytecode_cached(settings):
-        return _run_training(settings, request, progress or _Quiet(), capture, bytecode_from, ahead)
+        return _run_training(settings, request, progress or _Quiet(), capture, bytecode_from)
 
 
 def _run_training(
@@ -170,7 +163,6 @@ def _run_training(
     progress: RunProgress,
     capture: bool,
     bytecode_from: Path | None,
-    ahead: CompileAhead | None,
 ) -> TrainingRunResult:
     from slipway.data import settings_for_spec, unpushed_datasets
     from slipway.orchestration.local_run import adopt_bytecode, bytecode_cached
@@ -191,8 +183,6 @@ def _run_training(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if bytecode_from is not None:
         adopt_bytecode(settings, bytecode_from)
-        if ahead is not None:  # after the move: what it writes meanwhile is only lost
-            ahead.move_to(settings.state_dir / "pycache")
     with bytecode_cached(settings):
         return _run_in_state(settings, request, progress, capture, model, unpushed)
 

@@ -101,7 +101,7 @@ def test_run_with_zero_search_shards_is_refused_before_the_run(env):
 def test_run_passes_search_shards_to_the_pipeline(env, monkeypatch):
     seen = {}
 
-    def fake_run(settings, request, progress, capture=True, bytecode_from=None, ahead=None):
+    def fake_run(settings, request, progress, capture=True, bytecode_from=None):
         seen.update(request.arguments())
         raise typer.Exit(0)
 

@@ -94,7 +94,7 @@ def fake_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(pipeline_cli, "_CompileCheck", _PassingCheck)
     outcome: dict[str, TrainingRunResult] = {}
 
-    def fake_training(settings, request, progress, capture, bytecode_from=None, ahead=None):
+    def fake_training(settings, request, progress, capture, bytecode_from=None):
         log = tmp_path / "runs" / "1" / "pipeline.log"
         log.parent.mkdir(parents=True)
         log.write_text("".join(f"executor line {n}\n" for n in range(50)))
