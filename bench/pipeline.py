@@ -280,7 +280,7 @@ def pipeline_section(m: dict, repeats: int) -> str:
         "Per task (medians): the task's wall time under kfp.local (its log lines), the same "
         "library calls in the one process (its imports paid once up front: "
         f"{m['library_imports']:.1f} s), and the task's own imports (`PYTHONPROFILEIMPORTTIME`, "
-        "one more run with the bytecode cache warm), and the task's exit (from its last log "
+        "one more run with the bytecode cache warm) and its exit (from its last log "
         'line, its outputs written, to kfp.local\'s "finished"). The last two rows are `slipway run` '
         "itself, from its start to kfp.local's first record and from the last record to its "
         "end.\n\n"
