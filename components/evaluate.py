@@ -38,7 +38,7 @@ def evaluate(
 
     from slipway.config import load_settings, settings_for
     from slipway.data import spec_from_metadata
-    from slipway.orchestration import reporting_step
+    from slipway.orchestration import prepare_exit, reporting_step
     from slipway.params import EvaluateParams, SearchParams
     from slipway.registry import CandidateRun
     from slipway.training import (
@@ -80,4 +80,5 @@ def evaluate(
         report.decision = result.decision.promote
         report.promoted = False  # promote sets it once the candidate is the champion
         report.ends_run = not result.decision.promote  # the gate skips promote: the run ends here
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)
     return result.decision.promote

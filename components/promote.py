@@ -26,7 +26,7 @@ def promote(
 
     from slipway.config import load_settings, settings_for
     from slipway.data import spec_from_metadata
-    from slipway.orchestration import reporting_step
+    from slipway.orchestration import prepare_exit, reporting_step
     from slipway.params import SearchParams
     from slipway.registry import CandidateRun, promote_candidate
     from slipway.training import Decision, write_run_report
@@ -53,6 +53,7 @@ def promote(
         write_run_report(settings.tracking_uri, run_id, Path(run_report.path), log=True)
         report.promoted = True
         report.ends_run = True
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)
     return namedtuple("PromoteOutputs", ["version_code", "package_uri"])(
         result.version_code, result.package_uri
     )

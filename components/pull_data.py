@@ -12,7 +12,7 @@ def pull_data(
     from slipway.config import load_settings
     from slipway.data import count_rows, pull_dataset, settings_for_spec, spec_to_metadata
     from slipway.data.spec import SPEC_METADATA_KEY
-    from slipway.orchestration import reporting_step
+    from slipway.orchestration import prepare_exit, reporting_step
     from slipway.orchestration.step_metrics import RUN_STARTED_KEY
 
     settings = load_settings()
@@ -32,3 +32,4 @@ def pull_data(
         dataset.metadata[RUN_STARTED_KEY] = report.run_started_at
         report.dataset_rows = count_rows(Path(dataset.path))
     print(f"pulled dataset {pulled.ref.name} {pulled.ref.label} ({pulled.ref.path})")
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)

@@ -29,7 +29,7 @@ def search(
 
     from slipway.config import load_settings, settings_for
     from slipway.data import DatasetRef, spec_from_metadata
-    from slipway.orchestration import reporting_step
+    from slipway.orchestration import prepare_exit, reporting_step
     from slipway.params import SearchParams
     from slipway.training import Sharding, train_candidate
 
@@ -52,4 +52,5 @@ def search(
             f"best {trained.search.best_params} cv {trained.search.best_cv_score:.4f} "
             f"({trained.search.fits} fits in {search_shards} shard(s)) run {trained.run_id}"
         )
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)
     return namedtuple("SearchOutputs", ["run_id", "model_uri"])(trained.run_id, trained.model_uri)

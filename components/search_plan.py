@@ -14,6 +14,7 @@ def search_plan(
 
     from slipway.config import load_settings, settings_for
     from slipway.data import DatasetRef, spec_from_metadata
+    from slipway.orchestration import prepare_exit
     from slipway.params import SearchParams
     from slipway.training import Sharding, plan_search
 
@@ -24,4 +25,5 @@ def search_plan(
     sharding = Sharding(shards=search_shards, pipeline_run=pipeline_run)
     shards = plan_search(Path(dataset.path), ref, spec, params, settings, sharding)
     print(f"{search_shards} shards planned for Kubeflow run {pipeline_run}")
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)
     return shards

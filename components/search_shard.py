@@ -15,6 +15,7 @@ def search_shard(
 
     from slipway.config import load_settings, settings_for
     from slipway.data import spec_from_metadata
+    from slipway.orchestration import prepare_exit
     from slipway.params import SearchParams
     from slipway.training import Sharding, run_shard
 
@@ -24,3 +25,4 @@ def search_shard(
     sharding = Sharding(shards=search_shards, pipeline_run=pipeline_run)
     scores = run_shard(Path(dataset.path), spec, params, settings, sharding, int(shard))
     print(f"shard {shard} of {search_shards}: {len(scores)} fits")
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)

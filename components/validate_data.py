@@ -15,7 +15,7 @@ def validate_data(dataset: Input[Dataset], report: Output[Markdown]) -> None:
         spec_from_metadata,
         validate_with_spec,
     )
-    from slipway.orchestration import reporting_step
+    from slipway.orchestration import prepare_exit, reporting_step
 
     settings = settings_for(load_settings(), dataset.metadata)
     with reporting_step(
@@ -30,3 +30,4 @@ def validate_data(dataset: Input[Dataset], report: Output[Markdown]) -> None:
         Path(report.path).write_text(result.to_markdown(label))
         print(result.to_markdown(label))
         ensure_valid(result, label)
+    prepare_exit()  # the process exits next: spare its teardown the heap (task_exit)

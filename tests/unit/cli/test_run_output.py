@@ -199,3 +199,26 @@ def test_the_compile_check_before_a_first_run_writes_no_state_folder(tmp_path, m
         assert list(check.bytecode.rglob("*.pyc"))  # kfp, slipway, ... compiled once, kept
     assert not check.bytecode.exists()
     assert not (tmp_path / "state").exists()
+
+
+def test_the_program_freezes_its_heap_at_exit_once_however_often_it_runs(tmp_path):
+    """``slipway run`` leaves its teardown nothing to sweep; the caller's collector stays on."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, gc\n"
+        "import slipway.orchestration as orchestration\n"
+        "runs = []\n"
+        "atexit.register(lambda: print('ran', runs, 'frozen', gc.get_freeze_count() > 0))\n"
+        "def counted():\n"
+        "    runs.append(1)\n"
+        "    return prepare_exit()\n"
+        "prepare_exit = orchestration.prepare_exit\n"
+        "orchestration.prepare_exit = counted\n"
+        "from slipway.cli import pipeline\n"
+        "pipeline._exit_quickly(); pipeline._exit_quickly()\n"
+        "print('frozen now', gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["frozen now 0", "ran [1] frozen True"]
