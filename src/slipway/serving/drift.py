@@ -96,6 +96,7 @@ class DriftWindow:
         self._offsets = np.arange(len(self.stats)) * (width + 1)
         self._ring = np.zeros((window, len(self.features)), dtype=np.float64)
         self._window = window
+        self.window = window  # rows kept: a caller may hand over only the last this many
         # each counted row's bins (as flat indices into the counts) and the counts over them;
         # rows written since the last count are "dirty": compute() uncounts what they
         # replaced and counts them, so it bins only the rows that came since, once

@@ -226,8 +226,8 @@ async def infer(
     if len(rows) == 1:  # the usual request: binned with the others at the metrics' flush
         served_rows, served_labels, served_scores = metrics.served
         served_rows.append(rows)
-        served_labels.append(labels)
-        served_scores.append(proba)
+        served_labels.append(labels.item())
+        served_scores.append(proba.item())
     else:  # a batch, binned now: a second of them would be a lot of rows to hold
         metrics.observe_predictions(labels, proba)
         if model.drift.add(rows):

@@ -65,17 +65,19 @@ def test_the_short_ways_lists_give_the_samples_of_request_done_and_observe_predi
     for p in proba:
         label, score = np.array([int(p > 0.5)]), np.array([p])
         by_call.observe_predictions(label, score)
-        for served, value in zip(by_list.served, (np.zeros((1, 3)), label, score), strict=True):
+        for served, value in zip(
+            by_list.served, (np.zeros((1, 3)), label.item(), score.item()), strict=True
+        ):
             served.append(value)
     expected, got = _all_samples(one), _all_samples(lists)
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
     assert by_list.answered == ([], [])
-    assert by_list.served == ([], [], [])
+    assert [len(held) for held in by_list.served] == [0, 0, 0]
 
 
-_ONE_PREDICTION = (np.ones((1, 1)), np.array([1]), np.array([0.9]))
+_ONE_PREDICTION = (np.ones((1, 1)), 1, 0.9)
 
 
 def test_flush_feeds_the_served_rows_to_the_drift_window_and_publishes_psi_when_due() -> None:
@@ -100,3 +102,14 @@ def test_flush_feeds_the_served_rows_to_the_drift_window_and_publishes_psi_when_
     serve()
     assert registry.get_sample_value("slipway_feature_psi", psi) > 1.0  # the 4th: due
     assert window.compute()["a"] > 1.0
+
+
+def test_joined_reads_the_arrays_bytes_and_concatenates_what_is_not_as_the_server_makes() -> None:
+    from slipway.serving.metrics import _joined
+
+    scores = [np.array([0.25]), np.array([0.5]), np.array([1.0])]
+    assert _joined(scores, np.float64).tolist() == [0.25, 0.5, 1.0]
+    rows = [np.arange(3.0).reshape(1, 3), np.arange(3.0, 6.0).reshape(1, 3)]
+    assert _joined(rows, np.float64, 3).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    odd = [np.array([1], dtype=np.int32), np.array([0], dtype=np.int64), np.arange(4)[::4]]
+    assert _joined(odd, np.int64).tolist() == [1, 0, 0]  # an int32 and a strided view
