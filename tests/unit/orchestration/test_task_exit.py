@@ -42,6 +42,10 @@ def test_it_returns_how_many_objects_it_froze():
     import gc
 
     try:
-        assert prepare_exit() == gc.get_freeze_count() > 0
+        frozen = prepare_exit()
+        # frozen objects can still be freed by reference counting (a temporary of the call, or
+        # another thread's) before the count is read again: never more, a few less at most
+        assert frozen > 1000
+        assert frozen * 0.99 <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()  # this is pytest's process: give the collector its heap back
