@@ -196,8 +196,8 @@ class ServerMetrics:
         # floats and arrays are not tracked by the garbage collector (a tuple a request kept
         # till the flush would be, and run the GC's youngest generation every ~350 requests)
         self.answered: tuple[list[int], list[float]] = ([], [])
-        self.served: tuple[deque[np.ndarray], list[int], list[float]] = self._new_served()
         self.drift: Any = None  # the loaded model's DriftWindow (model_loaded), fed by flush()
+        self.served: tuple[deque[np.ndarray], list[int], list[float]] = self._new_served()
         self._timer: asyncio.TimerHandle | None = None
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -211,7 +211,7 @@ class ServerMetrics:
         tally[2] += seconds
 
     def _new_served(self) -> tuple[deque[np.ndarray], list[int], list[float]]:
-        window = 1 if getattr(self, "drift", None) is None else self.drift.window
+        window = 1 if self.drift is None else self.drift.window
         return deque(maxlen=window), [], []
 
     def start_flushing(self) -> None:
