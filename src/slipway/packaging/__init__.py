@@ -14,6 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "MODEL_FILE": "package",
         "ModelStore": "store",
         "ONNX_FILE": "onnx_model",
+        "ONNX_INPUT": "onnx_model",
         "ONNX_TOLERANCE": "onnx_model",
         "OnnxInput": "onnx_model",
         "onnx_feed": "onnx_model",

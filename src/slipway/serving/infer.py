@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.requests import Request as StarletteRequest
 
+from slipway.packaging import ONNX_INPUT
 from slipway.serving.binary import BINARY_TYPE, HEADER_LENGTH, check_media_type
 from slipway.serving.columns import answer_columns
 from slipway.serving.drift import DriftWindow
@@ -36,9 +37,13 @@ from slipway.serving.metrics import ServerMetrics
 from slipway.serving.middleware import ServingMiddleware
 from slipway.serving.protocol import (
     ALL_OUTPUTS,
+    UNPARSED,
     decode_infer_request,
     encode_infer_response,
+    encode_one_answer,
     encode_plain_answer,
+    loads_json,
+    one_row,
 )
 from slipway.serving.state import ServerState
 from slipway.serving.versioned import VERSION_KEY, unversioned
@@ -51,6 +56,8 @@ _JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _BINARY_CONTENT_TYPE = (b"content-type", BINARY_TYPE.encode())
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()
 _INFER_PREFIX, _INFER_SUFFIX = len("/v2/models/"), len("/infer")
+# bodies up to this size may be the usual one-row request (parsed once, then looked at)
+_ONE_ROW_BYTES = 16 * 1024
 
 
 def _check_length(length: bytes | None, limit: int) -> None:
@@ -179,6 +186,13 @@ async def infer(
     also for ``/v2/models/{name}/versions/{version}/infer`` with its ``version``.
     ``headers`` are the request's, lower-case names to values as bytes (see :func:`request_headers`).
 
+    The usual request (one row in the documented form, :func:`~slipway.serving.protocol.one_row`)
+    of a model whose rows go straight into one ONNX session (``LoadedModel.rows_session``) is
+    answered in a few steps: ONNX Runtime's label and probability are taken as Python numbers,
+    held for the metrics' flush and written by :func:`~slipway.serving.protocol.encode_one_answer`.
+    Any other request takes the general way, which answers the usual one with the same bytes
+    (``tests/unit/serving/test_app.py``).
+
     Returns:
         ``(body, header_length)``: the JSON answer and ``None``, or, when binary outputs were
         asked for, the JSON header followed by the raw tensors and the header's length.
@@ -208,6 +222,21 @@ async def infer(
     if message["type"] != "http.request" or message.get("more_body", False) or len(body) > limit:
         body = await _read_rest(message, receive, limit)
     header_length = headers.get(_HEADER_LENGTH)
+    payload = UNPARSED
+    session = model.rows_session
+    if session is not None and header_length is None and len(body) <= _ONE_ROW_BYTES:
+        payload = loads_json(body)
+        row = one_row(payload, len(model.features))
+        if row is not None:  # the usual request, the usual answer: predict_onnx for one row
+            labels, proba = session.run(None, {ONNX_INPUT: row})
+            label, score = labels.item(), proba[0, 1].item()
+            served_rows, served_labels, served_scores = metrics.served  # binned at the flush
+            served_rows.append(row)
+            served_labels.append(label)
+            served_scores.append(score)
+            return encode_one_answer(
+                server.served, model.version, _request_id(), label, score
+            ), None
     try:
         asked = decode_infer_request(
             body,
@@ -215,6 +244,7 @@ async def infer(
             model.features,
             limits.max_batch_rows,
             model.contract,
+            payload,
         )
     except BatchTooLarge:
         metrics.rejected.labels("batch_size").inc()

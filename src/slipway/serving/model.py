@@ -59,12 +59,17 @@ class LoadedModel:
     contract: Contract = field(default=None, repr=False)  # type: ignore[assignment]
     # the ONNX inputs (manifest["onnx"]["inputs"]); None: the one float64 tensor "input"
     onnx_inputs: list[dict[str, Any]] | None = field(default=None, repr=False)
+    rows_session: Any = field(default=None, init=False, repr=False)  # see __post_init__
 
     def __post_init__(self) -> None:
         if self.contract is None:
             self.contract = contract_from_manifest(self.manifest)
         if self.onnx_inputs is not None and [i["name"] for i in self.onnx_inputs] == ["input"]:
             self.onnx_inputs = None  # the original layout: rows go in as they are
+        # the session that predict_onnx runs float64 rows through, for the server's short way
+        # (slipway.serving.infer.infer); None when predict takes another way
+        plain_onnx = self.runtime == "onnxruntime" and self.onnx_inputs is None
+        self.rows_session = self.predictor if plain_onnx and self.contract.plain else None
 
     def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(labels int64 [N], positive-class probabilities float64 [N])`` for float64 rows.

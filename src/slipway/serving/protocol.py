@@ -70,12 +70,69 @@ class InferInputs:
     columns: ColumnBatch | None = None
 
 
+_NUMBERS = frozenset({float, int})
+UNPARSED: Any = object()  # decode_infer_request: the body still has to be parsed
+
+
+def loads_json(text: bytes | memoryview) -> Any:
+    """What orjson makes of an infer body's JSON (or JSON header).
+
+    Raises:
+        InvalidInput: it is not JSON.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+
+
+def one_row(payload: Any, n: int) -> np.ndarray | None:
+    """The row of the usual request, float64 ``[1, n]``; ``None`` for any other request.
+
+    The usual request is one row in the documented form and nothing more:
+    ``{"inputs": [{"name": "input-0", "shape": [1, n], "datatype": "FP64", "data": [n numbers]}]}``
+    (``payload``, as decoded from JSON). Checked in a few steps, for the server's
+    short way (:func:`slipway.serving.infer.infer`); a request it declines goes to
+    :func:`decode_infer_request`, which accepts it with the same row or refuses it, and both
+    accept the same one-row requests with the same row (``tests/unit/serving/test_protocol_fast_path.py``).
+
+    The values' types are looked at in one pass (in C): floats and integers only, which orjson
+    decodes finite and within 64 bits, so float64 holds them all.
+    """
+    if type(payload) is not dict or len(payload) != 1:
+        return None
+    inputs = payload.get("inputs")
+    if type(inputs) is not list or len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    if (
+        type(tensor) is not dict
+        or len(tensor) != 4  # name, shape, datatype and data: no parameters
+        or tensor.get("name") != INPUT_NAME
+        or tensor.get("datatype") != "FP64"
+    ):
+        return None
+    shape, data = tensor.get("shape"), tensor.get("data")
+    if (
+        type(shape) is not list
+        or shape != [1, n]
+        or type(shape[0]) is not int  # [1, n] equals [1.0, n] and [True, n]
+        or type(shape[1]) is not int
+        or type(data) is not list
+        or len(data) != n
+        or not _NUMBERS.issuperset(map(type, data))  # no bool, text, null, list or object
+    ):
+        return None
+    return np.array(data, dtype=np.float64).reshape(1, n)
+
+
 def decode_infer_request(
     body: bytes,
     header_length: str | None,
     features: list[str],
     max_rows: int,
     contract: Contract | None = None,
+    payload: Any = UNPARSED,
 ) -> InferInputs:
     """Decode an infer body: JSON, or a JSON header and binary tensor data.
 
@@ -86,6 +143,8 @@ def decode_infer_request(
         max_rows: the batch limit.
         contract: the served model's contract; ``None`` or a plain one reads float64 rows,
             any other typed columns (:func:`slipway.serving.columns.read_columns`).
+        payload: what :func:`loads_json` already made of a body without binary data
+            (:func:`slipway.serving.infer.infer` parses it once for :func:`one_row`).
 
     Raises:
         InvalidInput: anything off the contract (messages never quote the request).
@@ -94,10 +153,8 @@ def decode_infer_request(
     header, binary = (
         (body, _NO_BINARY) if header_length is None else split_body(body, header_length)
     )
-    try:
-        payload = orjson.loads(header)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("the body is not valid JSON (NaN and Infinity are not JSON)") from None
+    if payload is UNPARSED:
+        payload = loads_json(header)
     if contract is None or contract.plain:
         # no "true" or "false" in the JSON text: no value can be a boolean (a quick C scan of
         # a small body; find, as `in` on bytes first tries the operand as an integer, raising a
@@ -115,7 +172,6 @@ def decode_infer_request(
     return read_infer_request(payload, features, max_rows, binary, contract)
 
 
-_NUMBERS = frozenset({float, int})
 # bodies up to this size are scanned for true/false (a one-row request is ~0.7 kB)
 _SCAN_BYTES = 16 * 1024
 # up to this many values, one pass over their types costs less than the numpy checks
@@ -425,6 +481,27 @@ def encode_plain_answer(
             ],
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def encode_one_answer(
+    model_name: str, version: str, request_id: str, label: int, probability: float
+) -> bytes:
+    """The usual answer for one row, from its label and probability as Python numbers.
+
+    The bytes :func:`encode_plain_answer` gives for the same values as one-element arrays
+    (``tests/unit/serving/test_protocol_fast_path.py`` compares them).
+    """
+    return orjson.dumps(
+        {
+            "model_name": model_name,
+            "model_version": version,
+            "id": request_id,
+            "outputs": [
+                {"name": "label", "shape": [1], "datatype": "INT64", "data": [label]},
+                {"name": "probability", "shape": [1], "datatype": "FP64", "data": [probability]},
+            ],
+        }
     )
 
 

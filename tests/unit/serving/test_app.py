@@ -138,6 +138,45 @@ def test_nested_rows_and_column_layout_give_the_same_answer(served) -> None:
     assert flat[1]["data"] != flat[1]["data"][:1] * 3  # three different rows
 
 
+def test_the_usual_request_takes_the_short_way_and_gets_the_general_answer(
+    served, monkeypatch
+) -> None:
+    import slipway.serving.infer as infer_module
+
+    client, _ = served
+    app = client.app
+    model = app.state.server.model.model
+    assert model.rows_session is not None  # the default package: ONNX, plain, one input
+    bodies = [infer_body(rows=1, start=i) for i in range(8)]
+
+    def answers() -> list[bytes]:
+        out = []
+        for body in bodies:
+            response = client.post(INFER, json=body)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/json"
+            request_id = response.json()["id"].encode()
+            out.append(response.content.replace(request_id, b"<id>"))
+        return out
+
+    metrics = app.state.metrics
+    client.portal.call(metrics.stop_flushing)  # what the short way holds stays till a flush
+    with monkeypatch.context() as patched:  # the short way decodes nothing by the parser
+        patched.setattr(infer_module, "decode_infer_request", None)
+        short = answers()
+    rows, labels, scores = metrics.served
+    assert len(rows) == len(labels) == len(scores) == len(bodies)  # held for the drift window
+    assert [row.shape for row in rows] == [(1, 30)] * len(bodies)
+    assert {type(label) for label in labels} == {int}
+    assert {type(score) for score in scores} == {float}
+    model.rows_session = None  # every request by the general way
+    try:
+        general = answers()
+    finally:
+        model.rows_session = model.predictor
+    assert short == general
+
+
 def test_response_id_is_generated_when_absent(served) -> None:
     client, _ = served
     ids = {client.post(INFER, json=infer_body()).json()["id"] for _ in range(3)}

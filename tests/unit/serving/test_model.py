@@ -138,6 +138,8 @@ def test_onnx_agrees_with_skops_on_every_row(tmp_path: Path) -> None:
     install_package(tmp_path / "b", skops_only)
     reference = load_model(tmp_path / "b", "slipway", VERSION)
     assert reference.runtime == "sklearn"
+    assert onnx.rows_session is onnx.predictor  # the server's short way runs it directly
+    assert reference.rows_session is None  # scikit-learn: the short way is not for this model
     rows = features().to_numpy()
     labels, proba = onnx.predict(rows)
     ref_labels, ref_proba = reference.predict(rows)
@@ -271,6 +273,7 @@ def test_a_plain_model_with_a_per_column_onnx_copy_predicts_its_rows(tmp_path: P
         onnx_inputs=records,
     )
     assert per_column.contract.plain
+    assert per_column.rows_session is None  # its rows go in as columns: not the short way
     rows = features().to_numpy()[:50]
     labels, proba = per_column.predict(rows)
     want_labels, want_proba = reference.predict(rows)

@@ -1,9 +1,10 @@
-"""The short way through the parser accepts exactly what the full parser accepts, with the same rows.
+"""The short ways through the parser accept exactly what the full parser accepts, with the same rows.
 
 ``decode_infer_request`` tries ``_plain_request`` first (one FP64 ``input-0`` tensor, JSON data
 or binary); anything it declines goes to ``read_infer_request``, whose messages the error tests
-check. So the short way must never accept a body the full parser refuses, and must give the
-same rows when both accept.
+check. The server tries ``one_row`` before both (the usual one-row request and nothing else).
+So a short way must never accept a body the full parser refuses, and must give the same rows
+when both accept; ``encode_one_answer`` must give the bytes of ``encode_plain_answer``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from slipway.serving.protocol import (
     ALL_OUTPUTS_BINARY,
     _plain_request,
     decode_infer_request,
+    encode_one_answer,
+    encode_plain_answer,
+    one_row,
     read_infer_request,
 )
 from slipway.serving.schema import INPUT_NAME
@@ -229,3 +233,118 @@ def test_the_plain_answer_is_the_answer_of_every_output_as_json(rows: int) -> No
     )
     assert length is None
     assert encode_plain_answer("m", "v1", "an-id", labels, proba) == general
+
+
+numbers = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.sampled_from([0, 1, 0.0, 1.0, -0.0])
+)
+
+
+@st.composite
+def one_row_bodies(draw) -> object:
+    """The usual one-row request, or it with one thing off (half the time)."""
+    data = draw(st.lists(numbers, min_size=3, max_size=3))
+    tensor = {"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": data}
+    body: object = {"inputs": [tensor]}
+    change = draw(st.integers(0, 23))
+    if change == 12:
+        data[draw(st.integers(0, 2))] = draw(values)
+    elif change == 13:
+        tensor["data"] = draw(st.lists(numbers, max_size=5) | st.just([data]) | st.just(data[0]))
+    elif change == 14:
+        shapes = [[1.0, 3], [True, 3], [1, 3.0], [1, True], [2, 3], [0, 3], [3], [1, 3, 1]]
+        tensor["shape"] = draw(st.sampled_from([*shapes, [1, 2], [[1], 3], "1,3", None]))
+    elif change == 15:
+        tensor["name"] = draw(st.sampled_from(["a", [INPUT_NAME], None, "input-1"]))
+    elif change == 16:
+        tensor["datatype"] = draw(st.sampled_from(["FP32", "INT64", "fp64", 64, None]))
+    elif change == 17:
+        tensor["parameters"] = draw(st.sampled_from([{}, {"binary_data_size": 24}]))
+    elif change == 18:
+        del tensor[draw(st.sampled_from(sorted(tensor)))]
+    elif change == 19:
+        body = {"inputs": [tensor], "id": draw(st.text(max_size=3) | st.integers(0, 3))}
+    elif change == 20:
+        body = {"inputs": [tensor], "outputs": [{"name": "label"}]}
+    elif change == 21:
+        body = {"inputs": [tensor], "parameters": {"binary_data_output": draw(st.booleans())}}
+    elif change == 22:
+        body = draw(st.sampled_from([{"inputs": [tensor, tensor]}, {"inputs": tensor}, [body]]))
+    elif change == 23:
+        body = {"input": [tensor]}
+    return body
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(one_row_bodies())
+@example({"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]})
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2, True]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [True, 3], "datatype": "FP64", "data": [1, 2, 3]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1.0, 3], "datatype": "FP64", "data": [1, 2, 3]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [[1], [2], [3]]}]}
+)
+@example(
+    {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2, "3"]}]}
+)
+@example(
+    {
+        "inputs": [
+            {"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": [1, 2**64 - 1, 3]}
+        ]
+    }
+)
+def test_one_row_accepts_only_what_the_parser_accepts_with_the_same_row(body: object) -> None:
+    text = orjson.dumps(body)
+    payload = orjson.loads(text)  # what the server parses: orjson's values
+    row = one_row(payload, len(FEATURES))
+    try:
+        expected = decode_infer_request(text, None, FEATURES, MAX_ROWS)
+    except (InvalidInput, BatchTooLarge):
+        expected = None
+    if row is None:
+        return  # declined: the parser decides (and names the problem)
+    assert expected is not None, "one_row accepted a request the parser refuses"
+    assert row.dtype == np.float64
+    assert row.flags.c_contiguous
+    assert row.shape == (1, len(FEATURES))
+    np.testing.assert_array_equal(row, expected.rows)
+    # what the server answers for it is the usual answer: no id of its own, every output as JSON
+    assert expected.request_id is None
+    assert expected.outputs is ALL_OUTPUTS
+
+
+def test_the_usual_one_row_request_is_taken_by_one_row() -> None:
+    data = [0.0, 1, -2.5]
+    body = {"inputs": [{"name": INPUT_NAME, "shape": [1, 3], "datatype": "FP64", "data": data}]}
+    row = one_row(orjson.loads(orjson.dumps(body)), 3)
+    assert row is not None
+    assert row.tolist() == [[0.0, 1.0, -2.5]]
+    assert one_row(body, 4) is None  # another model's width
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(0, 1, width=32),
+    st.booleans(),
+)
+def test_the_one_row_answer_is_the_plain_answer(
+    label: int, score: float, score32: float, float32: bool
+) -> None:
+    # ONNX Runtime's probabilities: float32 or float64, as the model was converted
+    proba = np.array([[1 - score32, score32]], np.float32) if float32 else np.array([[0, score]])
+    labels = np.array([label], dtype=np.int64)
+    # as the server takes them from ONNX Runtime's outputs, and as predict_onnx gives them
+    one = encode_one_answer("m", "v1", "an-id", labels.item(), proba[0, 1].item())
+    plain = np.ascontiguousarray(proba[:, 1], dtype=np.float64)
+    assert one == encode_plain_answer("m", "v1", "an-id", labels, plain)
