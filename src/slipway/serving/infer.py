@@ -7,7 +7,9 @@ of the answer and the request's metrics, in one coroutine. It used to be three (
 middleware's ``infer``, an ASGI endpoint, then :func:`infer`), spread over two modules; the
 merge itself saved no measurable instructions (docs/serving.md, "Performance"), but the whole
 way now reads in one place. FastAPI's documented routes (:mod:`slipway.serving.app`) call
-:func:`infer` too, so both ways answer the same.
+:func:`infer` too, so both ways answer the same. :func:`answer_body` is infer's part after the
+body is read; for the served model's own path, with the model loaded and the usual headers,
+:func:`answer_infer` reads the body itself and calls it (infer's checks would say nothing).
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ async def infer(
     if model is None:
         await wait_for_load(server)
         model = server.ready_model(name)
-    limits, metrics = server.limits, server.metrics
+    limits = server.limits
     limit = limits.max_body_bytes
     length = headers.get(b"content-length")
     # ASCII digits, fewer than the limit has: within it, without parsing the number
@@ -221,6 +223,18 @@ async def infer(
     body = message.get("body", b"")
     if message["type"] != "http.request" or message.get("more_body", False) or len(body) > limit:
         body = await _read_rest(message, receive, limit)
+    return answer_body(server, model, headers, body)
+
+
+def answer_body(
+    server: ServerState, model: Any, headers: dict[bytes, bytes], body: bytes
+) -> tuple[bytes, int | None]:
+    """The answer to an infer request whose body has been read (the rest of :func:`infer`).
+
+    ``model`` is the served one, loaded; the request's name, version and media type were
+    checked. Returns and raises as :func:`infer`.
+    """
+    metrics = server.metrics
     header_length = headers.get(_HEADER_LENGTH)
     payload = UNPARSED
     session = model.rows_session
@@ -242,7 +256,7 @@ async def infer(
             body,
             None if header_length is None else header_length.decode("latin-1"),
             model.features,
-            limits.max_batch_rows,
+            server.limits.max_batch_rows,
             model.contract,
             payload,
         )
@@ -308,7 +322,7 @@ class ServingApp(FastAPI):
         """Answer one ASGI connection: infer by the short way, the rest through FastAPI."""
         if scope["type"] == "http":
             if scope["path"] in self.infer_paths and scope["method"] == "POST":
-                await answer_infer(self, scope, receive, send)  # sets scope["app"] on errors
+                await answer_infer(self, scope, receive, send, True)  # scope["app"] on errors
                 return
             if "/versions/" in scope["path"]:
                 scope = unversioned(scope)  # /versions/{v}/infer as /infer, the version kept
@@ -339,8 +353,14 @@ async def _answer_error(
     return response.status_code, cls is Exception
 
 
-async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) -> None:
+async def answer_infer(
+    app: ServingApp, scope: dict, receive: Any, send: Any, served: bool = False
+) -> None:
     """Answer an infer request by :func:`infer`: limited, timed, counted, errors mapped.
+
+    ``served``: the path is the served model's unversioned infer path (``app.infer_paths``).
+    With the model loaded and the usual headers, infer's checks then pass without a word,
+    and this reads the body and calls :func:`answer_body` itself.
 
     What :class:`ServingMiddleware` does around FastAPI (the concurrency limit: 429 beyond it;
     the body deadline; the in-flight count; the request's metrics), and what Starlette does
@@ -372,19 +392,38 @@ async def answer_infer(app: ServingApp, scope: dict, receive: Any, send: Any) ->
         # deadlines' sweep (every tick) cancels it once past its deadline; infer awaits nothing
         # but the body (its load wait is over), and the answer is sent after it is unregistered
         deadlines = serving.deadlines
-        if deadlines.idle:  # no sweep running (an app served without its lifespan)
-            deadlines.arm()
-        task = asyncio.current_task()
+        task = deadlines.enter(started + serving.body_timeout)
         waiting = deadlines.waiting
-        waiting[task] = started + serving.body_timeout
         try:
-            body, header_length = await infer(
-                server,
-                scope["path"][_INFER_PREFIX:-_INFER_SUFFIX],
-                dict(reversed(scope["headers"])),  # request_headers(scope)
-                receive,
-                scope.get(VERSION_KEY),
-            )
+            headers = dict(reversed(scope["headers"]))  # request_headers(scope)
+            model = server.model.model
+            length = headers.get(b"content-length")
+            limits = server.limits
+            if (  # infer's checks, when they pass without a word: infer written out
+                served
+                and model is not None
+                and headers.get(b"content-type") in _PLAIN_TYPES
+                and b"content-encoding" not in headers
+                and (length is None or (length.isdigit() and len(length) < limits.body_digits))
+            ):
+                limit = limits.max_body_bytes
+                message = await receive()  # the usual case: the whole body in this one message
+                body = message.get("body", b"")
+                if (
+                    message["type"] != "http.request"
+                    or message.get("more_body", False)
+                    or len(body) > limit
+                ):
+                    body = await _read_rest(message, receive, limit)
+                body, header_length = answer_body(server, model, headers, body)
+            else:
+                body, header_length = await infer(
+                    server,
+                    scope["path"][_INFER_PREFIX:-_INFER_SUFFIX],
+                    headers,
+                    receive,
+                    scope.get(VERSION_KEY),
+                )
         except asyncio.CancelledError:
             del waiting[task]
             timeout = deadlines.timed_out(task)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 import types
 from typing import Any
@@ -63,7 +64,8 @@ class BodyDeadlines:
         self.waiting: dict[asyncio.Task, float] = {}  # task -> deadline (perf_counter)
         self.expired: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the sweep's (arm's running loop)
+        self.thread: int | None = None  # the thread that runs it
         self._always = False  # start() was called: the sweep runs every tick until stop()
         self.idle = True  # no sweep armed: arm() before registering in waiting
 
@@ -79,9 +81,31 @@ class BodyDeadlines:
 
     def arm(self) -> None:
         """Sweep a tick from now on the running loop (again while requests are registered)."""
-        self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(self.tick, self._sweep)
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self._timer = self.loop.call_later(self.tick, self._sweep)
         self.idle = False
+
+    def enter(self, deadline: float) -> asyncio.Task:
+        """Register the running task as reading its body until ``deadline`` (``perf_counter``).
+
+        The caller deletes it from :attr:`waiting` once the body is read. The task is looked
+        up by the sweep's loop when this thread runs that loop: ``asyncio.current_task()``
+        without it looks the running loop up first, which on Python 3.11 is a ``getpid``
+        system call (it was the server's one system call a request besides reading and
+        writing). Any other case (no sweep armed, the app run on another loop or thread)
+        arms a sweep on the running loop first.
+        """
+        task = (
+            asyncio.current_task(self.loop)
+            if not self.idle and self.thread == threading.get_ident()
+            else None
+        )
+        if task is None:  # no sweep on this loop (or no task there, a loop gone): one here
+            self.arm()
+            task = asyncio.current_task()
+        self.waiting[task] = deadline
+        return task
 
     def stop(self) -> None:
         """Stop sweeping (the app's shutdown)."""
@@ -123,7 +147,7 @@ class BodyDeadlines:
                 return await awaitable
         self.waiting[task] = deadline
         loop = task.get_loop()
-        if self._timer is None or self._loop is not loop:  # a new loop: tests run several
+        if self._timer is None or self.loop is not loop:  # a new loop: tests run several
             self.arm()
         try:
             return await awaitable
@@ -144,7 +168,7 @@ class BodyDeadlines:
                 self.expired.add(task)
                 task.cancel()
         again = self._always or self.waiting
-        self._timer = self._loop.call_later(self.tick, self._sweep) if again else None
+        self._timer = self.loop.call_later(self.tick, self._sweep) if again else None
         self.idle = self._timer is None
 
 
