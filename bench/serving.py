@@ -11,7 +11,9 @@ by the same load generator (wrk, a Lua script posting one row) at concurrency 1,
 Two floors (:mod:`bench.floors`) run on slipway's stack (uvicorn, uvloop, httptools, access log
 off): an app answering a constant (HTTP alone) and one doing exactly the server's work (orjson
 parse, float64 array, one ONNX Runtime call on the package's ``model.onnx``, orjson answer).
-slipway's throughput is reported as a share of each, measured in the same round. Then slipway
+slipway's throughput is reported as a share of each, measured in the same round, and once
+more from a pair of concurrency-8 runs of slipway and the same-work floor back to back (the
+order alternating by round), which the host's other load moves less. Then slipway
 and the same-work floor answer 1,024-row requests (rows/s), as JSON and as binary tensor data
 (the floor's twin: ``np.frombuffer`` on the bytes after the JSON header). ``--repeats`` rounds run over
 servers started once; every figure is the median over rounds. Results go to docs/benchmarks.md
@@ -402,6 +404,7 @@ def floor_server(name: str, app: str, x, onnx: Path) -> Server:
 FLOOR_CONSTANT = "floor: constant answer"
 FLOOR_SAME_WORK = "floor: same work (orjson, numpy, ONNX Runtime)"
 SLIPWAY_1 = "slipway (1 worker)"
+PAIRED = "paired"  # a round's back-to-back concurrency-8 runs of SLIPWAY_1 and FLOOR_SAME_WORK
 
 
 def main() -> None:
@@ -522,6 +525,16 @@ def main() -> None:
                     c: wrk(server.infer_url, script, c, args.seconds, pid) for c in concurrency
                 }
                 print(f"round {r + 1}", server.name, summary(result[server.name]), flush=True)
+            # slipway and the same-work floor back to back (order alternating by round): the
+            # ratio from runs seconds apart, not minutes, as the host's other load drifts
+            pair = [s for s in servers if s.name in (SLIPWAY_1, FLOOR_SAME_WORK)]
+            if len(pair) == 2 and 8 in concurrency:
+                result[PAIRED] = {}
+                for server in pair if r % 2 == 0 else pair[::-1]:
+                    pid = procs[server.name][0].pid
+                    run = wrk(server.infer_url, scripts[server.name], 8, args.seconds, pid)
+                    result[PAIRED][server.name] = run
+                    print(f"round {r + 1} paired", server.name, summary({8: run}), flush=True)
             for server in servers:
                 if server.name not in (SLIPWAY_1, FLOOR_SAME_WORK):
                     continue
@@ -588,7 +601,7 @@ def render(
         "| cold start s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    names = [n for n in rounds[0] if " | " not in n]
+    names = [n for n in rounds[0] if " | " not in n and n != PAIRED]
     for name in names:
         for c in rounds[0][name]:
             r = median_run(rounds, name, c)
@@ -613,6 +626,20 @@ def render(
                 f"{', '.join(f'{s:.0%}' for s in shares)}); by CPU per request "
                 f"{statistics.median(cpu):.0%} (rounds: {', '.join(f'{s:.0%}' for s in cpu)})"
             )
+        paired = [r[PAIRED] for r in rounds if PAIRED in r]
+        if paired:
+            shares = [p[SLIPWAY_1]["rps"] / p[FLOOR_SAME_WORK]["rps"] for p in paired]
+            cpu = [p[FLOOR_SAME_WORK]["cpu_us"] / p[SLIPWAY_1]["cpu_us"] for p in paired]
+            p99 = [p[SLIPWAY_1]["p99_us"] / 1000 for p in paired]
+            errors = sum(p[SLIPWAY_1]["errors"] for p in paired)
+            lines.append(
+                f"- {FLOOR_SAME_WORK}, back to back (one more pair of {seconds} s runs a round, "
+                "the order alternating): throughput "
+                f"{statistics.median(shares):.0%} of it (rounds: "
+                f"{', '.join(f'{s:.0%}' for s in shares)}); by CPU per request "
+                f"{statistics.median(cpu):.0%} (rounds: {', '.join(f'{s:.0%}' for s in cpu)}); "
+                f"slipway's p99 {statistics.median(p99):.2f} ms, {errors} errors"
+            )
         mine = median_run(rounds, SLIPWAY_1, 8)
         for name in names:
             if name.startswith(("slipway", "floor")):
@@ -625,7 +652,7 @@ def render(
             )
     if kserve_missing:
         lines.append(f"- KServe not measured: {kserve_missing}")
-    batch = [n for n in rounds[0] if " | " in n]
+    batch = [n for n in rounds[0] if " | " in n and n != PAIRED]
     if batch:
         lines += [
             "",
