@@ -188,13 +188,6 @@ async def infer(
     also for ``/v2/models/{name}/versions/{version}/infer`` with its ``version``.
     ``headers`` are the request's, lower-case names to values as bytes (see :func:`request_headers`).
 
-    The usual request (one row in the documented form, :func:`~slipway.serving.protocol.one_row`)
-    of a model whose rows go straight into one ONNX session (``LoadedModel.rows_session``) is
-    answered in a few steps: ONNX Runtime's label and probability are taken as Python numbers,
-    held for the metrics' flush and written by :func:`~slipway.serving.protocol.encode_one_answer`.
-    Any other request takes the general way, which answers the usual one with the same bytes
-    (``tests/unit/serving/test_app.py``).
-
     Returns:
         ``(body, header_length)``: the JSON answer and ``None``, or, when binary outputs were
         asked for, the JSON header followed by the raw tensors and the header's length.
@@ -233,6 +226,13 @@ def answer_body(
 
     ``model`` is the served one, loaded; the request's name, version and media type were
     checked. Returns and raises as :func:`infer`.
+
+    The usual request (one row in the documented form, :func:`~slipway.serving.protocol.one_row`)
+    of a model whose rows go straight into one ONNX session (``LoadedModel.rows_session``) is
+    answered in a few steps: ONNX Runtime's label and probability are taken as Python numbers,
+    held for the metrics' flush and written by :func:`~slipway.serving.protocol.encode_one_answer`.
+    Any other request takes the general way, which answers the usual one with the same bytes
+    (``tests/unit/serving/test_app.py``).
     """
     metrics = server.metrics
     header_length = headers.get(_HEADER_LENGTH)
