@@ -67,7 +67,7 @@ class LoadedModel:
         if self.onnx_inputs is not None and [i["name"] for i in self.onnx_inputs] == ["input"]:
             self.onnx_inputs = None  # the original layout: rows go in as they are
         # the session that predict_onnx runs float64 rows through, for the server's short way
-        # (slipway.serving.infer.infer); None when predict takes another way
+        # (slipway.serving.infer.answer_body); None when predict takes another way
         plain_onnx = self.runtime == "onnxruntime" and self.onnx_inputs is None
         self.rows_session = self.predictor if plain_onnx and self.contract.plain else None
 

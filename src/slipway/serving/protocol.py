@@ -92,7 +92,7 @@ def one_row(payload: Any, n: int) -> np.ndarray | None:
     The usual request is one row in the documented form and nothing more:
     ``{"inputs": [{"name": "input-0", "shape": [1, n], "datatype": "FP64", "data": [n numbers]}]}``
     (``payload``, as decoded from JSON). Checked in a few steps, for the server's
-    short way (:func:`slipway.serving.infer.infer`); a request it declines goes to
+    short way (:func:`slipway.serving.infer.answer_body`); a request it declines goes to
     :func:`decode_infer_request`, which accepts it with the same row or refuses it, and both
     accept the same one-row requests with the same row (``tests/unit/serving/test_protocol_fast_path.py``).
 
