@@ -46,7 +46,9 @@ def rss_mb():
 
 step, work, rows, features = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 categorical = None if sys.argv[5] == "default" else int(sys.argv[5])
-if step == "search":  # as components/search.py does first
+from slipway.orchestration import pause_gc_in_imports
+pause_gc_in_imports()  # as every component does first (slipway.orchestration.task_start)
+if step == "search":  # as components/search.py does next
     from slipway.data import return_arrow_memory_at_once
     return_arrow_memory_at_once()
 state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else {}

@@ -33,6 +33,10 @@ def evaluate(
     confusion matrix (and ROC for binary), and stays empty for regression. ``data_params`` is
     not read (the spec names the target); the pipeline still passes it.
     """
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     import json
     from pathlib import Path
 

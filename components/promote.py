@@ -20,6 +20,10 @@ def promote(
     The package follows the dataset spec from the artifact's metadata; ``data_params`` is not
     read (the spec names the target); the pipeline still passes it.
     """
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     import json
     from collections import namedtuple
     from pathlib import Path

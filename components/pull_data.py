@@ -7,6 +7,10 @@ def pull_data(
     dataset_name: str, dataset_version: str, dataset_rev: str, dataset: Output[Dataset]
 ) -> None:
     """Fetch ``dataset_version`` of ``dataset_name`` as read at git revision ``dataset_rev``."""
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     from pathlib import Path
 
     from slipway.config import load_settings

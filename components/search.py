@@ -20,6 +20,10 @@ def search(
     (with one child run per candidate) and saved as ``model``. The dataset's spec comes from the
     artifact's metadata; ``data_params`` is not read (the spec names the target).
     """
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     from slipway.data import return_arrow_memory_at_once
 
     return_arrow_memory_at_once()  # before pandas loads pyarrow (docs/benchmarks.md)

@@ -10,6 +10,10 @@ def search_plan(
     pipeline_run: str,
 ) -> list:
     """Return the shard indices ``[0 … search_shards-1]`` that the shard tasks iterate over."""
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     from pathlib import Path
 
     from slipway.config import load_settings, settings_for

@@ -11,6 +11,10 @@ def search_shard(
     shard: int,
 ):
     """Fit and score shard ``shard`` of ``search_shards``; write ``shards/shard-<i>.json``."""
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     from pathlib import Path
 
     from slipway.config import load_settings, settings_for

@@ -5,6 +5,10 @@ from kfp.dsl import Dataset, Input, Markdown, Output
 
 def validate_data(dataset: Input[Dataset], report: Output[Markdown]) -> None:
     """Validate lazily against the spec pull-data stored, write the report, fail if anything is wrong."""
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # a task is mostly imports: no collections in them (task_start)
+
     from pathlib import Path
 
     from slipway.config import load_settings, settings_for

@@ -11,9 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.compiled import COMPILED, compile_pipeline, compiled_is_current
-from slipway.config import load_settings
-from slipway.errors import SlipwayError
+from slipway.orchestration.task_start import pause_gc_in_imports
+
+# `slipway run` waits for the check, which is mostly kfp's and the pipeline's imports (task_start)
+pause_gc_in_imports()
+
+from pipelines.compiled import COMPILED, compile_pipeline, compiled_is_current  # noqa: E402
+from slipway.config import load_settings  # noqa: E402
+from slipway.errors import SlipwayError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

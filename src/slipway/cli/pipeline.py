@@ -145,6 +145,10 @@ def run_cmd(
     The params are the project's params.yaml with data/DATASET/params.yaml (if any) merged
     over it, unless --params names a whole file.
     """
+    from slipway.orchestration import pause_gc_in_imports
+
+    pause_gc_in_imports()  # this process imports DVC, kfp and MLflow as it goes (task_start)
+
     from slipway.config import load_settings
     from slipway.orchestration import resolve_request, run_training
     from slipway.orchestration.local_run import bytecode_cached, preload_runner
