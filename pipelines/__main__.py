@@ -13,12 +13,12 @@ from pathlib import Path
 
 from slipway.orchestration.task_start import pause_gc_in_imports
 
-# `slipway run` waits for the check, which is mostly kfp's and the pipeline's imports (task_start)
-pause_gc_in_imports()
+if __name__ == "__main__":  # the program: `slipway run` waits for the check, mostly imports
+    pause_gc_in_imports()  # of kfp and the pipeline, made without the collector (task_start)
 
-from pipelines.compiled import COMPILED, compile_pipeline, compiled_is_current  # noqa: E402
-from slipway.config import load_settings  # noqa: E402
-from slipway.errors import SlipwayError  # noqa: E402
+from pipelines.compiled import COMPILED, compile_pipeline, compiled_is_current
+from slipway.config import load_settings
+from slipway.errors import SlipwayError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,12 +145,8 @@ def run_cmd(
     The params are the project's params.yaml with data/DATASET/params.yaml (if any) merged
     over it, unless --params names a whole file.
     """
-    from slipway.orchestration import pause_gc_in_imports
-
-    pause_gc_in_imports()  # this process imports DVC, kfp and MLflow as it goes (task_start)
-
     from slipway.config import load_settings
-    from slipway.orchestration import resolve_request, run_training
+    from slipway.orchestration import gc_paused_in_imports, resolve_request, run_training
     from slipway.orchestration.local_run import bytecode_cached, preload_runner
 
     _exit_quickly()
@@ -159,7 +155,12 @@ def run_cmd(
     # everything a user typed before the first side effect: the dataset and version exist at
     # dataset_rev, the spec is valid, the (merged) params are valid. Both compile into the
     # check's bytecode cache (the state folder's once it exists), which the tasks then read.
-    with _compile_check(settings) as check, bytecode_cached(settings, check.bytecode):
+    # This process imports DVC, kfp and MLflow as it goes: without the collector (task_start).
+    with (
+        gc_paused_in_imports(),
+        _compile_check(settings) as check,
+        bytecode_cached(settings, check.bytecode),
+    ):
         request = resolve_request(settings, dataset, dataset_version, dataset_rev, params_file)
         request = dataclasses.replace(request, search_shards=search_shards)
         preload_runner()

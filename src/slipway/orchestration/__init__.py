@@ -25,6 +25,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "connect": "submit",
         "parse_params": "submit",
         "pipeline_run_from_summary": "pipeline_metrics",
+        "gc_paused_in_imports": "task_start",
         "pause_gc_in_imports": "task_start",
         "prepare_exit": "task_exit",
         "push_gauges": "pipeline_metrics",

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import builtins
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _IMPORT: Callable[..., Any] | None = None  # ``builtins.__import__`` as it was, once replaced
@@ -58,6 +59,21 @@ def pause_gc_in_imports() -> bool:
     _IMPORT = builtins.__import__
     builtins.__import__ = _without_gc(_IMPORT)
     return True
+
+
+@contextmanager
+def gc_paused_in_imports() -> Iterator[None]:
+    """:func:`pause_gc_in_imports` for the block only, undone at its end if it installed it.
+
+    For a command that may run inside another program (``slipway run`` under a test's
+    ``CliRunner``): the caller's process gets its ``__import__`` back.
+    """
+    installed = pause_gc_in_imports()
+    try:
+        yield
+    finally:
+        if installed:
+            restore_imports()
 
 
 def restore_imports() -> None:

@@ -45,9 +45,14 @@ def _one_sentence_failure(result) -> str:
 
 
 def test_run_with_an_unknown_dataset_names_it_and_the_known_ones(env):
+    import builtins
+
+    caller_import = builtins.__import__
     out = _one_sentence_failure(CliRunner().invoke(app, ["run", "--dataset", "nope"]))
     assert "unknown dataset 'nope'" in out
     assert "breast-cancer (v1, v2)" in out
+    # the command paused the collector in its imports; the calling program gets its import back
+    assert builtins.__import__ is caller_import
     assert not env.exists()  # nothing written: no MLflow store, no seeded remote
 
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from slipway.orchestration import pause_gc_in_imports
+from slipway.orchestration import gc_paused_in_imports, pause_gc_in_imports
 from slipway.orchestration.task_start import restore_imports
 
 
@@ -84,10 +84,31 @@ def test_restoring_gives_back_the_original_import():
     assert builtins.__import__ is original
 
 
+def test_the_block_form_undoes_what_it_installed(modules):
+    import builtins
+
+    original = builtins.__import__
+    with gc_paused_in_imports():
+        import probe_outer
+
+        assert builtins.__import__ is not original
+    assert builtins.__import__ is original
+    assert probe_outer.ON is False
+
+
+def test_the_block_form_leaves_an_earlier_pause_in_place(paused):
+    import builtins
+
+    installed = builtins.__import__
+    with gc_paused_in_imports():
+        pass
+    assert builtins.__import__ is installed
+
+
 PROBE = textwrap.dedent(
     """
     import gc, sys
-    from slipway.orchestration import pause_gc_in_imports
+    from slipway.orchestration import gc_paused_in_imports, pause_gc_in_imports
     pause_gc_in_imports()
     before = sum(s["collections"] for s in gc.get_stats())
     import pandas, sklearn.tree  # hundreds of thousands of objects
