@@ -44,6 +44,9 @@ def test_the_section_states_both_ratios_and_the_rows_around_the_tasks():
         "pipeline_median": 30.0,
         "library_median": 20.0,
         "ratio": 1.5,
+        "paused": [19.0, 21.0],
+        "paused_median": 20.0,
+        "ratio_paused": 1.5,
         "library_extras": 4.0,
         "ratio_without_extras": 30.0 / 16.0,
         "tasks": {"pull-data": task, "search": task},
@@ -55,6 +58,7 @@ def test_the_section_states_both_ratios_and_the_rows_around_the_tasks():
     text = pipeline_section(measured, 3)
     assert "1.50x; target ≤ 1.5x: met" in text
     assert "the ratio is 1.88x" in text
+    assert "(`pause_gc_in_imports`) | 20.0 s (1.50x) | 19.0, 21.0 |" in text
     assert "| pull-data | 2.0 s | 1.0 s | 0.5 s | 0.25 s | +1.0 s |" in text
     assert (
         "| `slipway run` before the first task | 5.0 s | 3.0 s (the imports) | | | +2.0 s |" in text
