@@ -77,7 +77,7 @@ def gc_paused_in_imports() -> Iterator[None]:
 
 
 def restore_imports() -> None:
-    """Undo :func:`pause_gc_in_imports` (tests; a task never needs it)."""
+    """Undo :func:`pause_gc_in_imports` (the end of :func:`gc_paused_in_imports`, and tests)."""
     global _IMPORT
     if _IMPORT is not None:
         builtins.__import__ = _IMPORT
