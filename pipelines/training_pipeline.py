@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.platform_config import PlatformConfig, apply_platform, platform_config_for
-from slipway.config import COMPILED_PIPELINE, DEFAULT_DATASET
-from slipway.data import DEFAULT_DATASET_VERSION
+from slipway.config import COMPILED_PIPELINE, DEFAULT_DATASET, DEFAULT_DATASET_VERSION
 from slipway.params import Params
 
 PIPELINE_NAME = "slipway-training"

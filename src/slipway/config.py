@@ -41,6 +41,10 @@ PACKAGE_VERSION = "0.1.0"
 COMPILED_PIPELINE = Path("pipelines") / "training_pipeline.yaml"
 #: The dataset ``slipway run`` and the compiled pipeline use when none is given.
 DEFAULT_DATASET = "breast-cancer"
+#: The version of it that they use when none is given (here, not beside the table's versions in
+#: ``slipway.data.table``, so that the pipeline definition and ``slipway run``'s request need
+#: no pandas for it: docs/pipeline.md, "Where a local run's time goes").
+DEFAULT_DATASET_VERSION = "v2"
 
 #: A version-code setting: parsed by :meth:`VersionCode.parse` (the one validator), written back
 #: as its text (``as_env``, ``model_dump``).

@@ -21,7 +21,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "resolve_dataset": "catalog",
         "settings_for_spec": "naming",
         "shipped_tables": "shipped",
-        "DEFAULT_DATASET_VERSION": "table",
         "DatasetRef": "versioning",
         "DatasetSpec": "spec",
         "MISSING_CATEGORY": "features",

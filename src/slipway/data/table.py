@@ -38,9 +38,6 @@ DATASET_VERSIONS: dict[str, DatasetSpec] = {
     "v2": DatasetSpec("v2", "full collection: all 569 rows", rows=None),
 }
 
-#: The version ``slipway run`` and the compiled pipeline use when none is given.
-DEFAULT_DATASET_VERSION = "v2"
-
 
 def dataset_spec(version: str) -> DatasetSpec:
     """Look a readable dataset version up.

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slipway.config import DEFAULT_DATASET, Settings
-from slipway.data import DEFAULT_DATASET_VERSION, DatasetSpec
+from slipway.config import DEFAULT_DATASET, DEFAULT_DATASET_VERSION, Settings
+from slipway.data import DatasetSpec
 from slipway.params import Params, check_params_for_task, parse_params, read_params_file
 
 
