@@ -15,6 +15,9 @@ from slipway.orchestration.task_start import pause_gc_in_imports
 
 if __name__ == "__main__":  # the program: `slipway run` waits for the check, mostly imports
     pause_gc_in_imports()  # of kfp and the pipeline, made without the collector (task_start)
+    from slipway.orchestration.local_run import import_kfp_sdk
+
+    import_kfp_sdk()  # compiling needs no kfp.Client (and its kubernetes client) imported
 
 from pipelines.compiled import COMPILED, compile_pipeline, compiled_is_current
 from slipway.config import load_settings

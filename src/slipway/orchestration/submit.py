@@ -104,7 +104,7 @@ def connect(
             f"cookie {cookie[:20]!r}... must be NAME=VALUE, e.g. authservice_session=…"
         )
     if client_factory is None:
-        from kfp import Client as client_factory
+        from kfp.client import Client as client_factory  # not `kfp.Client`: import_kfp_sdk
     kwargs: dict[str, Any] = {"host": host, "existing_token": token or None, "cookies": cookie}
     if namespace:
         kwargs["namespace"] = namespace
