@@ -74,3 +74,17 @@ def test_the_request_and_the_pipeline_definition_need_no_pandas():
         "print(json.dumps(sorted(m for m in ('pandas', 'numpy') if m in sys.modules)))\n"
     )
     assert found == []
+
+
+def test_the_check_program_compiles_without_pandas_or_kfps_api_client():
+    found = _modules_after(
+        "import json, runpy, sys\n"
+        "sys.argv = ['pipelines', '--check']\n"
+        "try:\n"
+        "    runpy.run_module('pipelines', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "print(json.dumps({'code': code, 'loaded': sorted(m for m in ('pandas', 'kfp.client',"
+        " 'kfp_server_api') if m in sys.modules), 'compiled': 'kfp.compiler' in sys.modules}))\n"
+    )
+    assert found == {"code": 0, "loaded": [], "compiled": True}

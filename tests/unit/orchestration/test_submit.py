@@ -385,7 +385,7 @@ def test_recorded_calls_fit_the_real_kfp_client_signatures():
     """The fake must not drift from kfp.Client: every recorded call binds to the real method."""
     import inspect
 
-    from kfp import Client
+    from kfp.client import Client  # as submit.connect imports it (import_kfp_sdk)
 
     client = FakeClient(schedules=[SimpleNamespace(recurring_run_id="rr-old", status="ENABLED")])
     submit_pipeline(client, SubmitPlan(PACKAGE, COMMIT, "slipway", cron="0 3 * * *"))
