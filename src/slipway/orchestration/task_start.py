@@ -9,33 +9,53 @@ goes"). An import keeps nearly all it allocates (module objects, classes, functi
 those collections find almost nothing to free.
 
 :func:`pause_gc_in_imports` makes every ``import`` statement run with the collector off and
-turns it back on when the import returns or raises. Between imports, which is where the
-task's work is, the collector runs exactly as before, with its default thresholds; the
-garbage an import left is collected by the first collection after it. Nothing a task
+turns it back on when the import returns or raises. An import that loaded modules then moves
+what the process holds into the collector's permanent generation (``gc.freeze``), so that the
+task's later collections, young and full, do not walk those modules' objects again and again
+(0.5-0.8 s of collections a task; docs/pipeline.md). Between imports, which is where the task's
+work is, the collector runs as before, with its default thresholds, over everything allocated
+since. What was garbage, or became garbage, among the frozen objects (the cycles an import
+leaves, a few thousand objects) waits for the end: :func:`release_frozen` hands it all back to
+the collector, and :func:`slipway.orchestration.prepare_exit` calls it before its one
+collection; if a task ends without that call (it raised), an ``atexit`` handler does, so the
+interpreter's own collections at exit see everything, finalizers included. Nothing a task
 computes, writes or records changes. :mod:`task_exit` is the other end of a task.
 """
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import gc
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 _IMPORT: Callable[..., Any] | None = None  # ``builtins.__import__`` as it was, once replaced
+_FROZEN = False  # whether an import moved objects to the permanent generation since release
+_RELEASED = False  # release_frozen ran: imports freeze nothing more in this process
 
 
 def _without_gc(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``original`` (an ``__import__``) with the collector off for the outermost import."""
+    """``original`` (an ``__import__``) with the collector off for the outermost import.
+
+    When that import loaded modules, what the process holds then is frozen (``gc.freeze``)
+    until :func:`release_frozen`; an import of modules already loaded freezes nothing.
+    """
 
     def import_without_gc(*args: Any, **kwargs: Any) -> Any:
+        global _FROZEN
         if not gc.isenabled():  # an import within an import, or the caller turned it off
             return original(*args, **kwargs)
         gc.disable()
+        loaded = len(sys.modules)
         try:
             return original(*args, **kwargs)
         finally:
+            if len(sys.modules) != loaded and not _RELEASED:
+                gc.freeze()
+                _FROZEN = True
             gc.enable()
 
     return import_without_gc
@@ -53,12 +73,39 @@ def pause_gc_in_imports() -> bool:
     Returns:
         Whether this call installed it (``False``: it already was).
     """
-    global _IMPORT
+    global _IMPORT, _RELEASED
     if _IMPORT is not None:
         return False
     _IMPORT = builtins.__import__
+    _RELEASED = False
     builtins.__import__ = _without_gc(_IMPORT)
+    atexit.register(_release_at_exit)
     return True
+
+
+def release_frozen() -> bool:
+    """Give the collector back what the imports froze; later imports in this process freeze none.
+
+    :func:`slipway.orchestration.prepare_exit` calls it before its collection;
+    :func:`restore_imports` and, for a task that ends without ``prepare_exit``, an ``atexit``
+    handler call it too. Calling it again changes nothing.
+
+    Returns:
+        Whether there was anything to give back.
+    """
+    global _FROZEN, _RELEASED
+    _RELEASED = True
+    if not _FROZEN:
+        return False
+    gc.unfreeze()
+    _FROZEN = False
+    return True
+
+
+def _release_at_exit() -> None:
+    """The ``atexit`` end of a process that froze imports and never released them."""
+    if _IMPORT is not None:
+        release_frozen()
 
 
 @contextmanager
@@ -77,8 +124,13 @@ def gc_paused_in_imports() -> Iterator[None]:
 
 
 def restore_imports() -> None:
-    """Undo :func:`pause_gc_in_imports` (the end of :func:`gc_paused_in_imports`, and tests)."""
+    """Undo :func:`pause_gc_in_imports` and :func:`release_frozen` what its imports froze.
+
+    The end of :func:`gc_paused_in_imports`, and of tests.
+    """
     global _IMPORT
     if _IMPORT is not None:
+        release_frozen()
         builtins.__import__ = _IMPORT
         _IMPORT = None
+        atexit.unregister(_release_at_exit)

@@ -131,3 +131,78 @@ def test_in_a_task_the_imports_trigger_no_collection_and_the_collector_still_run
     assert int(during) <= 2
     assert collected == "True"
     assert enabled == "True"
+
+
+HELD = textwrap.dedent(
+    """
+    import gc, sys
+
+    class Noted:
+        def __init__(self, name):
+            self.name, self.me = name, self  # a cycle: only the collector frees it
+        def __del__(self):
+            sys.stdout.write(f"freed {self.name}\\n")
+
+    from slipway.orchestration import pause_gc_in_imports, prepare_exit
+    pause_gc_in_imports()
+    import os  # loaded already: freezes nothing
+    sys.stdout.write(f"frozen by a loaded module: {gc.get_freeze_count()}\\n")
+    Noted("before a loaded module")
+    import os
+    gc.collect()  # the garbage left before that import is collected as usual
+    import fractions  # loads modules: what the process holds waits for the end
+    sys.stdout.write(f"frozen by new modules: {gc.get_freeze_count() > 1000}\\n")
+    Noted("after new modules")  # allocated after the import: collected as usual
+    gc.collect()
+    held = Noted("held")
+    import colorsys  # loads a module again: held is now frozen
+    del held
+    gc.collect()
+    sys.stdout.write("collected during the work\\n")
+    if sys.argv[1] == "prepare_exit":
+        prepare_exit()  # hands it back first, then collects once
+        sys.stdout.write("prepare_exit returned\\n")
+        Noted("after prepare_exit")
+        import wave  # freezes nothing any more
+        gc.collect()
+    sys.stdout.write("end of the task\\n")
+    sys.stdout.flush()
+    """
+)
+
+
+def test_an_import_that_loads_modules_leaves_them_to_the_end_and_prepare_exit_collects_all():
+    done = subprocess.run(
+        [sys.executable, "-c", HELD, "prepare_exit"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "frozen by a loaded module: 0",
+        "freed before a loaded module",
+        "frozen by new modules: True",
+        "freed after new modules",
+        "collected during the work",  # held waits: it was alive when colorsys was imported
+        "freed held",  # prepare_exit's one collection sees the whole heap, finalizers run
+        "prepare_exit returned",
+        "freed after prepare_exit",
+        "end of the task",
+    ]
+
+
+def test_a_task_that_ends_without_prepare_exit_still_collects_what_imports_froze_at_exit():
+    done = subprocess.run(
+        [sys.executable, "-c", HELD, "raised"], capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines[4:6] == ["collected during the work", "end of the task"]
+    assert lines[6:] == ["freed held"]  # the interpreter's own collections at exit
+
+
+def test_restoring_gives_the_collector_back_what_the_imports_froze(modules):
+    pause_gc_in_imports()
+    try:
+        import probe_outer  # noqa: F401
+
+        assert gc.get_freeze_count() > 0
+    finally:
+        restore_imports()
+    assert gc.get_freeze_count() == 0
