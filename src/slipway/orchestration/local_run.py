@@ -181,6 +181,90 @@ def bytecode_cached(settings: Settings, folder: Path | None = None) -> Iterator[
         sys.pycache_prefix, sys.dont_write_bytecode = saved
 
 
+#: What the later tasks import and nothing before them compiles, in the order they need it:
+#: evaluate's figures (matplotlib), the model file (skops, which imports every scikit-learn
+#: estimator to list its trusted types), promote's ONNX conversion and check. ``slipway run``
+#: compiles kfp, pandas and MLflow itself (its check, :func:`preload_runner`, its preload
+#: thread), and validate-data scikit-learn's base, before a later task needs them.
+AHEAD_IMPORTS = ("matplotlib.figure", "skops.io", "skl2onnx", "onnxruntime")
+
+# the background interpreter of compiled_ahead: second in line for the CPU, imports only
+_AHEAD = """
+import gc, importlib, os, sys
+os.nice(10)  # the tasks and slipway run come first
+gc.disable()  # it only imports, then exits
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:  # a task that imports it reports it
+        pass
+os._exit(0)  # nothing to tear down: its only output is the bytecode, written as it goes
+"""
+
+
+def module_compiled(module: str) -> bool:
+    """Whether ``module``'s bytecode is in this process's cache, or there is none to compile.
+
+    Finds the source file without importing anything (its top-level package's spec and the
+    path below it); ``True`` for a module that is not installed or not Python source.
+    """
+    from importlib.util import cache_from_source, find_spec
+
+    top, _, rest = module.partition(".")
+    spec = find_spec(top)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return True
+    source = Path(spec.origin)
+    if rest:
+        below = source.parent.joinpath(*rest.split("."))
+        source = (
+            below.with_suffix(".py")
+            if below.with_suffix(".py").is_file()
+            else below / "__init__.py"
+        )
+    return not source.is_file() or Path(cache_from_source(str(source))).is_file()
+
+
+@contextmanager
+def compiled_ahead(
+    settings: Settings, modules: tuple[str, ...] = AHEAD_IMPORTS
+) -> Iterator[Any | None]:
+    """While the block runs, a background interpreter compiles ``modules`` into the tasks' cache.
+
+    On a new state folder each module is compiled by the first task that imports it, on that
+    task's time; the tasks run one after the other, so the machine's other core is mostly idle
+    meanwhile. This interpreter imports ``modules`` (those not compiled yet, see
+    :func:`module_compiled`) into ``<state_dir>/pycache`` (:func:`bytecode_cache`) at a lower
+    priority (``nice`` 10) while the first tasks run, so that a later task reads their bytecode
+    instead of compiling it. The tasks run exactly as without it: a ``.pyc`` is written whole
+    under a temporary name and renamed, and checked against its source when read. It is
+    stopped at the end of the block if still running. Call it with this process's bytecode
+    cache set to the tasks' (:func:`bytecode_cached`).
+
+    Yields:
+        The background process (``subprocess.Popen``), or ``None`` when all are compiled.
+    """
+    import subprocess
+
+    missing = [name for name in modules if not module_compiled(name)]
+    if not missing:
+        yield None
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-c", _AHEAD, *missing],
+        env={**os.environ, **bytecode_cache(settings)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
 def _watcher(pipeline: Any, events: TaskEvents | None) -> AbstractContextManager[Any]:
     if events is None:
         return nullcontext()

@@ -196,7 +196,7 @@ def _run_in_state(
     unpushed: bool | list[str],
 ) -> TrainingRunResult:
     from slipway.data import seed_datasets
-    from slipway.orchestration.local_run import run_compiled_pipeline
+    from slipway.orchestration.local_run import compiled_ahead, run_compiled_pipeline
     from slipway.orchestration.task_log import new_run_log, output_to
 
     log = new_run_log(settings.state_dir) if capture else None
@@ -215,9 +215,13 @@ def _run_in_state(
         preload = threading.Thread(target=preload_after_run, name="slipway-preload", daemon=True)
         preload.start()
         try:
-            run_id = run_compiled_pipeline(
-                settings.compiled_pipeline, settings, request.arguments(), champion.ahead(progress)
-            )
+            with compiled_ahead(settings):  # the later tasks' imports, on the spare core
+                run_id = run_compiled_pipeline(
+                    settings.compiled_pipeline,
+                    settings,
+                    request.arguments(),
+                    champion.ahead(progress),
+                )
         except PipelineRunError as e:
             preload.join()
             return _failed(settings, model, e, started, started_at, champion.version(), log)
