@@ -77,4 +77,5 @@ def test_the_later_tasks_imports_are_installed_python_packages():
 
     for name in AHEAD_IMPORTS:
         spec = find_spec(name.partition(".")[0])
-        assert spec is not None and spec.origin.endswith("__init__.py"), name
+        assert spec is not None, name
+        assert spec.origin.endswith("__init__.py"), name
