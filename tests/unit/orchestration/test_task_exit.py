@@ -5,16 +5,11 @@ import sys
 import textwrap
 
 from slipway.orchestration import prepare_exit
+from tests.support.gc_probes import NOTED
 
-PROBE = textwrap.dedent(
+PROBE = NOTED + textwrap.dedent(
     """
-    import atexit, gc, sys
-
-    class Noted:
-        def __init__(self, name):
-            self.name, self.me = name, self  # a cycle: only the collector frees it
-        def __del__(self):
-            sys.stdout.write(f"freed {self.name}\\n")
+    import atexit
 
     Noted("garbage")  # unreachable before the call: collected by it
     kept = Noted("kept")  # alive at the call: left for the exit

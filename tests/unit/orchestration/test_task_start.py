@@ -9,6 +9,7 @@ import pytest
 
 from slipway.orchestration import gc_paused_in_imports, pause_gc_in_imports
 from slipway.orchestration.task_start import restore_imports
+from tests.support.gc_probes import NOTED
 
 
 @pytest.fixture
@@ -133,16 +134,8 @@ def test_in_a_task_the_imports_trigger_no_collection_and_the_collector_still_run
     assert enabled == "True"
 
 
-HELD = textwrap.dedent(
+HELD = NOTED + textwrap.dedent(
     """
-    import gc, sys
-
-    class Noted:
-        def __init__(self, name):
-            self.name, self.me = name, self  # a cycle: only the collector frees it
-        def __del__(self):
-            sys.stdout.write(f"freed {self.name}\\n")
-
     from slipway.orchestration import pause_gc_in_imports, prepare_exit
     pause_gc_in_imports()
     import os  # loaded already: freezes nothing
