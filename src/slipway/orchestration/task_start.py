@@ -12,10 +12,10 @@ those collections find almost nothing to free.
 turns it back on when the import returns or raises. An import that loaded modules then moves
 what the process holds into the collector's permanent generation (``gc.freeze``), so that the
 task's later collections, young and full, do not walk those modules' objects again and again
-(0.45-0.65 s of collections in each of search, evaluate and promote before, 0.25-0.3 s after,
-nearly all of it :func:`~slipway.orchestration.prepare_exit`'s; docs/pipeline.md). Between imports, which is where the task's
-work is, the collector runs as before, with its default thresholds, over everything allocated
-since. What was garbage, or became garbage, among the frozen objects (the cycles an import
+(0.45-0.65 s of collections in each of search, evaluate and promote before, 0.25-0.3 s
+after, nearly all of it :func:`~slipway.orchestration.prepare_exit`'s; docs/pipeline.md).
+Between imports, which is where the task's work is, the collector runs as before, with its
+default thresholds, over everything allocated since. What was garbage, or became garbage, among the frozen objects (the cycles an import
 leaves, a few thousand objects) waits for the end: :func:`release_frozen` hands it all back to
 the collector, and :func:`slipway.orchestration.prepare_exit` calls it before its one
 collection; if a task ends without that call (it raised), an ``atexit`` handler does, so the
